@@ -1,0 +1,44 @@
+"""Virtual time for the embedded engine: Wait and Retry finish at once and move this clock instead."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+
+class VirtualClock:
+    """A UTC clock that starts at the real time and only moves when the engine sleeps.
+
+    Concurrent sleepers starting at the same virtual instant wake at the same instant: a sleep moves
+    the clock to max(now, start + seconds), measured from when that sleeper started, not cumulatively.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._now = (start or datetime.now(UTC)).astimezone(UTC)
+        self.sleeps: list[tuple[str, float]] = []
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def timestamp(self) -> float:
+        return self.now().timestamp()
+
+    def sleep(self, seconds: float, reason: str = "sleep", since: datetime | None = None) -> None:
+        """Pretend to sleep `seconds` from `since` (default: now)."""
+        seconds = max(0.0, float(seconds))
+        with self._lock:
+            start = since or self._now
+            self._now = max(self._now, start + timedelta(seconds=seconds))
+            self.sleeps.append((reason, seconds))
+
+    def sleep_until(self, when: datetime, reason: str = "sleep_until") -> None:
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        with self._lock:
+            seconds = (when - self._now).total_seconds()
+            self._now = max(self._now, when.astimezone(UTC))
+            self.sleeps.append((reason, max(0.0, seconds)))
+
+    def advance(self, seconds: float) -> None:
+        self.sleep(seconds, reason="advance")
