@@ -1,0 +1,13 @@
+"""Domain errors. The class name is the error name Step Functions' Retry and Catch match."""
+
+
+class SesflowError(Exception):
+    """Base of every error sesflow raises on purpose."""
+
+
+class CampaignDefinitionError(SesflowError):
+    """The campaign definition is invalid; nothing has been written or sent."""
+
+
+class ManifestError(SesflowError):
+    """A batch from the audience manifest is not what the snapshot wrote."""

@@ -1,0 +1,32 @@
+"""Resource names from the environment the template gives each function, as a typed object.
+
+Read per invocation (it is cheap), so a warm module never keeps another stack's names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    recipients_table: str
+    campaigns_table: str
+    sends_table: str
+    events_table: str
+    manifest_bucket: str
+    alert_topic_arn: str
+    configuration_set: str
+
+
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        recipients_table=env["RECIPIENTS_TABLE"],
+        campaigns_table=env["CAMPAIGNS_TABLE"],
+        sends_table=env["SENDS_TABLE"],
+        events_table=env["EVENTS_TABLE"],
+        manifest_bucket=env["MANIFEST_BUCKET"],
+        alert_topic_arn=env["ALERT_TOPIC_ARN"],
+        configuration_set=env["CONFIGURATION_SET"],
+    )

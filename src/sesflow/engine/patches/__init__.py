@@ -1,0 +1,17 @@
+"""Fixes to moto that sesflow's workflows need. Each module has `install()`, idempotent, which first
+checks that what it patches still looks as expected and raises MotoDriftError naming it if not."""
+
+from __future__ import annotations
+
+
+class MotoDriftError(RuntimeError):
+    """moto no longer has the code a patch replaces: re-check the patch against the new moto."""
+
+
+def install_all() -> None:
+    from sesflow.engine.patches import lambda_bridge, metering, sesv2, sfn
+
+    sfn.install()
+    sesv2.install()
+    lambda_bridge.install()
+    metering.install()

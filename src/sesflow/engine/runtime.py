@@ -1,0 +1,44 @@
+"""The one engine run that moto's patched code reports to: its virtual clock and its meter.
+
+moto's backends are process-global, so the patches are too; they look up the active Runtime at call
+time. With no engine up, a default Runtime is used, so patched moto still works in plain moto tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sesflow.engine.clock import VirtualClock
+from sesflow.engine.metering import Meter
+
+
+@dataclass
+class Runtime:
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    meter: Meter = field(default_factory=Meter)
+
+
+_lock = threading.Lock()
+_active: Runtime | None = None
+
+
+def activate(runtime: Runtime) -> Runtime:
+    global _active
+    with _lock:
+        _active = runtime
+    return runtime
+
+
+def deactivate() -> None:
+    global _active
+    with _lock:
+        _active = None
+
+
+def current() -> Runtime:
+    global _active
+    with _lock:
+        if _active is None:
+            _active = Runtime()
+        return _active
