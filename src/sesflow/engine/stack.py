@@ -1,0 +1,526 @@
+"""The embedded engine: template.yaml deployed into moto in-process, state machines run on a virtual clock.
+
+    with LocalStack().up() as stack:
+        result = stack.run("CampaignStateMachine", {...})
+
+What is created and what is skipped is listed in SKIPPED_TYPES and `_deploy_*`; anything else in the
+template is refused with UnsupportedResourceError, so the local stack cannot silently drift from AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from sesflow.engine import runtime
+from sesflow.engine.clock import VirtualClock
+from sesflow.engine.metering import Meter
+from sesflow.engine.patches import install_all, lambda_bridge
+from sesflow.engine.template import ACCOUNT_ID, Resource, Template, TemplateError, load_template
+
+DEFAULT_TEMPLATE = Path("template.yaml")
+# Resources AWS needs that change nothing the engine can observe. Skipped on purpose, listed in the README.
+SKIPPED_TYPES = {
+    "AWS::Logs::LogGroup": "logs are not kept; handlers log to the console",
+    "AWS::CloudWatch::Alarm": "metrics are not evaluated locally",
+    "AWS::CloudWatch::Dashboard": "metrics are not evaluated locally",
+    "AWS::IAM::Role": "IAM is not enforced locally (tests check policies statically)",
+    "AWS::IAM::Policy": "IAM is not enforced locally (tests check policies statically)",
+    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally (tests check policies statically)",
+    "AWS::Lambda::Permission": "IAM is not enforced locally (tests check policies statically)",
+    "AWS::SQS::QueuePolicy": "IAM is not enforced locally (tests check policies statically)",
+    "AWS::SNS::TopicPolicy": "IAM is not enforced locally (tests check policies statically)",
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_LAMBDA_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-lambda"
+_STATES_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-states"
+
+
+class UnsupportedResourceError(TemplateError):
+    """The template uses a resource type or property the engine cannot create faithfully."""
+
+
+class ExecutionTimeoutError(TimeoutError):
+    """An execution was still RUNNING when the caller stopped waiting."""
+
+
+@dataclass
+class QueueTrigger:
+    """An SQS event source mapping, run by the engine with Lambda's batch and partial-failure rules."""
+
+    function: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    report_item_failures: bool
+
+
+@dataclass
+class ExecutionResult:
+    arn: str
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    history_events: int
+
+
+@dataclass
+class Deployed:
+    logical_id: str
+    type: str
+    physical_id: str
+    skipped: str | None = None
+
+
+@dataclass
+class LocalStack:
+    """One stack from one template on moto, for as long as it is up (a context manager)."""
+
+    template_path: Path = DEFAULT_TEMPLATE
+    parameters: dict[str, Any] = field(default_factory=dict)
+    stack_name: str = "sesflow-local"
+    region: str = "us-east-1"
+    ses_identities: tuple[str, ...] = ()
+    start_time: datetime | None = None
+    # Powertools reads these; locally we keep the console quiet unless asked (like `sam local --env-vars`).
+    lambda_env_overrides: dict[str, str] = field(
+        default_factory=lambda: {
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
+
+    template: Template | None = field(default=None, init=False)
+    deployed: list[Deployed] = field(default_factory=list, init=False)
+    triggers: list[QueueTrigger] = field(default_factory=list, init=False)
+    runtime: runtime.Runtime | None = field(default=None, init=False)
+    _mock: Any = field(default=None, init=False, repr=False)
+    _pump: threading.Thread | None = field(default=None, init=False, repr=False)
+    _pump_stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    # ---------------------------------------------------------------- lifecycle
+    def up(self) -> LocalStack:
+        started = time.perf_counter()
+        self.template = load_template(
+            self.template_path, stack_name=self.stack_name, region=self.region,
+            parameter_overrides=self.parameters,
+        )
+        install_all()
+        self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter()))
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        lambda_bridge.unregister_all()
+        try:
+            self._deploy()
+        except Exception:
+            self.down()
+            raise
+        self.up_seconds = time.perf_counter() - started
+        self.meter.reset()  # a run's figures start after deployment
+        return self
+
+    def down(self) -> None:
+        self.stop_pump()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        lambda_bridge.unregister_all()
+        runtime.deactivate()
+
+    def __enter__(self) -> LocalStack:
+        return self if self._mock is not None else self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ---------------------------------------------------------------- accessors
+    @property
+    def clock(self) -> VirtualClock:
+        assert self.runtime is not None, "the stack is not up"
+        return self.runtime.clock
+
+    @property
+    def meter(self) -> Meter:
+        assert self.runtime is not None, "the stack is not up"
+        return self.runtime.meter
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        assert self.template is not None, "the stack is not up"
+        return self.template.outputs
+
+    def resource(self, logical_id: str) -> Resource:
+        assert self.template is not None, "the stack is not up"
+        try:
+            return self.template.resources[logical_id]
+        except KeyError:
+            raise KeyError(f"{logical_id}: no such resource in {self.template_path}") from None
+
+    def physical_id(self, logical_id: str) -> str:
+        return self.resource(logical_id).physical_id
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    # ---------------------------------------------------------------- executions
+    def start(self, state_machine: str, payload: Any = None, name: str | None = None) -> str:
+        """Start an execution of the state machine with this logical id; returns its ARN."""
+        args = {"stateMachineArn": self.physical_id(state_machine), "input": json.dumps(payload or {})}
+        if name:
+            args["name"] = name
+        return self.client("stepfunctions").start_execution(**args)["executionArn"]
+
+    def wait(self, execution_arn: str, timeout: float = 300) -> ExecutionResult:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise ExecutionTimeoutError(f"{execution_arn}: still RUNNING after {timeout:.0f} s (real time)")
+            time.sleep(0.01)
+        history = sfn.get_execution_history(executionArn=execution_arn)["events"]
+        output = described.get("output")
+        return ExecutionResult(
+            arn=execution_arn,
+            status=described["status"],
+            output=json.loads(output) if output else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+            history_events=len(history),
+        )
+
+    def run(self, state_machine: str, payload: Any = None, name: str | None = None,
+            timeout: float = 300) -> ExecutionResult:
+        return self.wait(self.start(state_machine, payload, name), timeout)
+
+    # ---------------------------------------------------------------- queue triggers
+    def deliver_queues(self, max_rounds: int = 1000) -> int:
+        """Run every SQS trigger until its queue is empty, as Lambda's poller would; returns batches run.
+
+        A failed batch (or the failed items of a partial-batch response) becomes visible again at once;
+        moto moves a message to the dead-letter queue when its receive count passes maxReceiveCount.
+        """
+        sqs = self.client("sqs")
+        batches = 0
+        for _ in range(max_rounds):
+            progressed = False
+            for trigger in self.triggers:
+                received = sqs.receive_message(
+                    QueueUrl=trigger.queue_url, MaxNumberOfMessages=min(trigger.batch_size, 10),
+                    AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=30,
+                ).get("Messages", [])
+                if not received:
+                    continue
+                progressed, batches = True, batches + 1
+                self._run_trigger(sqs, trigger, received)
+            if not progressed:
+                break
+        return batches
+
+    def start_pump(self, interval: float = 0.02) -> None:
+        """Deliver queue messages in the background while executions run (feedback during a send)."""
+        if self._pump is not None:
+            return
+        self._pump_stop.clear()
+
+        def loop() -> None:
+            while not self._pump_stop.wait(interval):
+                self.deliver_queues(max_rounds=1)
+
+        self._pump = threading.Thread(target=loop, name="sesflow-queue-pump", daemon=True)
+        self._pump.start()
+
+    def stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pump_stop.set()
+            self._pump.join()
+            self._pump = None
+
+    def _run_trigger(self, sqs: Any, trigger: QueueTrigger, messages: list[dict[str, Any]]) -> None:
+        spec = lambda_bridge.function(trigger.function)
+        event = {"Records": [_sqs_record(m, trigger.queue_arn, self.region) for m in messages]}
+        payload, errored, _ = lambda_bridge.invoke_in_process(spec, event, self._function_arn(trigger.function))
+        failed_ids: set[str] = {m["MessageId"] for m in messages}
+        if not errored:
+            failed_ids = set()
+            if trigger.report_item_failures:
+                response = json.loads(payload) if payload else None
+                failures = (response or {}).get("batchItemFailures") or [] if isinstance(response, dict) else []
+                failed_ids = {f.get("itemIdentifier") for f in failures if isinstance(f, dict)}
+                if not failed_ids <= {m["MessageId"] for m in messages}:  # AWS: a bad id fails the batch
+                    failed_ids = {m["MessageId"] for m in messages}
+        for message in messages:
+            if message["MessageId"] in failed_ids:
+                sqs.change_message_visibility(
+                    QueueUrl=trigger.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=trigger.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
+
+    # ---------------------------------------------------------------- deployment
+    def _deploy(self) -> None:
+        assert self.template is not None
+        order = [
+            ("AWS::DynamoDB::Table", self._deploy_table),
+            ("AWS::Serverless::SimpleTable", self._deploy_simple_table),
+            ("AWS::S3::Bucket", self._deploy_bucket),
+            ("AWS::SQS::Queue", self._deploy_queue),
+            ("AWS::SNS::Topic", self._deploy_topic),
+            ("AWS::SES::ConfigurationSet", self._deploy_configuration_set),
+            ("AWS::Serverless::Function", self._deploy_function),
+            ("AWS::SNS::Subscription", self._deploy_subscription),
+            ("AWS::Serverless::StateMachine", self._deploy_state_machine),
+            ("AWS::StepFunctions::StateMachine", self._deploy_state_machine),
+        ]
+        handled = {rtype for rtype, _ in order}
+        unsupported = sorted(
+            f"{r.logical_id} ({r.type})" for r in self.template.resources.values()
+            if r.type not in handled and r.type not in SKIPPED_TYPES
+        )
+        if unsupported:
+            raise UnsupportedResourceError(
+                f"{self.template_path}: the local engine cannot create {', '.join(unsupported)}"
+            )
+        iam = self.client("iam")  # moto checks that a function's role exists; IAM is not enforced beyond that
+        for arn, service in ((_LAMBDA_ROLE, "lambda"), (_STATES_ROLE, "states")):
+            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                             "Principal": {"Service": f"{service}.amazonaws.com"}}]}
+            iam.create_role(RoleName=arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
+        sesv2 = self.client("sesv2")
+        for identity in self.ses_identities:
+            sesv2.create_email_identity(EmailIdentity=identity)
+        for rtype, deploy in order:
+            for resource in self.template.of_type(rtype):
+                deploy(resource)
+                self.deployed.append(Deployed(resource.logical_id, resource.type, resource.physical_id))
+        self._set_redrive_policies()
+        for rtype, why in SKIPPED_TYPES.items():
+            for resource in self.template.of_type(rtype):
+                self.deployed.append(Deployed(resource.logical_id, rtype, resource.physical_id, skipped=why))
+
+    def _deploy_table(self, r: Resource) -> None:
+        p = r.properties
+        args: dict[str, Any] = {
+            "TableName": r.physical_id,
+            "AttributeDefinitions": p["AttributeDefinitions"],
+            "KeySchema": p["KeySchema"],
+            "BillingMode": p.get("BillingMode", "PROVISIONED"),
+        }
+        if args["BillingMode"] == "PROVISIONED":
+            args["ProvisionedThroughput"] = p.get("ProvisionedThroughput")
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if p.get(key):
+                args[key] = p[key]
+        if p.get("StreamSpecification"):
+            args["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
+        ddb = self.client("dynamodb")
+        ddb.create_table(**args)
+        ttl = p.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            ddb.update_time_to_live(
+                TableName=r.physical_id,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+
+    def _deploy_simple_table(self, r: Resource) -> None:
+        key = r.properties.get("PrimaryKey", {"Name": "id", "Type": "String"})
+        kind = {"String": "S", "Number": "N", "Binary": "B"}[key["Type"]]
+        r.properties = {
+            "AttributeDefinitions": [{"AttributeName": key["Name"], "AttributeType": kind}],
+            "KeySchema": [{"AttributeName": key["Name"], "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        self._deploy_table(r)
+
+    def _deploy_bucket(self, r: Resource) -> None:
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=r.physical_id)
+        if r.properties.get("LifecycleConfiguration"):
+            rules = [
+                {"ID": rule.get("Id", f"rule{i}"), "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
+                 **({"Expiration": {"Days": int(rule["ExpirationInDays"])}} if "ExpirationInDays" in rule else {})}
+                for i, rule in enumerate(r.properties["LifecycleConfiguration"]["Rules"])
+            ]
+            s3.put_bucket_lifecycle_configuration(Bucket=r.physical_id, LifecycleConfiguration={"Rules": rules})
+
+    def _deploy_queue(self, r: Resource) -> None:
+        attributes = {
+            key: str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in r.properties.items()
+            if key in {"VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
+                       "ReceiveMessageWaitTimeSeconds", "FifoQueue", "ContentBasedDeduplication",
+                       "SqsManagedSseEnabled"}
+        }
+        url = self.client("sqs").create_queue(QueueName=r.attributes["QueueName"], Attributes=attributes)["QueueUrl"]
+        if url != r.physical_id:
+            raise TemplateError(f"{r.logical_id}: moto gave queue URL {url}, the template resolved {r.physical_id}")
+
+    def _set_redrive_policies(self) -> None:
+        assert self.template is not None
+        for r in self.template.of_type("AWS::SQS::Queue"):
+            policy = r.properties.get("RedrivePolicy")
+            if policy:
+                self.client("sqs").set_queue_attributes(
+                    QueueUrl=r.physical_id, Attributes={"RedrivePolicy": json.dumps(policy)}
+                )
+
+    def _deploy_topic(self, r: Resource) -> None:
+        sns = self.client("sns")
+        attributes = {"FifoTopic": "true"} if r.properties.get("FifoTopic") else {}
+        sns.create_topic(Name=r.attributes["TopicName"], Attributes=attributes)
+        for sub in r.properties.get("Subscription", []):
+            sns.subscribe(TopicArn=r.physical_id, Protocol=sub["Protocol"], Endpoint=sub["Endpoint"])
+
+    def _deploy_subscription(self, r: Resource) -> None:
+        p = r.properties
+        attributes = {
+            key: json.dumps(p[key]) if isinstance(p[key], dict) else str(p[key]).lower()
+            if isinstance(p[key], bool) else str(p[key])
+            for key in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy")
+            if key in p
+        }
+        self.client("sns").subscribe(
+            TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"], Attributes=attributes
+        )
+
+    def _deploy_configuration_set(self, r: Resource) -> None:
+        p = r.properties
+        args: dict[str, Any] = {"ConfigurationSetName": r.physical_id}
+        if "ReputationOptions" in p:
+            args["ReputationOptions"] = {"ReputationMetricsEnabled": bool(p["ReputationOptions"].get(
+                "ReputationMetricsEnabled", False))}
+        if "SendingOptions" in p:
+            args["SendingOptions"] = {"SendingEnabled": bool(p["SendingOptions"].get("SendingEnabled", True))}
+        self.client("sesv2").create_configuration_set(**args)
+
+    def _deploy_function(self, r: Resource) -> None:
+        assert self.template is not None
+        p = r.properties
+        for key in ("CodeUri", "Handler", "Runtime"):
+            if key not in p:
+                raise TemplateError(f"{r.logical_id}: {key} is required (in the function or in Globals)")
+        if not isinstance(p["CodeUri"], str):
+            raise UnsupportedResourceError(f"{r.logical_id}: CodeUri must be a local folder for the engine")
+        code_dir = (self.template.root / p["CodeUri"]).resolve()
+        if not code_dir.is_dir():
+            raise TemplateError(f"{r.logical_id}: CodeUri {p['CodeUri']} is not a folder under {self.template.root}")
+        environment = {k: str(v) for k, v in (p.get("Environment", {}).get("Variables") or {}).items()}
+        environment |= {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        environment |= self.lambda_env_overrides
+        memory, timeout = int(p.get("MemorySize", 128)), int(p.get("Timeout", 3))
+        self.client("lambda").create_function(
+            FunctionName=r.physical_id, Runtime=p["Runtime"], Role=_LAMBDA_ROLE, Handler=p["Handler"],
+            Code={"ZipFile": _placeholder_zip()}, MemorySize=memory, Timeout=timeout,
+            Environment={"Variables": environment},
+        )
+        lambda_bridge.register(lambda_bridge.FunctionSpec(
+            name=r.physical_id, code_dir=code_dir, handler=p["Handler"], environment=environment,
+            memory_mb=memory, timeout_s=timeout,
+        ))
+        for event_name, event in (p.get("Events") or {}).items():
+            self._deploy_function_event(r, event_name, event)
+
+    def _deploy_function_event(self, r: Resource, event_name: str, event: dict[str, Any]) -> None:
+        props = event.get("Properties", {})
+        if event.get("Type") == "SQS":
+            queue_arn = props["Queue"]
+            queue_name = queue_arn.rsplit(":", 1)[-1]
+            self.triggers.append(QueueTrigger(
+                function=r.physical_id,
+                queue_url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{queue_name}",
+                queue_arn=queue_arn,
+                batch_size=int(props.get("BatchSize", 10)),
+                report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            ))
+        elif event.get("Type") == "SNS":
+            self.client("sns").subscribe(
+                TopicArn=props["Topic"], Protocol="lambda", Endpoint=self._function_arn(r.physical_id)
+            )
+        else:
+            raise UnsupportedResourceError(
+                f"{r.logical_id}.Events.{event_name}: event type {event.get('Type')} is not run by the local engine"
+            )
+
+    def _deploy_state_machine(self, r: Resource) -> None:
+        assert self.template is not None
+        p = r.properties
+        if "DefinitionUri" in p:
+            if not isinstance(p["DefinitionUri"], str):
+                raise UnsupportedResourceError(f"{r.logical_id}: DefinitionUri must be a local file for the engine")
+            text = (self.template.root / p["DefinitionUri"]).read_text()
+        elif "Definition" in p:
+            text = json.dumps(p["Definition"])
+        elif "DefinitionString" in p:
+            text = p["DefinitionString"]
+        else:
+            raise TemplateError(f"{r.logical_id}: needs DefinitionUri, Definition or DefinitionString")
+        definition = substitute_definition(text, p.get("DefinitionSubstitutions") or {}, r.logical_id)
+        definition = definition.replace('"ExecutionType": "EXPRESS"', '"ExecutionType": "STANDARD"')  # TODO move
+        self.client("stepfunctions").create_state_machine(
+            name=r.attributes["Name"], definition=definition, roleArn=_STATES_ROLE,
+            type=p.get("Type", p.get("StateMachineType", "STANDARD")),
+        )
+
+
+def substitute_definition(text: str, substitutions: dict[str, Any], where: str) -> str:
+    """Replace every ${Key} as DefinitionSubstitutions does; an unknown key is an error, as on AWS."""
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(substitutions))
+    if missing:
+        raise TemplateError(f"{where}: the definition uses ${{{'}, ${'.join(missing)}}} but DefinitionSubstitutions "
+                            f"has no such key")
+    result = _PLACEHOLDER.sub(lambda m: json.dumps(str(substitutions[m.group(1)]))[1:-1], text)
+    try:
+        json.loads(result)
+    except json.JSONDecodeError as error:
+        raise TemplateError(f"{where}: the definition is not JSON after substitution: {error}") from error
+    return result
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source mapping hands it to a function."""
+    attributes = message.get("MessageAttributes") or {}
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in attributes.items()
+        },
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "sesflow local engine: the handler runs in-process from CodeUri\n")
+    return buffer.getvalue()
