@@ -114,7 +114,9 @@ class _Resolver:
         for logical_id, body in raw_resources.items():  # names first: intrinsics may point anywhere
             self.resources[logical_id] = self._name(logical_id, body)
         for logical_id, body in raw_resources.items():
-            self.resources[logical_id].properties = self._value(body.get("Properties", {}), f"Resources.{logical_id}")
+            self.resources[logical_id].properties = self._value(
+                body.get("Properties", {}), f"Resources.{logical_id}.Properties"
+            )
         outputs = {}
         for name, body in self.raw.get("Outputs", {}).items():
             if "Condition" in body and not self._condition(body["Condition"]):

@@ -1,0 +1,93 @@
+"""sesflow: the operator command line. `sesflow local up` brings the stack up on the embedded engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sesflow.engine.stack import LocalStack
+from sesflow.engine.template import TemplateError
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"sesflow: --parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
+        values[key] = value
+    return values
+
+
+def local_up(args: argparse.Namespace) -> int:
+    parameters = _parameters(args.parameter_overrides)
+    stack = LocalStack(
+        template_path=Path(args.template),
+        parameters=parameters,
+        ses_identities=(parameters.get("SenderIdentity", "example.com"),),
+    )
+    try:
+        stack.up()
+    except (TemplateError, OSError) as error:
+        print(f"sesflow: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.json:
+            print(json.dumps({
+                "template": str(args.template),
+                "stack_name": stack.stack_name,
+                "up_seconds": round(stack.up_seconds, 3),
+                "resources": [
+                    {"logical_id": d.logical_id, "type": d.type, "physical_id": d.physical_id,
+                     **({"skipped": d.skipped} if d.skipped else {})}
+                    for d in stack.deployed
+                ],
+                "queue_triggers": [t.__dict__ for t in stack.triggers],
+                "outputs": stack.outputs,
+            }, indent=2))
+            return 0
+        created = [d for d in stack.deployed if not d.skipped]
+        skipped = [d for d in stack.deployed if d.skipped]
+        print(f"Local stack {stack.stack_name} up from {args.template} in {stack.up_seconds:.2f} s "
+              f"(moto, in-process; no AWS account, no Docker)\n")
+        print(f"Created {len(created)} resources:")
+        width = max(len(d.logical_id) for d in stack.deployed)
+        for d in created:
+            print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.physical_id}")
+        for t in stack.triggers:
+            print(f"  {'(trigger)':<{width}}  {'SQS -> Lambda':<32}  {t.queue_arn.rsplit(':', 1)[-1]} -> {t.function}"
+                  f" (batch {t.batch_size}{', partial failures' if t.report_item_failures else ''})")
+        if skipped:
+            print(f"\nSkipped {len(skipped)} (nothing locally observable):")
+            for d in skipped:
+                print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.skipped}")
+        print("\nOutputs:")
+        for key, value in stack.outputs.items():
+            print(f"  {key} = {value}")
+        return 0
+    finally:
+        stack.down()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sesflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("local", help="the embedded local engine").add_subparsers(dest="action", required=True)
+    up = local.add_parser("up", help="deploy template.yaml into the embedded engine and print what it created")
+    up.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
+    up.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="template parameters, as with sam deploy")
+    up.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    up.set_defaults(func=local_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""The SES v2 operations sesflow uses that moto 5.2.5 lacks or gets wrong, answered from `engine.ses`.
+
+moto dispatches an sesv2 call to `SESV2Response.<snake_case_operation>`, so adding methods is enough;
+`send_email` is replaced. Accepted messages still go through moto's v1 backend (sent_messages, SNS
+feedback for identity notification topics) and also land in `ses.simulator().outbox`.
+
+Simulated:
+- Email templates: Create/Get/Update/Delete/ListEmailTemplates, stored as moto v1 templates.
+- SendEmail with Simple, Raw or Template content (TemplateName or TemplateArn, TemplateData, Headers).
+- SendBulkEmail: DefaultContent.Template with per-entry replacement data, tags and headers merged over
+  the defaults by name; one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
+- Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
+  template -> NotFoundException; unverified sender -> MessageRejected; 0 or more than 50 recipients per
+  message, or more than 50 bulk entries -> BadRequestException.
+- Sending quota on the virtual clock, counted in recipients (quotas.html): more than MaxSendRate in one
+  second -> TooManyRequestsException "Maximum sending rate exceeded."; more than Max24HourSend in a
+  rolling 24 hours -> LimitExceededException "Daily message quota exceeded."
+- Account-level suppression list (Put/Get/List/DeleteSuppressedDestination, PutAccountSuppression
+  Attributes): a send to a suppressed address is accepted and recorded as suppressed, not delivered.
+- Template rendering: a missing variable does not fail the call (AWS reports a Rendering Failure event
+  later); the record carries `rendering_failure` and nothing is delivered.
+- GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
+
+Not simulated: the sandbox's verified-recipient rule, automatic suppression from bounces and
+complaints, configuration-set event publishing, contact-list unsubscribe filtering, inline
+TemplateContent (NotImplementedError), attachments (accepted, not recorded), tenants, message size.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+from datetime import datetime, timedelta
+from email.utils import getaddresses, parseaddr
+
+from moto.ses import exceptions as ses_exceptions
+from moto.ses import template as ses_template
+from moto.ses import utils as ses_utils
+from moto.ses.models import SESBackend
+from moto.sesv2.responses import SESV2Response
+
+from sesflow.engine import limits, runtime
+from sesflow.engine.patches import MotoDriftError
+from sesflow.engine.ses import SUPPRESSION_REASONS, SentEmail, SuppressedDestination, aws_error, simulator
+
+_TARGET = "moto.sesv2.responses.SESV2Response"
+
+
+def _now() -> datetime:
+    return runtime.current().clock.now()
+
+
+def _params(self: SESV2Response) -> dict:
+    return json.loads(self.body or "{}")
+
+
+def _pairs(items: list[dict] | None) -> dict[str, str]:
+    return {item["Name"]: item["Value"] for item in items or []}
+
+
+def _json_object(text: str | None, what: str) -> dict:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise aws_error("BadRequestException", f"{what} must be a JSON object.")
+    return data
+
+
+def _page(self: SESV2Response, items: list, default_size: int) -> tuple[list, dict]:
+    """Offset pagination: NextToken is the index of the next item."""
+    try:
+        start, size = int(self._get_param("NextToken") or 0), int(self._get_param("PageSize") or default_size)
+    except ValueError:
+        raise aws_error("BadRequestException", "Invalid NextToken or PageSize.") from None
+    more = {"NextToken": str(start + size)} if start + size < len(items) else {}
+    return items[start : start + size], more
+
+
+# --- email templates -------------------------------------------------------------------------------
+
+
+def _template(self: SESV2Response, name: str) -> dict:
+    template = self.sesv2_backend.core_backend.templates.get(name)
+    if template is None:
+        raise aws_error("NotFoundException", f"Template {name} does not exist.")
+    return template
+
+
+def _store_template(self: SESV2Response, name: str, content: dict, created: datetime, tags: list) -> None:
+    self.sesv2_backend.core_backend.templates[name] = {
+        "template_name": name,
+        "subject_part": content.get("Subject", ""),
+        "text_part": content.get("Text", ""),
+        "html_part": content.get("Html", ""),
+        "Timestamp": created,
+        "Tags": tags,
+    }
+
+
+def create_email_template(self: SESV2Response) -> str:
+    params = _params(self)
+    name = params["TemplateName"]
+    if name in self.sesv2_backend.core_backend.templates:
+        raise aws_error("AlreadyExistsException", f"Template {name} already exists.")
+    _store_template(self, name, params["TemplateContent"], _now(), params.get("Tags", []))
+    return "{}"
+
+
+def get_email_template(self: SESV2Response) -> str:
+    template = _template(self, self._get_param("TemplateName"))
+    parts = {
+        "Subject": template["subject_part"],
+        "Text": template["text_part"],
+        "Html": template["html_part"],
+    }
+    return json.dumps(
+        {
+            "TemplateName": template["template_name"],
+            "TemplateContent": {k: v for k, v in parts.items() if v},
+            "Tags": template.get("Tags", []),
+        }
+    )
+
+
+def update_email_template(self: SESV2Response) -> str:
+    template = _template(self, self._get_param("TemplateName"))
+    content = _params(self)["TemplateContent"]
+    _store_template(self, template["template_name"], content, template["Timestamp"], template.get("Tags", []))
+    return "{}"
+
+
+def delete_email_template(self: SESV2Response) -> str:
+    template = _template(self, self._get_param("TemplateName"))
+    del self.sesv2_backend.core_backend.templates[template["template_name"]]
+    return "{}"
+
+
+def list_email_templates(self: SESV2Response) -> str:
+    templates = sorted(self.sesv2_backend.core_backend.templates.values(), key=lambda t: t["Timestamp"])
+    page, more = _page(self, templates, default_size=10)
+    metadata = [
+        {"TemplateName": t["template_name"], "CreatedTimestamp": t["Timestamp"].timestamp()} for t in page
+    ]
+    return json.dumps({"TemplatesMetadata": metadata, **more})
+
+
+# --- sending ----------------------------------------------------------------------------------------
+
+
+def _template_name(template: dict) -> str:
+    if "TemplateContent" in template and not (template.get("TemplateName") or template.get("TemplateArn")):
+        raise NotImplementedError("sesflow's SES simulator does not support inline TemplateContent")
+    name = template.get("TemplateName") or template.get("TemplateArn", "").rpartition(":template/")[2]
+    if not name:
+        raise aws_error("BadRequestException", "Template must have a TemplateName or a TemplateArn.")
+    return name
+
+
+def _render(template: dict, data: dict) -> tuple[str | None, str | None]:
+    """(rendered subject, None), or (None, why rendering failed) as the later Rendering Failure says."""
+    data = {
+        k: json.dumps(v) if isinstance(v, int | float) else v for k, v in data.items()
+    }  # as Handlebars prints them
+    try:
+        for part in ("text_part", "html_part"):
+            ses_template.parse_template(str(template[part]), data)
+        return ses_template.parse_template(str(template["subject_part"]), data), None
+    except ses_exceptions.MissingRenderingAttributeException as error:
+        return None, error.message
+
+
+def _message(destination: dict, **fields) -> dict:
+    return {
+        "to": tuple(destination.get("ToAddresses", [])),
+        "cc": tuple(destination.get("CcAddresses", [])),
+        "bcc": tuple(destination.get("BccAddresses", [])),
+        "template_name": None,
+        "template_data": None,
+        "subject": None,
+        "headers": {},
+        "rendering_failure": None,
+        **fields,
+    }
+
+
+def _check_sender(self: SESV2Response, params: dict, from_address: str | None) -> None:
+    core = self.sesv2_backend.core_backend
+    config_set = params.get("ConfigurationSetName")
+    if config_set and config_set not in core.config_sets:
+        raise aws_error("NotFoundException", f"Configuration set <{config_set}> does not exist.")
+    contact_list = (params.get("ListManagementOptions") or {}).get("ContactListName")
+    if contact_list and contact_list not in core.contacts_lists:
+        raise aws_error("NotFoundException", f"List with name: {contact_list} doesn't exist.")
+    if not core._is_verified_address(from_address or ""):
+        raise aws_error(
+            "MessageRejected",
+            "Email address is not verified. The following identities failed the check in region "
+            f"{self.region.upper()}: {from_address}",
+        )
+
+
+def _check_recipients(message: dict) -> None:
+    recipients = message["to"] + message["cc"] + message["bcc"]
+    if not recipients:
+        raise aws_error("BadRequestException", "Destination must include at least one recipient.")
+    if len(recipients) > limits.SES_RECIPIENTS_PER_MESSAGE_LIMIT:
+        raise aws_error("BadRequestException", "Recipient count exceeds 50.")
+    for address in recipients:
+        if problem := ses_utils.is_valid_address(address):
+            raise aws_error("BadRequestException", f"Invalid email address <{address}>: {problem}.")
+
+
+def _accept(
+    self: SESV2Response, operation: str, params: dict, from_address: str, messages: list[dict], deliver
+):
+    """Admit the messages against the quota, hand each to moto (`deliver` returns its message id) and
+    record it in the outbox. Returns the records, in order."""
+    for message in messages:
+        _check_recipients(message)
+    sim, now = simulator(), _now()
+    with sim.lock:
+        account = sim.account(self.current_account, self.region)
+        account.admit(sum(len(m["to"] + m["cc"] + m["bcc"]) for m in messages), now, sim.config)
+        records = []
+        for message in messages:
+            recipients = message["to"] + message["cc"] + message["bcc"]
+            records.append(
+                SentEmail(
+                    message_id=deliver(message),
+                    operation=operation,
+                    account_id=self.current_account,
+                    region=self.region,
+                    from_address=from_address,
+                    configuration_set=params.get("ConfigurationSetName"),
+                    list_management=params.get("ListManagementOptions"),
+                    suppressed=tuple(r for r in recipients if parseaddr(r)[1].lower() in account.suppressed),
+                    sent_at=now,
+                    **message,
+                )
+            )
+        sim.outbox.extend(records)
+    return records
+
+
+def _destinations(message: dict) -> dict[str, list[str]]:
+    return {
+        "ToAddresses": list(message["to"]),
+        "CcAddresses": list(message["cc"]),
+        "BccAddresses": list(message["bcc"]),
+    }
+
+
+def send_email(self: SESV2Response) -> str:
+    params = _params(self)
+    core, content = self.sesv2_backend.core_backend, params["Content"]
+    destination, tags = params.get("Destination") or {}, _pairs(params.get("EmailTags"))
+    from_address = params.get("FromEmailAddress")
+    if "Raw" in content:
+        raw = base64.b64decode(content["Raw"]["Data"])
+        mime = email.message_from_bytes(raw)
+        from_address = from_address or mime["From"]
+        if not destination:
+            destination = {
+                key: [a for _, a in getaddresses(mime.get_all(header, []))]
+                for key, header in (("ToAddresses", "To"), ("CcAddresses", "Cc"), ("BccAddresses", "Bcc"))
+            }
+        message = _message(destination, tags=tags, subject=mime["Subject"], headers=dict(mime.items()))
+
+        def deliver(m: dict) -> str:
+            # moto reads the recipients from the MIME headers itself: passing them too duplicates them
+            return core.send_raw_email(
+                source=from_address, destinations=[], raw_data=raw.decode(errors="replace")
+            ).id
+    elif "Simple" in content:
+        simple = content["Simple"]
+        body = simple["Body"].get("Html") or simple["Body"].get("Text") or {"Data": ""}
+        message = _message(
+            destination, tags=tags, subject=simple["Subject"]["Data"], headers=_pairs(simple.get("Headers"))
+        )
+
+        def deliver(m: dict) -> str:
+            return core.send_email(
+                source=from_address, subject=m["subject"], body=body["Data"], destinations=_destinations(m)
+            ).id
+    elif "Template" in content:
+        name = _template_name(content["Template"])
+        template = _template(self, name)
+        data = _json_object(content["Template"].get("TemplateData"), "TemplateData")
+        subject, failure = _render(template, data)
+        message = _message(
+            destination,
+            tags=tags,
+            template_name=name,
+            template_data=data,
+            subject=subject,
+            headers=_pairs(content["Template"].get("Headers")),
+            rendering_failure=failure,
+        )
+
+        def deliver(m: dict) -> str:
+            return core.send_templated_email(
+                source=from_address,
+                template=name,
+                template_data=json.dumps(data),
+                destinations=_destinations(m),
+            ).id
+    else:
+        raise aws_error("BadRequestException", "Content must have Simple, Raw or Template.")
+    _check_sender(self, params, from_address)
+    [record] = _accept(self, "SendEmail", params, from_address, [message], deliver)
+    return json.dumps({"MessageId": record.message_id})
+
+
+def send_bulk_email(self: SESV2Response) -> str:
+    params = _params(self)
+    entries, default = params["BulkEmailEntries"], params["DefaultContent"]["Template"]
+    if not 1 <= len(entries) <= limits.SES_BULK_DESTINATIONS_LIMIT:
+        raise aws_error(
+            "BadRequestException",
+            f"BulkEmailEntries: {len(entries)} entries, must be 1 to {limits.SES_BULK_DESTINATIONS_LIMIT}.",
+        )
+    name = _template_name(default)
+    template = _template(self, name)
+    default_data = _json_object(default.get("TemplateData"), "TemplateData")
+    messages = []
+    for entry in entries:
+        replacement = entry.get("ReplacementEmailContent", {}).get("ReplacementTemplate", {})
+        data = default_data | _json_object(
+            replacement.get("ReplacementTemplateData"), "ReplacementTemplateData"
+        )
+        subject, failure = _render(template, data)
+        messages.append(
+            _message(
+                entry["Destination"],
+                tags=_pairs(params.get("DefaultEmailTags")) | _pairs(entry.get("ReplacementTags")),
+                headers=_pairs(default.get("Headers")) | _pairs(entry.get("ReplacementHeaders")),
+                template_name=name,
+                template_data=data,
+                subject=subject,
+                rendering_failure=failure,
+            )
+        )
+    from_address = params.get("FromEmailAddress")
+    _check_sender(self, params, from_address)
+    core = self.sesv2_backend.core_backend
+
+    def deliver(m: dict) -> str:
+        return core.send_templated_email(
+            source=from_address,
+            template=name,
+            template_data=json.dumps(m["template_data"]),
+            destinations=_destinations(m),
+        ).id
+
+    records = _accept(self, "SendBulkEmail", params, from_address, messages, deliver)
+    return json.dumps(
+        {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": r.message_id} for r in records]}
+    )
+
+
+# --- suppression list and account -------------------------------------------------------------------
+
+
+def _reasons(reasons: list[str]) -> list[str]:
+    if unknown := set(reasons) - set(SUPPRESSION_REASONS):
+        raise aws_error("BadRequestException", f"Invalid suppression reason(s): {sorted(unknown)}.")
+    return reasons
+
+
+def _suppressed(self: SESV2Response, address: str) -> SuppressedDestination:
+    found = simulator().account(self.current_account, self.region).suppressed.get(address.lower())
+    if found is None:
+        raise aws_error(
+            "NotFoundException", f"Email address {address} does not exist on your suppression list."
+        )
+    return found
+
+
+def _summary(entry: SuppressedDestination) -> dict:
+    return {
+        "EmailAddress": entry.email_address,
+        "Reason": entry.reason,
+        "LastUpdateTime": entry.last_update_time.timestamp(),
+    }
+
+
+def put_suppressed_destination(self: SESV2Response) -> str:
+    params = _params(self)
+    address, [reason] = params["EmailAddress"], _reasons([params["Reason"]])
+    sim = simulator()
+    with sim.lock:
+        suppressed = sim.account(self.current_account, self.region).suppressed
+        suppressed[address.lower()] = SuppressedDestination(address, reason, _now())
+    return "{}"
+
+
+def get_suppressed_destination(self: SESV2Response) -> str:
+    entry = _suppressed(self, self._get_param("EmailAddress"))
+    return json.dumps({"SuppressedDestination": {**_summary(entry), "Attributes": {}}})
+
+
+def delete_suppressed_destination(self: SESV2Response) -> str:
+    entry = _suppressed(self, self._get_param("EmailAddress"))
+    sim = simulator()
+    with sim.lock:
+        sim.account(self.current_account, self.region).suppressed.pop(entry.email_address.lower(), None)
+    return "{}"
+
+
+def list_suppressed_destinations(self: SESV2Response) -> str:
+    reasons = _reasons(self.querystring.get("Reason", [])) or SUPPRESSION_REASONS
+    start, end = (self._get_param(key) for key in ("StartDate", "EndDate"))
+    sim = simulator()
+    with sim.lock:
+        entries = [
+            e
+            for e in sim.account(self.current_account, self.region).suppressed.values()
+            if e.reason in reasons
+            and (start is None or e.last_update_time >= datetime.fromisoformat(start))
+            and (end is None or e.last_update_time <= datetime.fromisoformat(end))
+        ]
+    page, more = _page(self, sorted(entries, key=lambda e: e.last_update_time), default_size=1000)
+    return json.dumps({"SuppressedDestinationSummaries": [_summary(e) for e in page], **more})
+
+
+def put_account_suppression_attributes(self: SESV2Response) -> str:
+    reasons = _reasons(_params(self).get("SuppressedReasons", []))
+    sim = simulator()
+    with sim.lock:
+        sim.account(self.current_account, self.region).suppressed_reasons = list(reasons)
+    return "{}"
+
+
+def get_account(self: SESV2Response) -> str:
+    sim = simulator()
+    with sim.lock:
+        config, account = sim.config, sim.account(self.current_account, self.region)
+        sent = account.sent_since(_now() - timedelta(days=1))
+        reasons = list(account.suppressed_reasons)
+    return json.dumps(
+        {
+            "DedicatedIpAutoWarmupEnabled": False,
+            "EnforcementStatus": "HEALTHY",
+            "ProductionAccessEnabled": config.production_access,
+            "SendingEnabled": True,
+            "SendQuota": {
+                "Max24HourSend": float(config.max_24h_send),
+                "MaxSendRate": float(config.max_send_rate),
+                "SentLast24Hours": float(sent),
+            },
+            "SuppressionAttributes": {"SuppressedReasons": reasons},
+        }
+    )
+
+
+# --- install ------------------------------------------------------------------------------------------
+
+_ADDED = {
+    f.__name__: f
+    for f in (
+        create_email_template,
+        get_email_template,
+        update_email_template,
+        delete_email_template,
+        list_email_templates,
+        send_bulk_email,
+        put_suppressed_destination,
+        get_suppressed_destination,
+        delete_suppressed_destination,
+        list_suppressed_destinations,
+        put_account_suppression_attributes,
+        get_account,
+    )
+}
+_REPLACED = {"send_email": send_email}
+_USED = (
+    (SESV2Response, _TARGET, ("sesv2_backend",)),
+    (
+        SESBackend,
+        "moto.ses.models.SESBackend",
+        ("_is_verified_address", "send_email", "send_raw_email", "send_templated_email"),
+    ),
+    (ses_template, "moto.ses.template", ("parse_template",)),
+    (ses_exceptions, "moto.ses.exceptions", ("MissingRenderingAttributeException",)),
+    (ses_utils, "moto.ses.utils", ("is_valid_address",)),
+)
+
+
+def _check_moto() -> None:
+    for owner, dotted, names in _USED:
+        for name in names:
+            if not hasattr(owner, name):
+                raise MotoDriftError(f"{dotted}.{name}: missing; sesflow's SES v2 patch calls it")
+    for name in _REPLACED:
+        if not hasattr(SESV2Response, name):
+            raise MotoDriftError(f"{_TARGET}.{name}: missing; sesflow's SES v2 patch replaces it")
+    for name in _ADDED:
+        if getattr(getattr(SESV2Response, name, None), "__module__", __name__) != __name__:
+            raise MotoDriftError(f"{_TARGET}.{name}: moto now implements it; compare before replacing it")
+    probe = SESBackend("us-east-1", "000000000000")
+    for name in ("templates", "config_sets", "contacts_lists"):
+        if not isinstance(getattr(probe, name, None), dict):
+            raise MotoDriftError(f"moto.ses.models.SESBackend.{name}: no longer a dict on the backend")
+
+
+def install() -> None:
+    """Check moto still looks as the patch expects, then (re)attach the methods. Safe to call again."""
+    _check_moto()
+    for name, method in (_ADDED | _REPLACED).items():
+        setattr(SESV2Response, name, method)

@@ -1,0 +1,141 @@
+"""The SES v2 account the embedded engine sends through: sending quota, suppression list and an outbox.
+
+`patches/sesv2.py` answers SES v2 calls from this state. It is one simulator per process (moto's
+backends are process-global too), with account state kept per (account, region); the engine calls
+`simulator().reset()` at the start of a run. Time is the active Runtime's virtual clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import botocore.session
+from moto.core.exceptions import JsonRESTError
+
+# https://docs.aws.amazon.com/ses/latest/dg/quotas.html: a new (sandbox) account may send 200 emails
+# per 24 hours at 1 email per second; quotas count recipients, not messages.
+SANDBOX_MAX_24H_SEND = 200.0
+SANDBOX_MAX_SEND_RATE = 1.0
+SUPPRESSION_REASONS = ("BOUNCE", "COMPLAINT")
+
+
+@functools.cache
+def _sesv2_model():
+    return botocore.session.get_session().get_service_model("sesv2")
+
+
+def aws_error(name: str, message: str) -> JsonRESTError:
+    """An SES v2 error as AWS sends it; the HTTP status is the one botocore's model gives that error."""
+    error = JsonRESTError(name, message)
+    error.code = _sesv2_model().shape_for(name).metadata["error"]["httpStatusCode"]
+    return error
+
+
+@dataclass(frozen=True)
+class SesConfig:
+    """The account's sending quota as GetAccount reports it. enforce_rate=False accepts every send
+    (usage is still counted) for runs that test something other than pacing."""
+
+    max_send_rate: float = SANDBOX_MAX_SEND_RATE
+    max_24h_send: float = SANDBOX_MAX_24H_SEND
+    enforce_rate: bool = True
+    production_access: bool = False
+
+
+@dataclass(frozen=True)
+class SentEmail:
+    """One accepted message: a SendEmail call, or one BulkEmailEntry of a SendBulkEmail call."""
+
+    message_id: str
+    operation: str  # "SendEmail" | "SendBulkEmail"
+    account_id: str
+    region: str
+    from_address: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    configuration_set: str | None
+    tags: dict[str, str]
+    template_name: str | None
+    template_data: dict | None  # after bulk defaults and replacements are merged
+    subject: str | None  # rendered; None if rendering failed
+    headers: dict[str, str]
+    list_management: dict | None
+    suppressed: tuple[str, ...]  # recipients on the account's suppression list: accepted, not delivered
+    rendering_failure: str | None  # AWS accepts the call and reports this later as a Rendering Failure event
+    sent_at: datetime
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.to + self.cc + self.bcc
+
+    @property
+    def delivered_to(self) -> tuple[str, ...]:
+        if self.rendering_failure:
+            return ()
+        return tuple(r for r in self.recipients if r not in self.suppressed)
+
+
+@dataclass(frozen=True)
+class SuppressedDestination:
+    email_address: str
+    reason: str
+    last_update_time: datetime
+
+
+@dataclass
+class SesAccount:
+    """What SES keeps per account and region. Callers hold the simulator's lock."""
+
+    suppressed: dict[str, SuppressedDestination] = field(default_factory=dict)  # by lower-cased address
+    suppressed_reasons: list[str] = field(default_factory=lambda: list(SUPPRESSION_REASONS))
+    _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
+
+    def sent_since(self, since: datetime) -> int:
+        return sum(n for at, n in reversed(self._sends) if at > since)
+
+    def admit(self, recipients: int, now: datetime, config: SesConfig) -> None:
+        """Count a send against the quota, or refuse it as AWS does: within a rolling 24 hours and within
+        one second, the recipients already sent plus this call's may not exceed the quota."""
+        while self._sends and self._sends[0][0] <= now - timedelta(days=1):
+            self._sends.popleft()
+        if config.enforce_rate:
+            if self.sent_since(now - timedelta(days=1)) + recipients > config.max_24h_send:
+                raise aws_error("LimitExceededException", "Daily message quota exceeded.")
+            if self.sent_since(now - timedelta(seconds=1)) + recipients > config.max_send_rate:
+                raise aws_error("TooManyRequestsException", "Maximum sending rate exceeded.")
+        self._sends.append((now, recipients))
+
+
+class SesSimulator:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to a fresh sandbox account: default quota, empty outbox, no suppressions, no usage."""
+        with self.lock:
+            self.config = SesConfig()
+            self.outbox: list[SentEmail] = []
+            self._accounts: dict[tuple[str, str], SesAccount] = {}
+
+    def configure(self, **changes) -> SesConfig:
+        """Change SesConfig fields by name, e.g. configure(max_send_rate=14, max_24h_send=50_000)."""
+        with self.lock:
+            self.config = replace(self.config, **changes)
+            return self.config
+
+    def account(self, account_id: str, region: str) -> SesAccount:
+        with self.lock:
+            return self._accounts.setdefault((account_id, region), SesAccount())
+
+
+_simulator = SesSimulator()
+
+
+def simulator() -> SesSimulator:
+    return _simulator

@@ -1,0 +1,158 @@
+"""The engine deploys template.yaml into moto: every resource exists as AWS would create it."""
+
+import json
+import textwrap
+import threading
+
+import pytest
+from sesflow.engine.stack import LocalStack, UnsupportedResourceError
+from sesflow.engine.template import TemplateError
+
+from tests.conftest import ROOT
+
+PROBE = ROOT / "tests" / "engine" / "probe"
+
+
+def write_template(tmp_path, resources: str):
+    path = tmp_path / "template.yaml"
+    path.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n" + textwrap.indent(textwrap.dedent(resources), "  "))
+    return path
+
+
+def test_every_resource_of_the_template_exists_when_the_stack_is_up(stack):
+    ddb = stack.client("dynamodb")
+    for logical_id in ("RecipientsTable", "CampaignsTable", "SendsTable", "EventsTable"):
+        ddb.describe_table(TableName=stack.physical_id(logical_id))
+    recipients = ddb.describe_table(TableName=stack.physical_id("RecipientsTable"))["Table"]
+    assert [i["IndexName"] for i in recipients["GlobalSecondaryIndexes"]] == ["AudienceIndex"]
+    ttl = ddb.describe_time_to_live(TableName=stack.physical_id("SendsTable"))["TimeToLiveDescription"]
+    assert ttl == {"AttributeName": "expires_at", "TimeToLiveStatus": "ENABLED"}
+    stack.client("s3").head_bucket(Bucket=stack.outputs["ManifestBucketName"])
+    redrive = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs["FeedbackQueueUrl"], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+    )["Attributes"]
+    assert json.loads(redrive["RedrivePolicy"])["maxReceiveCount"] == 5
+    assert redrive["VisibilityTimeout"] == "180"
+    stack.client("sns").get_topic_attributes(TopicArn=stack.outputs["AlertTopicArn"])
+    stack.client("sesv2").get_configuration_set(ConfigurationSetName=stack.outputs["ConfigurationSetName"])
+    for name in ("ValidateCampaignFunction", "SnapshotAudienceFunction", "SendBatchFunction", "IngestFeedbackFunction"):
+        config = stack.client("lambda").get_function(FunctionName=stack.physical_id(name))["Configuration"]
+        assert config["Environment"]["Variables"]["CAMPAIGNS_TABLE"] == stack.outputs["CampaignsTableName"]
+    campaign = stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.outputs["CampaignStateMachineArn"])
+    assert "${" not in campaign["definition"]
+    assert stack.physical_id("SendBatchFunction") in campaign["definition"]
+    skipped = {d.logical_id for d in stack.deployed if d.skipped}
+    assert "CampaignStateMachineLogGroup" in skipped
+
+
+def test_unsupported_resource_type_is_refused_by_name(tmp_path):
+    path = write_template(tmp_path, """
+        Queue: {Type: AWS::SQS::Queue}
+        Box: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}
+    """)
+    with pytest.raises(UnsupportedResourceError, match=r"cannot create Box \(AWS::EC2::Instance\)"):
+        LocalStack(template_path=path).up()
+
+
+def test_definition_placeholder_without_substitution_is_refused(tmp_path):
+    (tmp_path / "sm.asl.json").write_text(json.dumps({
+        "StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${TableName}", "End": True}}
+    }))
+    path = write_template(tmp_path, """
+        Machine:
+          Type: AWS::Serverless::StateMachine
+          Properties:
+            DefinitionUri: sm.asl.json
+            DefinitionSubstitutions: {Other: x}
+    """)
+    with pytest.raises(TemplateError, match=r"Machine: the definition uses \$\{TableName\}"):
+        LocalStack(template_path=path).up()
+
+
+@pytest.fixture
+def probe_stack(tmp_path):
+    path = write_template(tmp_path, f"""
+        Alpha:
+          Type: AWS::Serverless::Function
+          Properties:
+            CodeUri: {PROBE}
+            Handler: engine_probe_handlers.whoami
+            Runtime: python3.11
+            MemorySize: 512
+            Environment: {{Variables: {{WHO: alpha}}}}
+        Beta:
+          Type: AWS::Serverless::Function
+          Properties:
+            CodeUri: {PROBE}
+            Handler: engine_probe_handlers.whoami
+            Runtime: python3.11
+            Environment: {{Variables: {{WHO: beta}}}}
+        Failing:
+          Type: AWS::Serverless::Function
+          Properties:
+            CodeUri: {PROBE}
+            Handler: engine_probe_handlers.fail
+            Runtime: python3.11
+    """)
+    with LocalStack(template_path=path) as up:
+        yield up
+
+
+def invoke(stack, logical_id, payload=None):
+    response = stack.client("lambda").invoke(
+        FunctionName=stack.physical_id(logical_id), Payload=json.dumps(payload or {})
+    )
+    return response.get("FunctionError"), json.loads(response["Payload"].read())
+
+
+def test_each_function_sees_only_its_own_environment_when_invoked_concurrently(probe_stack):
+    seen: list[tuple[str, str]] = []
+
+    def call(logical_id):
+        for _ in range(50):
+            _, body = invoke(probe_stack, logical_id)
+            seen.append((logical_id, body["who"]))
+
+    threads = [threading.Thread(target=call, args=(name,)) for name in ("Alpha", "Beta", "Alpha", "Beta")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 200
+    assert all(who == logical_id.lower() for logical_id, who in seen)
+
+
+def test_handler_gets_the_lambda_context_the_template_describes(probe_stack):
+    _, body = invoke(probe_stack, "Alpha")
+    assert body == {"who": "alpha", "function": probe_stack.physical_id("Alpha"), "memory": 512}
+
+
+def test_exception_becomes_the_lambda_error_named_by_its_class(probe_stack):
+    error, body = invoke(probe_stack, "Failing", {"card": "4242"})
+    assert error is not None
+    assert body["errorType"] == "PaymentDeclinedError"
+    assert body["errorMessage"] == "card 4242 declined"
+
+
+def test_only_the_malformed_record_reaches_the_dead_letter_queue_when_a_batch_has_one(stack):
+    sqs = stack.client("sqs")
+    queue = stack.outputs["FeedbackQueueUrl"]
+    for body in ('{"n": 1}', '{"n": 2}', "{not json", '{"n": 3}'):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    stack.deliver_queues()
+
+    dlq = sqs.receive_message(QueueUrl=stack.outputs["FeedbackDeadLetterQueueUrl"], MaxNumberOfMessages=10)
+    assert [m["Body"] for m in dlq["Messages"]] == ["{not json"]
+    kept = stack.client("dynamodb").scan(TableName=stack.outputs["EventsTableName"])["Items"]
+    assert sorted(json.loads(i["body"]["S"])["n"] for i in kept) == [1, 2, 3]
+    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
+
+
+def test_meter_counts_lambda_invocations_and_api_calls(probe_stack):
+    invoke(probe_stack, "Alpha")
+    invoke(probe_stack, "Alpha")
+    counts = probe_stack.meter.snapshot()
+    assert counts["lambda_invocations"] == {probe_stack.physical_id("Alpha"): 2}
+    assert counts["api_calls"]["lambda:Invoke"] == 2
+    assert counts["lambda_gb_seconds"][probe_stack.physical_id("Alpha")] > 0

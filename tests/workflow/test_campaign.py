@@ -1,0 +1,109 @@
+"""The campaign state machine from template.yaml on the engine: who gets an email, and how many."""
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sesflow.engine.ses import simulator
+
+LIST = "newsletter"
+
+
+def seed(stack, statuses: dict[str, str]) -> None:
+    recipients = stack.client("dynamodb")
+    for address, status in statuses.items():
+        recipients.put_item(
+            TableName=stack.outputs["RecipientsTableName"],
+            Item={"address": {"S": address}, "list_id": {"S": LIST}, "status": {"S": status}},
+        )
+    ses = stack.client("sesv2")
+    for name in ("spring-a", "spring-b", "spring-c"):
+        ses.create_email_template(
+            TemplateName=name,
+            TemplateContent={"Subject": f"Spring {name}", "Text": "Hello", "Html": "<p>Hello</p>"},
+        )
+
+
+def campaign(**changes):
+    return {
+        "id": "spring-sale",
+        "sender": "news@example.com",
+        "audience": {"list_id": LIST},
+        "variants": [
+            {"name": "a", "weight": 50, "template": "spring-a"},
+            {"name": "b", "weight": 30, "template": "spring-b"},
+            {"name": "c", "weight": 20, "template": "spring-c"},
+        ],
+        "holdout_percent": 10,
+        **changes,
+    }
+
+
+@pytest.fixture
+def audience(stack):
+    # Pacing under the SES quota is the rate governor's job (issue 5); this test is about who is sent to.
+    simulator().configure(enforce_rate=False)
+    statuses = {f"user{i:03d}@example.org": "ACTIVE" for i in range(240)}
+    statuses |= {f"probation{i}@example.org": "RECOVERY" for i in range(10)}
+    statuses |= {f"gone{i}@example.org": "SUPPRESSED" for i in range(5)}
+    statuses |= {f"resting{i}@example.org": "QUARANTINED" for i in range(5)}
+    seed(stack, statuses)
+    return statuses
+
+
+def test_every_eligible_recipient_gets_exactly_one_email_of_its_variant(stack, audience):
+    from app.domain.campaign import HOLDOUT, assign_variant, parse_campaign
+
+    result = stack.run("CampaignStateMachine", campaign())
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    definition = parse_campaign(campaign())
+    expected = {
+        a: assign_variant(definition, a) for a, s in audience.items() if s in ("ACTIVE", "RECOVERY")
+    }
+    sent = Counter(r for m in simulator().outbox for r in m.to)
+    assert all(n == 1 for n in sent.values()), "someone got the campaign twice"
+    assert set(sent) == {a for a, v in expected.items() if v != HOLDOUT}
+    for message in simulator().outbox:
+        address = message.to[0]
+        assert message.tags == {"campaign": "spring-sale", "variant": expected[address]}
+        assert message.template_name == f"spring-{expected[address]}"
+        assert message.configuration_set == stack.outputs["ConfigurationSetName"]
+    holdout = sum(v == HOLDOUT for v in expected.values())
+    assert result.output == {"campaign_id": "spring-sale", "status": "COMPLETED", "sent": len(sent),
+                             "skipped": 0, "failed": 0, "holdout": holdout}
+    row = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["CampaignsTableName"], Key={"campaign_id": {"S": "spring-sale"}}
+    )["Item"]
+    assert row["status"] == {"S": "COMPLETED"}
+
+
+def test_second_execution_of_a_campaign_is_refused_and_sends_nothing_more(stack, audience):
+    first = stack.run("CampaignStateMachine", campaign())
+    sent_before = len(simulator().outbox)
+
+    second = stack.run("CampaignStateMachine", campaign())
+
+    assert first.status == "SUCCEEDED"
+    assert (second.status, second.error) == ("FAILED", "CampaignAlreadyRunning")
+    assert len(simulator().outbox) == sent_before
+
+
+def test_bad_definition_fails_with_its_reason_before_anything_is_written(stack, audience):
+    result = stack.run("CampaignStateMachine", campaign(sender="nobody", variants=[]))
+
+    assert (result.status, result.error) == ("FAILED", "CampaignDefinitionError")
+    assert "sender: 'nobody' is not valid" in result.cause
+    assert "variants: required" in result.cause
+    assert simulator().outbox == []
+    assert stack.client("dynamodb").scan(TableName=stack.outputs["CampaignsTableName"])["Count"] == 0
+
+
+def test_scheduled_campaign_waits_for_its_start_time_on_the_virtual_clock(stack, audience):
+    start = stack.clock.now() + timedelta(days=3)
+
+    result = stack.run("CampaignStateMachine", campaign(start_at=start.isoformat().replace("+00:00", "Z")))
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert stack.clock.now() >= start
+    assert min(m.sent_at for m in simulator().outbox) >= start
