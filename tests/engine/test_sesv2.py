@@ -1,0 +1,316 @@
+"""SES v2 as sesflow's campaigns see it through the embedded engine's patched moto."""
+
+import json
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.sesv2.responses import SESV2Response
+
+from sesflow.engine import runtime
+from sesflow.engine.patches import MotoDriftError, sesv2
+from sesflow.engine.ses import simulator
+
+SENDER = "news@example.com"
+TEMPLATE = {"Subject": "Hello {{name}}", "Text": "Hi {{name}}, your code is {{code}}."}
+
+
+@pytest.fixture
+def ses():
+    sesv2.install()
+    simulator().reset()
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+    runtime.activate(runtime.Runtime())
+    with mock_aws():
+        # no retries: a throttled call must surface, as the engine's Retry states expect
+        client = boto3.client("sesv2", region_name="eu-west-1", config=Config(retries={"total_max_attempts": 1}))
+        client.create_email_identity(EmailIdentity="example.com")
+        client.create_configuration_set(ConfigurationSetName="campaigns")
+        client.create_email_template(TemplateName="welcome", TemplateContent=TEMPLATE)
+        yield client
+    runtime.deactivate()
+    simulator().reset()
+
+
+def send_simple(client, to="a@x.com", **kwargs):
+    return client.send_email(
+        FromEmailAddress=SENDER,
+        Destination={"ToAddresses": [to]},
+        Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+        **kwargs,
+    )
+
+
+def send_bulk(client, count, **kwargs):
+    return client.send_bulk_email(
+        FromEmailAddress=SENDER,
+        ConfigurationSetName="campaigns",
+        DefaultEmailTags=[{"Name": "campaign", "Value": "c1"}],
+        DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"code": "X"})}},
+        BulkEmailEntries=[
+            {
+                "Destination": {"ToAddresses": [f"r{i}@x.com"]},
+                "ReplacementEmailContent": {
+                    "ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"name": f"R{i}"})}
+                },
+            }
+            for i in range(count)
+        ],
+        **kwargs,
+    )
+
+
+def error_of(call) -> tuple[str, int, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    response = caught.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Message"]
+
+
+def test_templated_send_is_recorded_with_template_data_and_tags_when_sent_with_a_template(ses):
+    message_id = ses.send_email(
+        FromEmailAddress=SENDER,
+        Destination={"ToAddresses": ["ada@x.com"], "BccAddresses": ["audit@x.com"]},
+        Content={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "Ada", "code": 7})}},
+        ConfigurationSetName="campaigns",
+        EmailTags=[{"Name": "campaign", "Value": "c1"}],
+    )["MessageId"]
+
+    [record] = simulator().outbox
+    assert record.message_id == message_id
+    assert record.operation == "SendEmail"
+    assert (record.to, record.bcc) == (("ada@x.com",), ("audit@x.com",))
+    assert (record.template_name, record.template_data) == ("welcome", {"name": "Ada", "code": 7})
+    assert record.subject == "Hello Ada"
+    assert record.tags == {"campaign": "c1"}
+    assert record.configuration_set == "campaigns"
+    assert record.sent_at == runtime.current().clock.now()
+    assert record.delivered_to == ("ada@x.com", "audit@x.com")
+
+
+def test_simple_send_is_recorded_in_the_outbox_when_sent_with_simple_content(ses):
+    message_id = send_simple(ses)["MessageId"]
+
+    assert [(r.message_id, r.to, r.subject) for r in simulator().outbox] == [(message_id, ("a@x.com",), "s")]
+
+
+def test_bulk_send_records_one_message_per_entry_when_given_50_entries(ses):
+    results = send_bulk(ses, 50)["BulkEmailEntryResults"]
+
+    outbox = simulator().outbox
+    assert [r["Status"] for r in results] == ["SUCCESS"] * 50
+    assert [r.message_id for r in outbox] == [r["MessageId"] for r in results]
+    assert len({r.message_id for r in outbox}) == 50
+    assert outbox[7].to == ("r7@x.com",)
+    assert outbox[7].template_data == {"code": "X", "name": "R7"}
+    assert outbox[7].subject == "Hello R7"
+    assert outbox[7].tags == {"campaign": "c1"}
+
+
+def test_bulk_send_is_refused_and_nothing_recorded_when_given_51_entries(ses):
+    code, status, _ = error_of(lambda: send_bulk(ses, 51))
+
+    assert (code, status) == ("BadRequestException", 400)
+    assert simulator().outbox == []
+    assert ses.get_account()["SendQuota"]["SentLast24Hours"] == 0
+
+
+def test_bulk_entry_is_accepted_but_not_delivered_when_its_template_data_is_missing_a_variable(ses):
+    results = ses.send_bulk_email(
+        FromEmailAddress=SENDER,
+        DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "N"})}},
+        BulkEmailEntries=[{"Destination": {"ToAddresses": ["a@x.com"]}}],
+    )["BulkEmailEntryResults"]
+
+    [record] = simulator().outbox
+    assert results[0]["Status"] == "SUCCESS"
+    assert "code" in record.rendering_failure
+    assert record.delivered_to == ()
+
+
+def test_send_is_refused_when_the_configuration_set_does_not_exist(ses):
+    code, status, _ = error_of(lambda: send_simple(ses, ConfigurationSetName="nope"))
+
+    assert (code, status) == ("NotFoundException", 404)
+    assert simulator().outbox == []
+
+
+def test_send_is_refused_when_the_template_does_not_exist(ses):
+    code, status, _ = error_of(
+        lambda: ses.send_email(
+            FromEmailAddress=SENDER,
+            Destination={"ToAddresses": ["a@x.com"]},
+            Content={"Template": {"TemplateArn": "arn:aws:ses:eu-west-1:123456789012:template/nope"}},
+        )
+    )
+
+    assert (code, status) == ("NotFoundException", 404)
+
+
+def test_send_is_refused_when_it_has_more_than_50_recipients(ses):
+    too_many = {"ToAddresses": [f"t{i}@x.com" for i in range(30)], "CcAddresses": [f"c{i}@x.com" for i in range(21)]}
+    content = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}
+
+    code, _, _ = error_of(lambda: ses.send_email(FromEmailAddress=SENDER, Destination=too_many, Content=content))
+
+    assert code == "BadRequestException"
+    assert simulator().outbox == []
+
+
+def test_send_is_refused_when_the_sender_is_not_verified(ses):
+    code, _, message = error_of(
+        lambda: ses.send_email(
+            FromEmailAddress="someone@elsewhere.com",
+            Destination={"ToAddresses": ["a@x.com"]},
+            Content={"Template": {"TemplateName": "welcome", "TemplateData": "{}"}},
+        )
+    )
+
+    assert code == "MessageRejected"
+    assert "someone@elsewhere.com" in message
+
+
+def test_send_is_accepted_but_not_delivered_when_the_recipient_is_suppressed(ses):
+    ses.put_suppressed_destination(EmailAddress="Gone@x.com", Reason="BOUNCE")
+    ses.put_suppressed_destination(EmailAddress="angry@x.com", Reason="COMPLAINT")
+
+    message_id = ses.send_email(
+        FromEmailAddress=SENDER,
+        Destination={"ToAddresses": ["gone@x.com", "ok@x.com"]},
+        Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+    )["MessageId"]
+
+    [record] = simulator().outbox
+    assert record.message_id == message_id
+    assert record.suppressed == ("gone@x.com",)
+    assert record.delivered_to == ("ok@x.com",)
+    got = ses.get_suppressed_destination(EmailAddress="gone@x.com")["SuppressedDestination"]
+    assert (got["EmailAddress"], got["Reason"]) == ("Gone@x.com", "BOUNCE")
+    listed = ses.list_suppressed_destinations(Reasons=["COMPLAINT"])["SuppressedDestinationSummaries"]
+    assert [s["EmailAddress"] for s in listed] == ["angry@x.com"]
+
+
+def test_suppression_list_is_paged_and_entries_removable_when_listing_and_deleting(ses):
+    for i in range(3):
+        ses.put_suppressed_destination(EmailAddress=f"s{i}@x.com", Reason="BOUNCE")
+
+    first = ses.list_suppressed_destinations(PageSize=2)
+    second = ses.list_suppressed_destinations(PageSize=2, NextToken=first["NextToken"])
+    ses.delete_suppressed_destination(EmailAddress="s0@x.com")
+
+    assert len(first["SuppressedDestinationSummaries"]) == 2
+    assert len(second["SuppressedDestinationSummaries"]) == 1 and "NextToken" not in second
+    assert error_of(lambda: ses.get_suppressed_destination(EmailAddress="s0@x.com"))[:2] == ("NotFoundException", 404)
+    assert error_of(lambda: ses.delete_suppressed_destination(EmailAddress="s0@x.com"))[0] == "NotFoundException"
+
+
+def test_send_is_throttled_when_more_than_max_send_rate_in_one_virtual_second(ses):
+    simulator().configure(max_send_rate=2)
+    send_simple(ses)
+    send_simple(ses)
+
+    code, status, message = error_of(lambda: send_simple(ses))
+    runtime.current().clock.advance(1)
+    send_simple(ses)
+
+    assert (code, status, message) == ("TooManyRequestsException", 429, "Maximum sending rate exceeded.")
+    assert len(simulator().outbox) == 3
+
+
+def test_bulk_send_is_throttled_when_its_entries_exceed_max_send_rate(ses):
+    simulator().configure(max_send_rate=14)
+
+    assert error_of(lambda: send_bulk(ses, 15))[0] == "TooManyRequestsException"
+    assert len(send_bulk(ses, 14)["BulkEmailEntryResults"]) == 14
+
+
+def test_send_is_refused_when_the_rolling_daily_quota_is_used_up(ses):
+    simulator().configure(max_24h_send=3)
+    send_bulk(ses, 3)
+    clock = runtime.current().clock
+
+    clock.advance(23 * 3600)
+    code, status, message = error_of(lambda: send_simple(ses))
+    clock.advance(3600)
+    send_simple(ses)
+
+    assert (code, status, message) == ("LimitExceededException", 400, "Daily message quota exceeded.")
+    assert len(simulator().outbox) == 4
+
+
+def test_sends_are_not_limited_when_enforcement_is_off(ses):
+    simulator().configure(max_send_rate=1, max_24h_send=1, enforce_rate=False)
+
+    send_bulk(ses, 50)
+
+    assert ses.get_account()["SendQuota"]["SentLast24Hours"] == 50
+
+
+def test_get_account_reports_the_configured_quota_and_sent_last_24_hours_when_configured(ses):
+    simulator().configure(max_send_rate=14, max_24h_send=50_000, production_access=True)
+    send_bulk(ses, 10)
+    ses.put_account_suppression_attributes(SuppressedReasons=["BOUNCE"])
+
+    account = ses.get_account()
+    runtime.current().clock.advance(24 * 3600)
+
+    assert account["SendQuota"] == {"Max24HourSend": 50_000, "MaxSendRate": 14, "SentLast24Hours": 10}
+    assert account["ProductionAccessEnabled"] is True and account["SendingEnabled"] is True
+    assert account["SuppressionAttributes"]["SuppressedReasons"] == ["BOUNCE"]
+    assert ses.get_account()["SendQuota"]["SentLast24Hours"] == 0
+
+
+def test_get_account_reports_a_sandbox_account_when_not_configured(ses):
+    simulator().reset()
+
+    account = ses.get_account()
+
+    assert account["SendQuota"] == {"Max24HourSend": 200, "MaxSendRate": 1, "SentLast24Hours": 0}
+    assert account["ProductionAccessEnabled"] is False
+    assert account["SuppressionAttributes"]["SuppressedReasons"] == ["BOUNCE", "COMPLAINT"]
+
+
+def test_template_calls_fail_as_on_aws_when_the_template_exists_or_is_missing(ses):
+    duplicate = error_of(lambda: ses.create_email_template(TemplateName="welcome", TemplateContent=TEMPLATE))
+    missing = [
+        error_of(lambda: ses.get_email_template(TemplateName="nope")),
+        error_of(lambda: ses.update_email_template(TemplateName="nope", TemplateContent=TEMPLATE)),
+        error_of(lambda: ses.delete_email_template(TemplateName="nope")),
+    ]
+
+    assert duplicate[:2] == ("AlreadyExistsException", 400)
+    assert [e[:2] for e in missing] == [("NotFoundException", 404)] * 3
+
+
+def test_templates_can_be_updated_listed_and_deleted_when_they_exist(ses):
+    ses.create_email_template(TemplateName="bye", TemplateContent={"Subject": "Bye", "Html": "<p>bye</p>"})
+    ses.update_email_template(TemplateName="welcome", TemplateContent={"Subject": "Hey {{name}}"})
+
+    got = ses.get_email_template(TemplateName="welcome")
+    names = [t["TemplateName"] for t in ses.list_email_templates()["TemplatesMetadata"]]
+    ses.delete_email_template(TemplateName="bye")
+
+    assert got["TemplateContent"] == {"Subject": "Hey {{name}}"}
+    assert names == ["welcome", "bye"]
+    assert [t["TemplateName"] for t in ses.list_email_templates()["TemplatesMetadata"]] == ["welcome"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda mp: mp.delattr(SESV2Response, "sesv2_backend"), "SESV2Response.sesv2_backend"),
+        (lambda mp: mp.delattr(SESV2Response, "send_email"), "SESV2Response.send_email"),
+        (
+            lambda mp: mp.setattr(SESV2Response, "send_bulk_email", lambda self: "{}", raising=False),
+            "SESV2Response.send_bulk_email",
+        ),
+    ],
+)
+def test_install_raises_moto_drift_error_naming_the_target_when_moto_changed_it(monkeypatch, change, named):
+    sesv2.install()
+    change(monkeypatch)
+
+    with pytest.raises(MotoDriftError, match=named):
+        sesv2.install()

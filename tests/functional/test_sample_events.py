@@ -1,0 +1,72 @@
+"""events/ feeds `sam local invoke -e`; here each sample goes through its handler on the engine."""
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT
+
+EVENTS = ROOT / "events"
+
+
+def invoke(stack, logical_id, path):
+    response = stack.client("lambda").invoke(
+        FunctionName=stack.physical_id(logical_id), Payload=(EVENTS / path).read_bytes()
+    )
+    return response.get("FunctionError"), json.loads(response["Payload"].read())
+
+
+def test_valid_campaign_sample_is_accepted(stack):
+    error, body = invoke(stack, "ValidateCampaignFunction", "validate_campaign/valid.json")
+    assert error is None
+    assert [v["name"] for v in body["variants"]] == ["a", "b", "c"]
+
+
+def test_invalid_campaign_sample_is_refused_naming_each_bad_field(stack):
+    error, body = invoke(stack, "ValidateCampaignFunction", "validate_campaign/invalid.json")
+    assert error is not None and body["errorType"] == "CampaignDefinitionError"
+    for path in ("id:", "sender:", "audience.list_id:", "variants[0].weight:", "variants[0].template:",
+                 "holdout_percent:"):
+        assert path in body["errorMessage"]
+
+
+def test_snapshot_sample_writes_a_manifest_of_the_eligible_list(stack):
+    table = stack.outputs["RecipientsTableName"]
+    for i, status in enumerate(["ACTIVE"] * 120 + ["SUPPRESSED"] * 3):
+        stack.client("dynamodb").put_item(TableName=table, Item={
+            "address": {"S": f"r{i}@example.org"}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+
+    error, body = invoke(stack, "SnapshotAudienceFunction", "snapshot_audience/spring_sale.json")
+
+    assert error is None, body
+    manifest = json.loads(stack.client("s3").get_object(
+        Bucket=stack.outputs["ManifestBucketName"], Key=body["manifest_key"])["Body"].read())
+    addresses = [r["address"] for batch in manifest for r in batch["recipients"]]
+    assert max(len(batch["recipients"]) for batch in manifest) <= 50
+    assert len(addresses) == body["recipients"] and body["recipients"] + body["holdout"] == 120
+    assert not any(a in addresses for a in ("r120@example.org", "r121@example.org", "r122@example.org"))
+
+
+def test_send_batch_sample_sends_each_recipient_once_when_invoked_twice(stack):
+    from sesflow.engine.ses import simulator
+
+    stack.client("sesv2").create_email_template(
+        TemplateName="spring-a", TemplateContent={"Subject": "A", "Text": "a"})
+    stack.client("sesv2").create_email_template(
+        TemplateName="spring-b", TemplateContent={"Subject": "B", "Text": "b"})
+
+    first = invoke(stack, "SendBatchFunction", "send_batch/two_recipients.json")
+    again = invoke(stack, "SendBatchFunction", "send_batch/two_recipients.json")
+
+    assert first == (None, {"index": 0, "sent": 2, "skipped": 0, "failed": 0})
+    assert again == (None, {"index": 0, "sent": 0, "skipped": 2, "failed": 0})
+    assert sorted(r for m in simulator().outbox for r in m.to) == ["ada@example.org", "success@simulator.amazonses.com"]
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in (EVENTS / "ingest_feedback").glob("*.json")))
+def test_feedback_sample_fails_only_its_malformed_records(stack, sample):
+    event = json.loads((EVENTS / "ingest_feedback" / sample).read_text())
+    error, body = invoke(stack, "IngestFeedbackFunction", f"ingest_feedback/{sample}")
+    bad = [r["messageId"] for r in event["Records"] if not r["body"].lstrip().startswith("{")]
+    assert error is None
+    assert [f["itemIdentifier"] for f in body["batchItemFailures"]] == bad
