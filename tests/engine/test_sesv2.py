@@ -1,6 +1,8 @@
 """SES v2 as sesflow's campaigns see it through the embedded engine's patched moto."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -25,7 +27,9 @@ def ses():
     runtime.activate(runtime.Runtime())
     with mock_aws():
         # no retries: a throttled call must surface, as the engine's Retry states expect
-        client = boto3.client("sesv2", region_name="eu-west-1", config=Config(retries={"total_max_attempts": 1}))
+        client = boto3.client(
+            "sesv2", region_name="eu-west-1", config=Config(retries={"total_max_attempts": 1})
+        )
         client.create_email_identity(EmailIdentity="example.com")
         client.create_configuration_set(ConfigurationSetName="campaigns")
         client.create_email_template(TemplateName="welcome", TemplateContent=TEMPLATE)
@@ -66,14 +70,20 @@ def error_of(call) -> tuple[str, int, str]:
     with pytest.raises(ClientError) as caught:
         call()
     response = caught.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Message"]
+    return (
+        response["Error"]["Code"],
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Message"],
+    )
 
 
 def test_templated_send_is_recorded_with_template_data_and_tags_when_sent_with_a_template(ses):
     message_id = ses.send_email(
         FromEmailAddress=SENDER,
         Destination={"ToAddresses": ["ada@x.com"], "BccAddresses": ["audit@x.com"]},
-        Content={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "Ada", "code": 7})}},
+        Content={
+            "Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "Ada", "code": 7})}
+        },
         ConfigurationSetName="campaigns",
         EmailTags=[{"Name": "campaign", "Value": "c1"}],
     )["MessageId"]
@@ -94,6 +104,20 @@ def test_simple_send_is_recorded_in_the_outbox_when_sent_with_simple_content(ses
     message_id = send_simple(ses)["MessageId"]
 
     assert [(r.message_id, r.to, r.subject) for r in simulator().outbox] == [(message_id, ("a@x.com",), "s")]
+
+
+def test_raw_send_is_recorded_with_its_header_recipients_when_it_has_no_destination(ses):
+    raw = f"From: {SENDER}\r\nTo: Ada <ada@x.com>\r\nCc: bob@x.com\r\nSubject: Raw hello\r\n\r\nbody"
+
+    ses.send_email(Content={"Raw": {"Data": raw.encode()}})
+
+    [record] = simulator().outbox
+    assert (record.from_address, record.to, record.cc, record.subject) == (
+        SENDER,
+        ("ada@x.com",),
+        ("bob@x.com",),
+        "Raw hello",
+    )
 
 
 def test_bulk_send_records_one_message_per_entry_when_given_50_entries(ses):
@@ -150,10 +174,15 @@ def test_send_is_refused_when_the_template_does_not_exist(ses):
 
 
 def test_send_is_refused_when_it_has_more_than_50_recipients(ses):
-    too_many = {"ToAddresses": [f"t{i}@x.com" for i in range(30)], "CcAddresses": [f"c{i}@x.com" for i in range(21)]}
+    too_many = {
+        "ToAddresses": [f"t{i}@x.com" for i in range(30)],
+        "CcAddresses": [f"c{i}@x.com" for i in range(21)],
+    }
     content = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}
 
-    code, _, _ = error_of(lambda: ses.send_email(FromEmailAddress=SENDER, Destination=too_many, Content=content))
+    code, _, _ = error_of(
+        lambda: ses.send_email(FromEmailAddress=SENDER, Destination=too_many, Content=content)
+    )
 
     assert code == "BadRequestException"
     assert simulator().outbox == []
@@ -202,8 +231,24 @@ def test_suppression_list_is_paged_and_entries_removable_when_listing_and_deleti
 
     assert len(first["SuppressedDestinationSummaries"]) == 2
     assert len(second["SuppressedDestinationSummaries"]) == 1 and "NextToken" not in second
-    assert error_of(lambda: ses.get_suppressed_destination(EmailAddress="s0@x.com"))[:2] == ("NotFoundException", 404)
-    assert error_of(lambda: ses.delete_suppressed_destination(EmailAddress="s0@x.com"))[0] == "NotFoundException"
+    assert error_of(lambda: ses.get_suppressed_destination(EmailAddress="s0@x.com"))[:2] == (
+        "NotFoundException",
+        404,
+    )
+    assert (
+        error_of(lambda: ses.delete_suppressed_destination(EmailAddress="s0@x.com"))[0] == "NotFoundException"
+    )
+
+
+def test_suppression_list_is_filtered_by_date_when_given_a_start_date(ses):
+    clock = runtime.current().clock
+    ses.put_suppressed_destination(EmailAddress="old@x.com", Reason="BOUNCE")
+    clock.advance(3600)
+    ses.put_suppressed_destination(EmailAddress="new@x.com", Reason="BOUNCE")
+
+    listed = ses.list_suppressed_destinations(StartDate=clock.now() - timedelta(minutes=1))
+
+    assert [s["EmailAddress"] for s in listed["SuppressedDestinationSummaries"]] == ["new@x.com"]
 
 
 def test_send_is_throttled_when_more_than_max_send_rate_in_one_virtual_second(ses):
@@ -238,6 +283,23 @@ def test_send_is_refused_when_the_rolling_daily_quota_is_used_up(ses):
 
     assert (code, status, message) == ("LimitExceededException", 400, "Daily message quota exceeded.")
     assert len(simulator().outbox) == 4
+
+
+def test_exactly_max_send_rate_sends_are_accepted_when_sent_from_many_threads_at_once(ses):
+    simulator().configure(max_send_rate=20)
+
+    def attempt(i):
+        try:
+            return send_simple(ses, to=f"t{i}@x.com")["MessageId"]
+        except ClientError as error:
+            return error.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+
+    accepted = [o for o in outcomes if o != "TooManyRequestsException"]
+    assert len(accepted) == 20
+    assert sorted(r.message_id for r in simulator().outbox) == sorted(accepted)
 
 
 def test_sends_are_not_limited_when_enforcement_is_off(ses):

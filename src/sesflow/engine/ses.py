@@ -1,8 +1,9 @@
 """The SES v2 account the embedded engine sends through: sending quota, suppression list and an outbox.
 
-`patches/sesv2.py` answers SES v2 calls from this state. It is one simulator per process (moto's
-backends are process-global too), with account state kept per (account, region); the engine calls
-`simulator().reset()` at the start of a run. Time is the active Runtime's virtual clock.
+`patches/sesv2.py` answers SES v2 calls from this state. There is one simulator per process (moto's
+backends are process-global too), with account state kept per (account, region). Templates, identities
+and configuration sets live in moto and reset with it; this state does not: call `simulator().reset()`
+when a run (or test) starts. Time is the active Runtime's virtual clock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import takewhile
 
 import botocore.session
 from moto.core.exceptions import JsonRESTError
@@ -94,21 +96,27 @@ class SesAccount:
     suppressed: dict[str, SuppressedDestination] = field(default_factory=dict)  # by lower-cased address
     suppressed_reasons: list[str] = field(default_factory=lambda: list(SUPPRESSION_REASONS))
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
+    _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
-    def sent_since(self, since: datetime) -> int:
-        return sum(n for at, n in reversed(self._sends) if at > since)
+    def sent_last_24h(self, now: datetime) -> int:
+        while self._sends and self._sends[0][0] <= now - timedelta(days=1):
+            self._sent_in_window -= self._sends.popleft()[1]
+        return self._sent_in_window
 
     def admit(self, recipients: int, now: datetime, config: SesConfig) -> None:
         """Count a send against the quota, or refuse it as AWS does: within a rolling 24 hours and within
         one second, the recipients already sent plus this call's may not exceed the quota."""
-        while self._sends and self._sends[0][0] <= now - timedelta(days=1):
-            self._sends.popleft()
+        day = self.sent_last_24h(now)
+        second = sum(
+            n for _, n in takewhile(lambda s: s[0] > now - timedelta(seconds=1), reversed(self._sends))
+        )
         if config.enforce_rate:
-            if self.sent_since(now - timedelta(days=1)) + recipients > config.max_24h_send:
+            if day + recipients > config.max_24h_send:
                 raise aws_error("LimitExceededException", "Daily message quota exceeded.")
-            if self.sent_since(now - timedelta(seconds=1)) + recipients > config.max_send_rate:
+            if second + recipients > config.max_send_rate:
                 raise aws_error("TooManyRequestsException", "Maximum sending rate exceeded.")
         self._sends.append((now, recipients))
+        self._sent_in_window += recipients
 
 
 class SesSimulator:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import email
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import getaddresses, parseaddr
 
 from moto.ses import exceptions as ses_exceptions
@@ -220,8 +220,9 @@ def _accept(
     record it in the outbox. Returns the records, in order."""
     for message in messages:
         _check_recipients(message)
-    sim, now = simulator(), _now()
-    with sim.lock:
+    sim = simulator()
+    with sim.lock:  # read the clock inside: usage must be appended in time order
+        now = _now()
         account = sim.account(self.current_account, self.region)
         account.admit(sum(len(m["to"] + m["cc"] + m["bcc"]) for m in messages), now, sim.config)
         records = []
@@ -438,7 +439,7 @@ def get_account(self: SESV2Response) -> str:
     sim = simulator()
     with sim.lock:
         config, account = sim.config, sim.account(self.current_account, self.region)
-        sent = account.sent_since(_now() - timedelta(days=1))
+        sent = account.sent_last_24h(_now())
         reasons = list(account.suppressed_reasons)
     return json.dumps(
         {
