@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from sesflow.engine import runtime
+from sesflow.engine import runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
 from sesflow.engine.patches import install_all, lambda_bridge
@@ -94,6 +94,10 @@ class LocalStack:
     region: str = "us-east-1"
     ses_identities: tuple[str, ...] = ()
     start_time: datetime | None = None
+    # The simulated SES account: a production account by default (a sandbox sends 200 a day).
+    ses_account: dict[str, Any] = field(
+        default_factory=lambda: {"max_send_rate": 14.0, "max_24h_send": 50_000, "production_access": True}
+    )
     # Powertools reads these; locally we keep the console quiet unless asked (like `sam local --env-vars`).
     lambda_env_overrides: dict[str, str] = field(
         default_factory=lambda: {
@@ -123,6 +127,8 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
+        ses.simulator().reset()
+        ses.simulator().configure(**self.ses_account)
         try:
             self._deploy()
         except Exception:

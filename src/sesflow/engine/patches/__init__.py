@@ -9,9 +9,10 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import lambda_bridge, metering, sesv2, sfn
+    from sesflow.engine.patches import lambda_bridge, metering, sdk_retry, sesv2, sfn
 
     sfn.install()
     sesv2.install()
     lambda_bridge.install()
     metering.install()
+    sdk_retry.install()
