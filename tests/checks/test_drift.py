@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sesflow.engine.template import Resource, Template, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ def test_asl_placeholders_match_definition_substitutions(machine: Resource) -> N
     if used - keys:
         problems.append(f"placeholders with no DefinitionSubstitutions key: {sorted(used - keys)}")
     if keys - used:
-        problems.append(f"DefinitionSubstitutions keys {uri} never uses: {sorted(keys - used)}")
+        problems.append(f"DefinitionSubstitutions keys the ASL never uses: {sorted(keys - used)}")
     assert not problems, f"{machine.logical_id} ({uri}): " + "; ".join(problems)
 
 
@@ -127,26 +128,27 @@ def test_substitution_keys_spell_the_resource_they_resolve_to(machine: Resource)
 
 @pytest.mark.parametrize("function", **by_id(functions()))
 def test_handler_imports_from_its_code_uri(function: Resource) -> None:
+    name = function.logical_id
     handler, code_uri = function.properties.get("Handler"), function.properties.get("CodeUri")
-    assert isinstance(handler, str) and "." in handler, f"{function.logical_id}: Handler {handler!r} is not module.fn"
-    assert isinstance(code_uri, str), f"{function.logical_id}: CodeUri {code_uri!r} is not a local folder"
+    assert isinstance(handler, str) and "." in handler, f"{name}: Handler {handler!r} is not module.function"
+    assert isinstance(code_uri, str), f"{name}: CodeUri {code_uri!r} is not a local folder"
     code_dir = (ROOT / code_uri).resolve()
     module_name, attr = handler.rsplit(".", 1)
 
     spec = importlib.util.find_spec(module_name)
-    assert spec is not None and spec.origin, f"{function.logical_id}: Handler module {module_name} is not importable"
+    assert spec is not None and spec.origin, f"{name}: Handler module {module_name} is not importable"
     origin = Path(spec.origin).resolve()
     assert origin.is_relative_to(code_dir), (
-        f"{function.logical_id}: {module_name} imports from {origin}, not from CodeUri {code_uri} "
+        f"{name}: {module_name} imports from {origin}, not from CodeUri {code_uri} "
         f"(Lambda only has CodeUri on its path; is pytest's pythonpath the CodeUri?)"
     )
     module = importlib.import_module(module_name)
     fn = getattr(module, attr, None)
-    assert callable(fn), f"{function.logical_id}: {module_name} has no callable {attr} (Handler {handler})"
+    assert callable(fn), f"{name}: {module_name} has no callable {attr} (Handler {handler})"
     try:
         inspect.signature(fn).bind(object(), object())
     except TypeError as error:
-        pytest.fail(f"{function.logical_id}: {handler} cannot be called as (event, context): {error}")
+        pytest.fail(f"{name}: {handler} cannot be called as (event, context): {error}")
 
 
 def test_functions_never_import_sesflow() -> None:
@@ -231,7 +233,7 @@ def test_workflow_outcomes_are_used_by_some_fail_state() -> None:
         if state.get("Type") == "Fail"
     }
     stale = sorted(set(WORKFLOW_OUTCOMES) - used)
-    assert not stale, f"WORKFLOW_OUTCOMES lists {stale}, which no Fail state in statemachines/ uses: remove them"
+    assert not stale, f"WORKFLOW_OUTCOMES lists {stale}, used by no Fail state in statemachines/: remove them"
 
 
 def test_domain_errors_end_with_error() -> None:
@@ -272,10 +274,13 @@ def test_state_machine_definitions_follow_the_naming_convention() -> None:
     assert not problems, "template.yaml: " + "; ".join(problems)
 
 
-def test_event_folders_name_a_function() -> None:
+def test_event_folders_name_a_function_or_state_machine() -> None:
+    """events/send_batch/ holds SendBatchFunction's sample events (`sam local invoke -e`); events/campaign/
+    holds CampaignStateMachine's execution inputs: the same snake_case spelling of one name."""
     folders = sorted(p for p in (ROOT / "events").glob("*") if p.is_dir())
     if not folders:
         pytest.skip("events/ has no <function>/ folders yet: nothing to match")
     names = {snake(f.logical_id.removesuffix("Function")) for f in functions()}
+    names |= {snake(m.logical_id.removesuffix("StateMachine")) for m in state_machines()}
     orphans = [f"events/{p.name}/" for p in folders if p.name not in names]
-    assert not orphans, f"{orphans} name no function (expected one of {sorted(names)})"
+    assert not orphans, f"{orphans} name no function or state machine (expected one of {sorted(names)})"

@@ -1,0 +1,675 @@
+"""Fixes to moto 5.2.5's Step Functions interpreter (moto.stepfunctions.parser, a LocalStack port).
+
+Letters refer to /work/shared/notes/local-engine-findings.md section 1. Every fix replaces one moto
+attribute with a wrapper that records the moto original in `__sesflow_original__`; a later install()
+wraps that original again, so installing twice never stacks wrappers. Before patching, `_original`
+checks that the target still looks as the fix expects and raises MotoDriftError otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import random
+import sys
+import threading
+import types
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+import jsonata
+from jsonata.functions import Functions as JsonataFunctions
+from jsonata.utils import Utils as JsonataUtils
+from moto.core.models import botocore_stubber
+
+import moto.stepfunctions.parser.models  # noqa: F401  (imports the whole interpreter, incl. every task service)
+from moto.stepfunctions.parser.api import (
+    EvaluationFailedEventDetails,
+    ExecutionFailedEventDetails,
+    HistoryEventType,
+    MapRunFailedEventDetails,
+    TaskFailedEventDetails,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.string.string_expression import (
+    StringJSONata,
+    StringVariableSample,
+)
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+    DistributedIterationComponent,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
+    DistributedItemProcessorWorker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker import (
+    IterationWorker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator.distributed_iterator_worker import (  # noqa: E501
+    DistributedIteratorWorker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_failure import (
+    ToleratedFailureCountDecl,
+    ToleratedFailureCountStringJSONata,
+    ToleratedFailurePercentageDecl,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.eval.states import States
+from moto.stepfunctions.parser.asl.eval.variable_store import VariableStore
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.parser.utils import camel_to_snake_case
+from sesflow.engine import runtime
+from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
+from sesflow.engine.patches import MotoDriftError
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Apply every fix; later calls do nothing. Raises MotoDriftError if moto changed under a fix."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        for fix in _FIXES:
+            fix()
+        _installed = True
+
+
+# --------------------------------------------------------------------------- patching helpers
+
+
+def _dotted(owner: Any, name: str) -> str:
+    if isinstance(owner, types.ModuleType):
+        return f"{owner.__name__}.{name}"
+    return f"{owner.__module__}.{owner.__qualname__}.{name}"
+
+
+def _original(owner: Any, name: str, *markers: str, params: tuple[str, ...] = ()) -> Any:
+    """moto's `owner.name` (unwrapping an earlier install), checked for source markers and parameters."""
+    value = getattr(owner, name, None)
+    value = getattr(value, "__sesflow_original__", value)
+    if value is None:
+        raise MotoDriftError(f"{_dotted(owner, name)}: missing")
+    if markers:
+        source = inspect.getsource(value)
+        for marker in markers:
+            if marker not in source:
+                raise MotoDriftError(f"{_dotted(owner, name)}: source no longer contains {marker!r}")
+    if params and tuple(inspect.signature(value).parameters)[: len(params)] != params:
+        raise MotoDriftError(f"{_dotted(owner, name)}: parameters are no longer {params}")
+    return value
+
+
+def _patch(owner: Any, name: str, original: Any, replacement: Any) -> None:
+    replacement.__sesflow_original__ = original
+    if isinstance(inspect.getattr_static(owner, name, None), staticmethod):
+        replacement = staticmethod(replacement)
+    setattr(owner, name, replacement)
+
+
+def _clock():
+    return runtime.current().clock
+
+
+def _iso(moment: datetime) -> str:
+    """The context object's time format on AWS: 2024-05-01T12:00:00.123Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _kind(execution_type: Any) -> str:
+    return str(getattr(execution_type, "value", execution_type)).upper()
+
+
+def _failure(env: Environment, error: StatesErrorNameType, cause: str, event_type: HistoryEventType,
+             details_key: str, details_type: type) -> FailureEventException:
+    details = details_type(error=error.to_name(), cause=cause)
+    return FailureEventException(FailureEvent(
+        env=env, error_name=StatesErrorName(typ=error), event_type=event_type,
+        event_details=EventDetails(**{details_key: details}),
+    ))
+
+
+# --------------------------------------------------------------------------- J, K: noise and speed
+
+
+def _fix_logging() -> None:
+    """J: moto logs every handled ASL error at WARNING/ERROR with a multi-KB repr of the state."""
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+
+
+def _fix_jsonpath_cache() -> None:
+    """K: jsonpath-ng 1.8 rebuilds its LALR tables on every parse (~50 ms), i.e. per path per state."""
+    for module in (json_path, result_path):
+        original = _original(module, "parse")
+        _patch(module, "parse", original, functools.lru_cache(maxsize=4096)(original))
+
+
+def _fix_sync_poll_delay() -> None:
+    """.sync tasks poll the child execution every 0.5 s of real time; 20 ms keeps nested runs fast."""
+    _original(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK")
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02
+
+
+# --------------------------------------------------------------------------- A/H: JSONata
+
+
+def _jsonata_hash(value: str, algorithm: str = "SHA-256") -> str:
+    return hashlib.new(algorithm.replace("-", "").lower(), str(value).encode()).hexdigest()
+
+
+def _jsonata_partition(array: list, size: int) -> list:
+    return [array[i:i + int(size)] for i in range(0, len(array), int(size))]
+
+
+def _jsonata_range(first: float, last: float, step: float) -> list:
+    count = int((last - first) // step) + 1 if step else 0
+    return [first + i * step for i in range(max(count, 0))]
+
+
+def _jsonata_now(picture: str | None = None, timezone: str | None = None) -> str:
+    return JsonataFunctions.datetime_from_millis(_jsonata_millis(), picture, timezone)
+
+
+def _jsonata_millis() -> int:
+    return int(_clock().timestamp() * 1000)
+
+
+# Step Functions' JSONata additions, and $now/$millis on the virtual clock.
+_JSONATA_FUNCTIONS = {
+    name: jsonata.Jsonata.JLambda(impl) for name, impl in {
+        "hash": _jsonata_hash,
+        "partition": _jsonata_partition,
+        "range": _jsonata_range,
+        "random": lambda seed=None: random.Random(seed).random() if seed is not None else random.random(),
+        "uuid": lambda: str(uuid.uuid4()),
+        "parse": json.loads,
+        "now": _jsonata_now,
+        "millis": _jsonata_millis,
+    }.items()
+}
+_compiled_jsonata = threading.local()  # expression -> jsonata.Jsonata, per thread (evaluation keeps state)
+
+
+def _eval_jsonata(env: Environment, expression: str, with_states: bool) -> Any:
+    """Evaluate with native bindings; returns None for undefined, JSON values otherwise."""
+    cache = vars(_compiled_jsonata).setdefault("cache", {})
+    compiled = cache.get(expression)
+    if compiled is None:
+        compiled = cache[expression] = jsonata.Jsonata(expression)
+        compiled.set_output_convert_nulls(False)  # keep JSON null apart from undefined (None)
+    bindings = dict(_JSONATA_FUNCTIONS)
+    if with_states:
+        bindings["states"] = env.states._states_data
+    bindings.update(env.variable_store._outer_scope)
+    bindings.update(env.variable_store._inner_scope)
+    try:
+        result = compiled.evaluate(None, bindings)
+    except Exception as ex:
+        raise _failure(env, StatesErrorNameType.StatesQueryEvaluationError,
+                       f"The JSONata expression '{expression}' failed: {ex}", HistoryEventType.EvaluationFailed,
+                       "evaluationFailedEventDetails", EvaluationFailedEventDetails) from ex
+    if result is None:
+        return None
+    return json.loads(json.dumps(JsonataUtils.convert_nulls(result), default=str))
+
+
+def _fix_jsonata() -> None:
+    """A/H: moto stubs the JVM JSONata bridge (`_eval_jsonata = None`) and builds expressions as text
+    (strings containing '"' break, lone `$` is rejected, $hash/$uuid are stubs, $now is real time)."""
+    _original(States, "__init__", "self._states_data")
+    _original(VariableStore, "__init__", "self._outer_scope", "self._inner_scope")
+    original = _original(StringJSONata, "_eval_body", "eval_jsonata_expression(")
+
+    def string_jsonata_eval_body(self, env: Environment) -> None:
+        result = _eval_jsonata(env, self.expression, with_states=True)
+        if result is None:
+            raise _failure(env, StatesErrorNameType.StatesQueryEvaluationError,
+                           f"The JSONata expression '{self.expression}' returned nothing (undefined).",
+                           HistoryEventType.EvaluationFailed, "evaluationFailedEventDetails",
+                           EvaluationFailedEventDetails)
+        env.stack.append(result)
+
+    _patch(StringJSONata, "_eval_body", original, string_jsonata_eval_body)
+
+    sample = _original(StringVariableSample, "_eval_body", "eval_jsonata_expression(")
+
+    def variable_sample_eval_body(self, env: Environment) -> None:
+        with_states = self.query_language_mode.name == "JSONata"
+        env.stack.append(_eval_jsonata(env, self.expression, with_states=with_states))
+
+    _patch(StringVariableSample, "_eval_body", sample, variable_sample_eval_body)
+    # The static analysers still scan expressions for references: `$` alone is valid JSONata.
+    _original(moto_jsonata, "_ILLEGAL_VARIABLE_REFERENCES")
+    moto_jsonata._ILLEGAL_VARIABLE_REFERENCES = {"$$"}
+
+
+# --------------------------------------------------------------------------- B: virtual time
+
+
+def _fix_wait() -> None:
+    """B: Wait really sleeps; advance the virtual clock from the time the state was entered."""
+    original = _original(WaitFunction, "_wait_interval", "program_state_event.wait(", params=("self", "env"))
+
+    def _wait_interval(self, env: Environment, wait_seconds: float) -> None:
+        entered = env.states.context_object.context_object_data["State"]["EnteredTime"]
+        _clock().sleep(wait_seconds, "Wait", since=datetime.fromisoformat(entered))
+
+    _patch(WaitFunction, "_wait_interval", original, _wait_interval)
+
+
+def _fix_wait_timestamp() -> None:
+    """B: Timestamp waits compare with the real, naive local clock; sleep until it on the virtual one."""
+    _original(Timestamp, "_get_wait_seconds", "datetime.datetime.now()")
+    _original(Timestamp, "_from_timestamp_string")
+    _original(Timestamp, "_create_failure_event")
+    original = _original(Timestamp, "_eval_body")
+
+    def _eval_body(self, env: Environment) -> None:
+        self.string.eval(env=env)
+        text = env.stack.pop()
+        moment = self._from_timestamp_string(timestamp=text)
+        if moment is None:
+            raise FailureEventException(self._create_failure_event(env, text))
+        _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait")
+
+    _patch(Timestamp, "_eval_body", original, _eval_body)
+
+
+def _fix_retry() -> None:
+    """B: Retry back-off calls time.sleep; move the virtual clock (jitter stays moto's random.uniform)."""
+    _original(retrier_decl.RetrierDecl, "_eval_body", "time.sleep(interval_seconds)")
+    original = _original(retrier_decl, "time")
+    shim = types.SimpleNamespace(sleep=lambda seconds: _clock().sleep(seconds, "Retry"))
+    _patch(retrier_decl, "time", original, shim)
+
+
+def _fix_event_timestamps() -> None:
+    """B: history events are stamped with the real clock; use the virtual one."""
+    original = _original(EventManager, "_get_current_timestamp")
+
+    def _get_current_timestamp() -> datetime:
+        return _clock().now()
+
+    _patch(EventManager, "_get_current_timestamp", original, _get_current_timestamp)
+
+
+def _fix_entered_time() -> None:
+    """B: $$.State.EnteredTime comes from the real clock (and not in AWS's format); use the virtual one."""
+    _original(CommonStateField, "_eval_body", "StateData(", "EnteredTime=")
+    original = _original(state_module, "StateData")
+
+    def state_data(**fields: Any) -> dict:
+        return original(**{**fields, "EnteredTime": _iso(_clock().now())})
+
+    _patch(state_module, "StateData", original, state_data)
+
+
+def _fix_execution_start() -> None:
+    """B + metering: start dates come from the real clock and every execution is typed STANDARD
+    (moto hard-codes StateMachine.sm_type); stamp it virtually, type it, and count it."""
+    original = _original(Execution, "start", "self.exec_worker.start()")
+
+    def start(self) -> None:
+        self.start_date = _clock().now()
+        self.sm_type = self.state_machine.sm_type = _kind(self.state_machine.type)
+        runtime.current().meter.count_execution(self.state_machine.name, self.sm_type)
+        original(self)
+
+    _patch(Execution, "start", original, start)
+
+
+def _fix_stop_date() -> None:
+    """B: stop dates come from the real clock; use the virtual one."""
+    original = _original(BaseExecutionWorkerCommunication, "_reflect_execution_status", "stop_date")
+
+    def _reflect_execution_status(self) -> None:
+        original(self)
+        self.execution.stop_date = _clock().now()
+
+    _patch(BaseExecutionWorkerCommunication, "_reflect_execution_status", original, _reflect_execution_status)
+
+
+# --------------------------------------------------------------------------- C, D: executions
+
+
+def _fix_execution_name() -> None:
+    """C: without a name moto uses None, so the ARN ends in ':None' and a 2nd start fails."""
+    original = _original(StepFunctionsParserBackend, "start_execution", params=("self", "state_machine_arn", "name"))
+
+    def start_execution(self, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any):
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    _patch(StepFunctionsParserBackend, "start_execution", original, start_execution)
+
+
+@dataclass
+class _History:
+    """Whose transitions an event history bills, and for an execution's own history, its quota."""
+
+    name: str
+    kind: str
+    env: Environment | None = None  # the execution's root environment; None for Distributed Map children
+    events: int = 0
+    state: str = ""
+    overflowed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _fix_root_environment() -> None:
+    """D: $$.Execution.StartTime is a datetime (describe_execution and `"ctx.$": "$$"` break on it);
+    also registers the execution's history for metering and the history quota."""
+    original = _original(ExecutionWorker, "_get_evaluation_environment", "StartTime=")
+
+    def _get_evaluation_environment(self) -> Environment:
+        env = original(self)
+        context = env.states.context_object.context_object_data
+        context["Execution"]["StartTime"] = _iso(context["Execution"]["StartTime"])
+        env.event_manager._sesflow_history = _History(context["StateMachine"]["Name"], _kind(env.execution_type), env)
+        return env
+
+    _patch(ExecutionWorker, "_get_evaluation_environment", original, _get_evaluation_environment)
+
+
+# --------------------------------------------------------------------------- limits and metering
+
+_EXECUTION_END_EVENTS = frozenset({
+    HistoryEventType.ExecutionSucceeded, HistoryEventType.ExecutionFailed,
+    HistoryEventType.ExecutionAborted, HistoryEventType.ExecutionTimedOut,
+})
+
+
+def _fail_execution(env: Environment, error: str, cause: str) -> None:
+    """Fail the whole execution; the error sticks even if a state's own failure is reported later."""
+    env._sesflow_fatal = ExecutionFailedEventDetails(error=error, cause=cause)
+    env.set_error(env._sesflow_fatal)
+
+
+def _fix_sticky_error() -> None:
+    """Limits: a quota failure must not be overwritten by the failures it causes in running states."""
+    original = _original(Environment, "set_error", params=("self", "error"))
+
+    def set_error(self, error: ExecutionFailedEventDetails) -> None:
+        original(self, getattr(self, "_sesflow_fatal", None) or error)
+
+    _patch(Environment, "set_error", original, set_error)
+
+
+def _fix_history_events() -> None:
+    """Limits + metering: moto runs on past AWS's 25,000-event history quota; also each StateEntered
+    event is one billed state transition."""
+    original = _original(EventManager, "add_event",
+                         params=("self", "context", "event_type", "event_details", "timestamp"))
+
+    def add_event(self, context, event_type, event_details=None, timestamp=None, update_source_event_id=True):
+        history: _History | None = getattr(self, "_sesflow_history", None)
+        if history is None:
+            return original(self, context, event_type, event_details, timestamp, update_source_event_id)
+        entered = (event_details or {}).get("stateEnteredEventDetails")
+        with history.lock:
+            if entered:
+                history.state = entered["name"]
+            over = history.env is not None and event_type not in _EXECUTION_END_EVENTS and (
+                history.overflowed or history.events >= HISTORY_EVENT_LIMIT - 1)  # keep room for the failure
+            first_overflow = over and not history.overflowed
+            history.overflowed |= over
+            if not over:
+                history.events += 1
+                if entered:
+                    runtime.current().meter.count_transition(history.name, history.kind)
+                return original(self, context, event_type, event_details, timestamp, update_source_event_id)
+        if first_overflow:
+            _fail_execution(history.env, "States.Runtime",
+                            f"The execution history would exceed the AWS limit of {HISTORY_EVENT_LIMIT:,} events "
+                            f"in state '{history.state}'.")
+        return context.last_published_event_id
+
+    _patch(EventManager, "add_event", original, add_event)
+
+
+def _check_payload(state: CommonStateField, env: Environment, value: Any, what: str) -> None:
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    if size > PAYLOAD_LIMIT_BYTES:
+        raise _failure(env, StatesErrorNameType.StatesStatesDataLimitExceeded,
+                       f"The {what} of state '{state.name}' is {size:,} bytes, over the AWS payload limit of "
+                       f"{PAYLOAD_LIMIT_BYTES:,} bytes.", HistoryEventType.TaskFailed,
+                       "taskFailedEventDetails", TaskFailedEventDetails)
+
+
+def _fix_payload_limit() -> None:
+    """Limits: moto checks outputs only, with an exclusive bound, and names neither state nor size."""
+    eval_state_input = _original(CommonStateField, "_eval_state_input", params=("self", "env"))
+
+    def _eval_state_input(self, env: Environment) -> None:
+        eval_state_input(self, env)
+        _check_payload(self, env, env.stack[-1], "input")
+
+    def output_check():  # one function per patched class: each records its own moto original
+        def _verify_size_quota(self, env: Environment, value: Any) -> None:
+            _check_payload(self, env, value, "output")
+
+        return _verify_size_quota
+
+    _patch(CommonStateField, "_eval_state_input", eval_state_input, _eval_state_input)
+    for owner in (CommonStateField, StateTaskService, StateTaskLambda):
+        verify = _original(owner, "_verify_size_quota", "is_within_size_quota(", params=("self", "env", "value"))
+        _patch(owner, "_verify_size_quota", verify, output_check())
+
+
+# --------------------------------------------------------------------------- E, I: service integrations
+
+
+@functools.lru_cache(maxsize=None)
+def _operation_model(service: str, action: str):
+    model = botocore.session.get_session().get_service_model(service)
+    names = {camel_to_snake_case(name): name for name in model.operation_names}
+    if action not in names:
+        raise RuntimeError(f"No api action named '{action}' available for service '{service}'.")
+    return model.operation_model(names[action])
+
+
+def _fix_service_normalisation() -> None:
+    """E: moto made request/response normalisation no-ops, so states:startExecution fails with
+    KeyError 'StateMachineArn', s3:getObject Body is a stream and aws-sdk responses keep boto casing."""
+    for helper in ("_to_boto_request", "_from_boto_response", "_get_boto_service_name", "_get_boto_service_action"):
+        _original(StateTaskService, helper)
+    names = ("self", "parameters", "boto_service_name", "service_action_name")
+    original = _original(StateTaskService, "_normalise_parameters", params=names)
+
+    def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None) -> None:
+        shape = _operation_model(self._get_boto_service_name(boto_service_name),
+                                 self._get_boto_service_action(service_action_name)).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    _patch(StateTaskService, "_normalise_parameters", original, _normalise_parameters)
+    original = _original(StateTaskService, "_normalise_response", params=("self", "response") + names[2:])
+
+    def _normalise_response(self, response, boto_service_name=None, service_action_name=None) -> None:
+        shape = _operation_model(self._get_boto_service_name(boto_service_name),
+                                 self._get_boto_service_action(service_action_name)).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    _patch(StateTaskService, "_normalise_response", original, _normalise_response)
+
+
+class _ClientCache:
+    """One boto3 client per (region, service) for the current boto3 default session: mock_aws replaces
+    that session on entry, so a new mock starts an empty cache."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.session = None
+        self.clients: dict = {}
+
+    def get(self, original, region: str, service: str, state_credentials: Any = None):
+        with self.lock:
+            if boto3.DEFAULT_SESSION is None:
+                boto3.setup_default_session()
+            if self.session is not boto3.DEFAULT_SESSION:
+                self.session, self.clients = boto3.DEFAULT_SESSION, {}
+            key = (region, service, botocore_stubber.enabled)
+            if key not in self.clients:
+                self.clients[key] = original(region, service, state_credentials)
+            return self.clients[key]
+
+
+_client_cache = _ClientCache()
+
+
+def _fix_client_cache() -> None:
+    """I: moto builds a new boto3 client for every Task (~⅔ of a lambda:invoke Task's time)."""
+    original = _original(boto_client, "boto_client_for", "boto3.client(", params=("region", "service"))
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None):
+        return _client_cache.get(original, region, service, state_credentials)
+
+    for module_name, module in list(sys.modules.items()):  # every module that imported it by name
+        current = getattr(module, "boto_client_for", None) if module_name.startswith("moto.stepfunctions") else None
+        if current is not None and getattr(current, "__sesflow_original__", current) is original:
+            _patch(module, "boto_client_for", original, boto_client_for)
+
+
+# --------------------------------------------------------------------------- F, G: Map states
+
+
+def _fix_tolerated_failure_jsonata() -> None:
+    """F: a JSONata ToleratedFailureCount is parsed as a ToleratedFailurePercentage."""
+    original = _original(Preprocessor, "visitTolerated_failure_count_string_jsonata",
+                         "ToleratedFailurePercentageStringJSONata(")
+
+    def visit(self, ctx):
+        return ToleratedFailureCountStringJSONata(string_jsonata=self.visitString_jsonata(ctx=ctx.string_jsonata()))
+
+    _patch(Preprocessor, "visitTolerated_failure_count_string_jsonata", original, visit)
+
+
+def _fix_tolerance_declared() -> None:
+    """F: moto fills in both tolerances (0), hiding which ones the definition declared."""
+    original = _original(StateMap, "from_state_props", "iteration_component")
+
+    def from_state_props(self, state_props) -> None:
+        original(self, state_props)
+        self.iteration_component._sesflow_tolerance_declared = (
+            state_props.get(ToleratedFailureCountDecl) is not None,
+            state_props.get(ToleratedFailurePercentageDecl) is not None,
+        )
+
+    _patch(StateMap, "from_state_props", original, from_state_props)
+
+
+def _exceeds_tolerance(component: Any, eval_input: Any) -> bool:
+    items = eval_input.map_run_record.item_counter
+    failed, total = items.failed.get() + items.timed_out.get(), items.total.get()
+    by_count, by_percentage = getattr(component, "_sesflow_tolerance_declared", (False, False))
+    if not (by_count or by_percentage):
+        return failed > 0
+    return ((by_count and failed > eval_input.tolerated_failure_count)
+            or (by_percentage and total > 0 and 100.0 * failed / total > eval_input.tolerated_failure_percentage))
+
+
+def _fix_distributed_map_run() -> None:
+    """F + metering: a Distributed Map with failed items succeeds (tolerances are never compared);
+    each item is a child execution billed to "<state machine>/<map>" with the Map's ExecutionType."""
+    original = _original(DistributedIterationComponent, "_map_run", params=("self", "env", "eval_input"))
+
+    def _map_run(self, env: Environment, eval_input: Any) -> None:
+        state_machine = env.states.context_object.context_object_data["StateMachine"]["Name"]
+        config = getattr(self, "_processor_config", None)
+        kind = _kind(config.execution_type.name) if config is not None else "STANDARD"
+        children = _History(f"{state_machine}/{eval_input.state_name}", kind)
+        env.event_manager._sesflow_history = children  # moto gives the map run its own EventManager
+        try:
+            original(self, env, eval_input)
+        finally:
+            meter = runtime.current().meter
+            for _ in range(eval_input.map_run_record.item_counter.total.get()):
+                meter.count_execution(children.name, kind)
+        if _exceeds_tolerance(self, eval_input):
+            raise _failure(env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
+                           "The specified tolerated failure threshold was exceeded.", HistoryEventType.MapRunFailed,
+                           "mapRunFailedEventDetails", MapRunFailedEventDetails)
+
+    _patch(DistributedIterationComponent, "_map_run", original, _map_run)
+
+
+def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool):
+    def _eval_pool(self, job, worker_frame: Environment) -> None:
+        while job is not None:
+            job_frame = getattr(worker_frame, open_job_frame)()
+            self._eval_job(env=job_frame, job=job)
+            getattr(worker_frame, close_frame)(job_frame)
+            stopped = isinstance(job.job_output, Exception) or self.stopped()
+            next_job = None if stopped else self._job_pool.next_job()
+            if next_job is not None:
+                self._job_pool.close_job(job)
+                job = next_job
+                continue
+            if link_events and not stopped:  # the last iteration's events are the source of what follows
+                worker_frame.event_history_context.source_event_id = (
+                    job_frame.event_history_context.last_published_event_id)
+            getattr(self._env, close_frame)(worker_frame)  # before close_job: the Map waits on jobs
+            self._job_pool.close_job(job)
+            return
+        getattr(self._env, close_frame)(worker_frame)
+
+    return _eval_pool
+
+
+def _fix_map_recursion() -> None:
+    """G: Map workers recurse once per item: RecursionError at ~1,000 items per worker, and the
+    execution then hangs in RUNNING forever. Same steps, as a loop."""
+    for owner, open_job_frame, close_frame, link_events in (
+        (IterationWorker, "open_inner_frame", "close_frame", True),
+        (DistributedIteratorWorker, "open_frame", "delete_frame", False),
+        (DistributedItemProcessorWorker, "open_inner_frame", "delete_frame", False),
+    ):
+        original = _original(owner, "_eval_pool", "self._eval_pool(job=next_job", f".{open_job_frame}()",
+                             f".{close_frame}(")
+        _patch(owner, "_eval_pool", original, _looping_eval_pool(open_job_frame, close_frame, link_events))
+
+
+_FIXES = (
+    _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata,
+    _fix_wait, _fix_wait_timestamp, _fix_retry, _fix_event_timestamps, _fix_entered_time,
+    _fix_execution_start, _fix_stop_date, _fix_execution_name, _fix_root_environment,
+    _fix_sticky_error, _fix_history_events, _fix_payload_limit,
+    _fix_service_normalisation, _fix_client_cache,
+    _fix_tolerated_failure_jsonata, _fix_tolerance_declared, _fix_distributed_map_run, _fix_map_recursion,
+)

@@ -1,0 +1,491 @@
+"""A missing IAM permission you can see in the template fails here first, not in a deployed execution.
+
+State machines: every Task Resource of the deployed (substituted) ASL, every Distributed Map, ItemReader
+and ResultWriter, and the Logging configuration are mapped to the IAM actions and resources they need,
+and the state machine's Policies must allow them. Functions: the AWS calls each handler makes are listed
+in HANDLER_CALLS (written by reading functions/app/handlers/), kept honest by a scan of the handler code.
+
+SAM policy templates (LambdaInvokePolicy, DynamoDBCrudPolicy, ...) are expanded from aws-sam-translator's
+own policy_templates.json in .venv-sam, read at test time. Matching is deliberately loose: an Allow
+statement grants a need when one of its actions matches (IAM wildcards, case-insensitive) and one of its
+resources matches the target ARN (wildcards); a target that is only known at run time (a JSONata or
+JSONPath value) is checked on the action alone. Managed policy names cannot be expanded offline and
+grant nothing here. NotAction/NotResource statements are ignored; a matching Deny wins.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sesflow.engine.stack import substitute_definition
+from sesflow.engine.template import ACCOUNT_ID, PARTITION, Resource, Template, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY_TEMPLATES_GLOB = "lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json"
+
+# The EventBridge rule Step Functions manages to follow a states:startExecution.sync child.
+SYNC_EVENTS_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
+
+# Step Functions Logging needs these on "*" (the log delivery APIs have no resource-level permissions);
+# SAM does not add them (it adds only X-Ray's managed policy when Tracing is enabled).
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+
+# SDK service name (as in arn:aws:states:::aws-sdk:<service>:<api>) -> IAM prefix, where they differ.
+IAM_PREFIX = {"sesv2": "ses", "sfn": "states", "eventbridge": "events", "cloudwatchlogs": "logs"}
+
+# What each handler calls, by reading functions/app/handlers/*.py: (IAM action, target ARN). Targets are
+# templates: {Logical.Attr} is a GetAtt, {Logical} a Ref or parameter, {region}/{account}/{partition}.
+# Calls through app.clients: client("<service>") and table(<name>) (a DynamoDB Table resource).
+HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
+    # parse_campaign only: no AWS call.
+    "app.handlers.validate_campaign": [],
+    "app.handlers.snapshot_audience": [
+        # table(recipients_table).query(IndexName="AudienceIndex", ...)
+        ("dynamodb:Query", "{RecipientsTable.Arn}/index/AudienceIndex"),
+        # client("s3").put_object(...) of campaigns/<id>/<run>/manifest.json and holdout.json
+        ("s3:PutObject", "{ManifestBucket.Arn}/campaigns/*"),
+    ],
+    "app.handlers.send_batch": [
+        # claim(): table(sends_table).put_item(..., ConditionExpression=...)
+        ("dynamodb:PutItem", "{SendsTable.Arn}"),
+        # the outcome of each send: table(sends_table).update_item(...)
+        ("dynamodb:UpdateItem", "{SendsTable.Arn}"),
+        # client("sesv2").send_bulk_email(FromEmailAddress, ConfigurationSetName, DefaultContent.Template)
+        ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:identity/{SenderIdentity}"),
+        ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:configuration-set/{ConfigurationSet}"),
+        ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:template/*"),
+    ],
+    "app.handlers.ingest_feedback": [
+        # record_handler(): table(events_table).put_item(...)
+        ("dynamodb:PutItem", "{EventsTable.Arn}"),
+    ],
+}
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+@dataclass(frozen=True)
+class Need:
+    action: str
+    resource: str | None  # None: only known at run time, the action alone is checked
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource or '<run-time value>'} ({self.why})"
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+@cache
+def policy_templates() -> dict[str, Any] | None:
+    found = sorted((ROOT / ".venv-sam").glob(POLICY_TEMPLATES_GLOB))
+    return json.loads(found[-1].read_text())["Templates"] if found else None
+
+
+@pytest.fixture(scope="module")
+def sam_policies() -> dict[str, Any]:
+    templates = policy_templates()
+    if templates is None:
+        pytest.skip(
+            "aws-sam-translator's policy_templates.json is not in .venv-sam (run `make setup`): "
+            "SAM policy templates cannot be expanded"
+        )
+    return templates
+
+
+@cache
+def template() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+def _pseudo(t: Template) -> dict[str, str]:
+    return {"AWS::Partition": PARTITION, "AWS::Region": t.region, "AWS::AccountId": ACCOUNT_ID}
+
+
+def _expand(node: Any, params: dict[str, Any], pseudo: dict[str, str]) -> Any:
+    """A policy template's Definition with its parameters: only Ref and Fn::Sub occur in the file."""
+    if isinstance(node, list):
+        return [_expand(item, params, pseudo) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        name = node["Ref"]
+        if name in params:
+            return params[name]
+        if name in pseudo:
+            return pseudo[name]
+        raise KeyError(f"policy template parameter {name} has no value")
+    if set(node) == {"Fn::Sub"}:
+        arg = node["Fn::Sub"]
+        text, names = (arg, {}) if isinstance(arg, str) else (arg[0], _expand(arg[1], params, pseudo))
+        values = {**pseudo, **names}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(values[m.group(1)]), text)
+    return {key: _expand(value, params, pseudo) for key, value in node.items()}
+
+
+def statements(
+    policies: list[Any], sam_policies: dict[str, Any], t: Template
+) -> tuple[list[Statement], list[str]]:
+    """The statements of a resource's Policies, and what could not be expanded (managed policies...)."""
+    result: list[Statement] = []
+    unexpanded: list[str] = []
+
+    def add(document_statements: Any) -> None:
+        for s in document_statements if isinstance(document_statements, list) else [document_statements]:
+            if "Action" not in s or "Resource" not in s:
+                continue  # NotAction / NotResource: not modelled, grants nothing here
+            actions, resources = s["Action"], s["Resource"]
+            result.append(Statement(
+                s.get("Effect", "Allow"),
+                tuple(actions if isinstance(actions, list) else [actions]),
+                tuple(resources if isinstance(resources, list) else [resources]),
+            ))
+
+    for policy in policies if isinstance(policies, list) else [policies]:
+        if isinstance(policy, dict) and "Statement" in policy:
+            add(policy["Statement"])
+        elif isinstance(policy, dict) and len(policy) == 1 and next(iter(policy)) in sam_policies:
+            (name, params), = policy.items()
+            definition = _expand(sam_policies[name]["Definition"], params or {}, _pseudo(t))
+            add(definition["Statement"])
+        else:
+            unexpanded.append(policy if isinstance(policy, str) else json.dumps(policy))
+    return result, unexpanded
+
+
+def _glob(pattern: str, value: str, ignore_case: bool) -> bool:
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
+
+
+def _matches(statement: Statement, need: Need) -> bool:
+    if not any(_glob(a, need.action, ignore_case=True) for a in statement.actions):
+        return False
+    if need.resource is None:
+        return True
+    return any(_glob(str(r), need.resource, ignore_case=False) for r in statement.resources)
+
+
+def missing(needs: list[Need], granted: list[Statement]) -> list[Need]:
+    allows = [s for s in granted if s.effect == "Allow"]
+    denies = [s for s in granted if s.effect == "Deny"]
+    return [
+        n for n in needs
+        if not any(_matches(s, n) for s in allows) or any(_matches(s, n) for s in denies)
+    ]
+
+
+# ------------------------------------------------------------------------------ state machine needs
+
+
+def iter_states(states: dict[str, Any], path: str = "States") -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        where = f"{path}.{name}"
+        yield where, state
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                yield from iter_states(state[key].get("States", {}), f"{where}.{key}.States")
+        for i, branch in enumerate(state.get("Branches", [])):
+            yield from iter_states(branch.get("States", {}), f"{where}.Branches[{i}].States")
+
+
+def _static(args: dict[str, Any], key: str) -> str | None:
+    """A literal argument value; None when it is computed at run time (JSONata, or JSONPath "Key.$")."""
+    value = args.get(key)
+    if not isinstance(value, str) or value.startswith("{%") or f"{key}.$" in args:
+        return None
+    return value
+
+
+def _arguments(state: dict[str, Any]) -> dict[str, Any]:
+    args = state.get("Arguments", state.get("Parameters", {}))
+    return args if isinstance(args, dict) else {}
+
+
+def _target(service: str, args: dict[str, Any], region: str) -> str | None:
+    """The ARN an integration call touches, from its well-known argument names."""
+    arn = f"arn:{PARTITION}:{{}}:{region}:{ACCOUNT_ID}:{{}}"
+    if service == "lambda" and (name := _static(args, "FunctionName")):
+        return name if name.startswith("arn:") else arn.format("lambda", f"function:{name}")
+    if service == "dynamodb" and (table := _static(args, "TableName")):
+        base = table if table.startswith("arn:") else arn.format("dynamodb", f"table/{table}")
+        index = _static(args, "IndexName")
+        return f"{base}/index/{index}" if index else base
+    if service == "s3" and (bucket := _static(args, "Bucket")):
+        if "Key" not in args and "Key.$" not in args:
+            return f"arn:{PARTITION}:s3:::{bucket}"  # a bucket-level call (ListBucket...)
+        return f"arn:{PARTITION}:s3:::{bucket}/{_static(args, 'Key') or '*'}"
+    if service == "sns":
+        return _static(args, "TopicArn")
+    if service == "sqs" and (url := _static(args, "QueueUrl")):
+        account, name = url.rstrip("/").split("/")[-2:]
+        return f"arn:{PARTITION}:sqs:{region}:{account}:{name}"
+    if service == "states":
+        return _static(args, "StateMachineArn")
+    if service == "events" and isinstance(args.get("Entries"), list):
+        buses = {e.get("EventBusName", "default") for e in args["Entries"] if isinstance(e, dict)}
+        if len(buses) == 1 and not (bus := buses.pop()).startswith("{%"):
+            return bus if bus.startswith("arn:") else arn.format("events", f"event-bus/{bus}")
+    return None
+
+
+# arn:aws:states:::<service>:<api> -> IAM actions (a .waitForTaskToken suffix changes nothing).
+OPTIMIZED = {
+    ("lambda", "invoke"): ("lambda:InvokeFunction",),
+    ("dynamodb", "getItem"): ("dynamodb:GetItem",),
+    ("dynamodb", "putItem"): ("dynamodb:PutItem",),
+    ("dynamodb", "updateItem"): ("dynamodb:UpdateItem",),
+    ("dynamodb", "deleteItem"): ("dynamodb:DeleteItem",),
+    ("sns", "publish"): ("sns:Publish",),
+    ("sqs", "sendMessage"): ("sqs:SendMessage",),
+    ("states", "startExecution"): ("states:StartExecution",),
+    ("events", "putEvents"): ("events:PutEvents",),
+}
+
+
+def task_needs(resource: str, args: dict[str, Any], where: str, t: Template) -> tuple[list[Need], list[str]]:
+    why = f"{where}: {resource}"
+    legacy = re.fullmatch(r"arn:aws[\w-]*:lambda:[^:]+:\d+:function:.+", resource)
+    if legacy:
+        return [Need("lambda:InvokeFunction", resource, why)], []
+    if re.fullmatch(r"arn:aws[\w-]*:states:[^:]+:\d+:activity:.+", resource):
+        return [], []  # the activity worker calls Step Functions, not the state machine's role
+    match = re.fullmatch(r"arn:aws[\w-]*:states:::(?P<service>[\w-]+):(?P<api>[\w:]+?)(?P<suffix>\.[\w.:]+)?",
+                         resource)
+    if not match:
+        return [], [f"{why}: not a Resource test_iam knows how to map; teach task_needs"]
+    service, api, suffix = match["service"], match["api"], match["suffix"] or ""
+    if service == "aws-sdk":
+        sdk_service, _, sdk_api = api.partition(":")
+        action = f"{IAM_PREFIX.get(sdk_service, sdk_service)}:{sdk_api[:1].upper()}{sdk_api[1:]}"
+        target = _target(IAM_PREFIX.get(sdk_service, sdk_service), args, t.region)
+        return [Need(action, target, why)], []
+    if (service, api) not in OPTIMIZED:
+        return [], [f"{why}: integration {service}:{api} is not in OPTIMIZED; add its IAM actions"]
+    target = _target(service, args, t.region)
+    needs = [Need(action, target, why) for action in OPTIMIZED[service, api]]
+    if service == "states" and suffix.startswith(".sync"):
+        name = target.rsplit(":", 1)[-1] if target else None
+        executions = f"arn:{PARTITION}:states:{t.region}:{ACCOUNT_ID}:execution:{name}:*" if name else None
+        rule = f"arn:{PARTITION}:events:{t.region}:{ACCOUNT_ID}:rule/{SYNC_EVENTS_RULE}"
+        needs += [Need(a, executions, why) for a in ("states:DescribeExecution", "states:StopExecution")]
+        needs += [Need(a, rule, why) for a in ("events:PutTargets", "events:PutRule", "events:DescribeRule")]
+    return needs, []
+
+
+def deployed_definition(machine: Resource) -> dict[str, Any]:
+    text = (ROOT / machine.properties["DefinitionUri"]).read_text()
+    return json.loads(substitute_definition(text, machine.properties.get("DefinitionSubstitutions") or {},
+                                            machine.logical_id))
+
+
+def state_machine_needs(machine: Resource, t: Template) -> tuple[list[Need], list[str]]:
+    needs: list[Need] = []
+    problems: list[str] = []
+    own_arn, own_name = machine.attributes["Arn"], machine.attributes["Name"]
+    for where, state in iter_states(deployed_definition(machine)["States"]):
+        if state.get("Type") == "Task":
+            task, unknown = task_needs(state["Resource"], _arguments(state), where, t)
+            needs += task
+            problems += unknown
+        if state.get("Type") != "Map":
+            continue
+        if state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+            why = f"{where}: a Distributed Map runs its items as child executions of this state machine"
+            executions = f"arn:{PARTITION}:states:{t.region}:{ACCOUNT_ID}:execution:{own_name}/*"
+            needs.append(Need("states:StartExecution", own_arn, why))
+            needs += [Need(a, executions, why) for a in ("states:DescribeExecution", "states:StopExecution")]
+        for key, actions in (("ItemReader", {"getObject": "s3:GetObject", "listObjectsV2": "s3:ListBucket"}),
+                             ("ResultWriter", {"putObject": "s3:PutObject"})):
+            io = state.get(key)
+            if not isinstance(io, dict):
+                continue
+            api = io.get("Resource", "").rsplit(":", 1)[-1]
+            if api not in actions:
+                problems.append(f"{where}.{key}: Resource {io.get('Resource')!r} is not one test_iam maps")
+                continue
+            args = dict(_arguments(io))
+            if api == "putObject":
+                args["Key"] = f"{_static(args, 'Prefix') or ''}*" if "Prefix" in args else "*"
+            elif api == "listObjectsV2":
+                args.pop("Key", None)
+            why = f"{where}.{key}: {io['Resource']}"
+            needs.append(Need(actions[api], _target("s3", args, t.region), why))
+    if (machine.properties.get("Logging") or {}).get("Destinations"):
+        needs += [Need(a, "*", "Logging.Destinations (vended logs delivery)") for a in LOG_DELIVERY_ACTIONS]
+    return needs, problems
+
+
+def unmet(machine_or_function: Resource, needs: list[Need], sam_policies: dict[str, Any], t: Template) -> str:
+    granted, unexpanded = statements(machine_or_function.properties.get("Policies") or [], sam_policies, t)
+    lacking = missing(needs, granted)
+    if not lacking:
+        return ""
+    note = f"\n(not expanded, so not counted: {unexpanded})" if unexpanded else ""
+    lines = "\n  ".join(map(str, lacking))
+    return f"{machine_or_function.logical_id}.Policies do not allow:\n  {lines}{note}"
+
+
+def state_machines() -> list[Resource]:
+    return [r for r in template().of_type("AWS::Serverless::StateMachine") if "DefinitionUri" in r.properties]
+
+
+@pytest.mark.parametrize("machine", state_machines(), ids=lambda r: r.logical_id)
+def test_state_machine_policies_allow_what_its_definition_calls(
+    machine: Resource, sam_policies: dict[str, Any]
+) -> None:
+    t = template()
+    needs, problems = state_machine_needs(machine, t)
+    assert not problems, f"{machine.logical_id}: " + "; ".join(problems)
+    report = unmet(machine, needs, sam_policies, t)
+    assert not report, report
+
+
+# ------------------------------------------------------------------------------ function needs
+
+
+def function_needs(function: Resource, t: Template) -> list[Need]:
+    module = function.properties["Handler"].rsplit(".", 1)[0]
+    values = {"partition": PARTITION, "region": t.region, "account": ACCOUNT_ID, **t.parameters}
+
+    def fill(match: re.Match[str]) -> str:
+        name, _, attr = match.group(1).partition(".")
+        if attr:
+            return t.resources[name].attributes[attr]
+        return str(values[name]) if name in values else t.resources[name].physical_id
+
+    return [
+        Need(action, re.sub(r"\{([\w.]+)\}", fill, target), f"{module} calls it")
+        for action, target in HANDLER_CALLS.get(module, [])
+    ]
+
+
+def functions() -> list[Resource]:
+    return template().of_type("AWS::Serverless::Function")
+
+
+def handler_module(function: Resource) -> str:
+    return function.properties["Handler"].rsplit(".", 1)[0]
+
+
+@pytest.mark.parametrize("function", functions(), ids=lambda r: r.logical_id)
+def test_function_policies_allow_what_its_handler_calls(
+    function: Resource, sam_policies: dict[str, Any]
+) -> None:
+    t = template()
+    report = unmet(function, function_needs(function, t), sam_policies, t)
+    assert not report, report
+
+
+def test_handler_calls_table_lists_every_handler_of_the_template() -> None:
+    modules = {handler_module(f) for f in functions()}
+    assert set(HANDLER_CALLS) == modules, (
+        f"HANDLER_CALLS has no entry for {sorted(modules - set(HANDLER_CALLS))} and a stale one for "
+        f"{sorted(set(HANDLER_CALLS) - modules)}: read the handler and list its AWS calls"
+    )
+
+
+def _calls(module: str) -> tuple[set[str], set[str]]:
+    """(services the handler's code uses through app.clients, method names it calls)."""
+    path = ROOT / "functions" / (module.replace(".", "/") + ".py")
+    services: set[str] = set()
+    methods: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            methods.add(func.attr)
+        elif isinstance(func, ast.Name) and func.id == "table":
+            services.add("dynamodb")
+        elif isinstance(func, ast.Name) and func.id == "client" and node.args:
+            arg = node.args[0]
+            services.add(arg.value if isinstance(arg, ast.Constant) else "<computed>")
+    return services, methods
+
+
+@pytest.mark.parametrize("module", sorted(HANDLER_CALLS))
+def test_handler_calls_table_matches_the_handler_code(module: str) -> None:
+    services, methods = _calls(module)
+    listed = HANDLER_CALLS[module]
+    prefixes = {action.split(":")[0] for action, _ in listed}
+    problems = [
+        f"uses client/table for {service!r} but lists no {IAM_PREFIX.get(service, service)}:* action"
+        for service in sorted(services)
+        if IAM_PREFIX.get(service, service) not in prefixes
+    ]
+    for action, _ in listed:
+        method = re.sub(r"(?<!^)(?=[A-Z])", "_", action.split(":")[1]).lower()  # PutItem -> put_item
+        if method not in methods:
+            problems.append(f"lists {action} but never calls .{method}()")
+    assert not problems, f"HANDLER_CALLS[{module!r}] vs the code: " + "; ".join(problems)
+
+
+# ------------------------------------------------------------------------------ the checker itself
+
+
+def _without_grants(t: Template, logical_id: str, need: Need, sam_policies: dict[str, Any]) -> Template:
+    """A copy of the resolved template whose resource lost every policy entry that grants `need`."""
+    copied = copy.deepcopy(t)
+    resource = copied.resources[logical_id]
+    kept = [
+        p for p in resource.properties["Policies"]
+        if not any(_matches(s, need) for s in statements([p], sam_policies, copied)[0] if s.effect == "Allow")
+    ]
+    assert len(kept) < len(resource.properties["Policies"]), f"no policy of {logical_id} grants {need}"
+    resource.properties["Policies"] = kept
+    return copied
+
+
+def test_checker_reports_a_missing_permission_when_a_state_machine_policy_is_removed(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = template()
+    machine = next(m for m in state_machines() if state_machine_needs(m, t)[0])
+    needs = state_machine_needs(machine, t)[0]
+    need = next(n for n in needs if n.resource not in (None, "*"))
+    broken = _without_grants(t, machine.logical_id, need, sam_policies)
+    report = unmet(broken.resources[machine.logical_id], needs, sam_policies, broken)
+    assert str(need) in report, f"removing the grant of {need} went unnoticed: {report!r}"
+
+
+def test_checker_reports_a_missing_permission_when_a_function_policy_is_removed(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = template()
+    sends_email = [
+        f for f in functions()
+        if any(action.startswith("ses:") for action, _ in HANDLER_CALLS.get(handler_module(f), []))
+    ]
+    assert sends_email, "no handler in HANDLER_CALLS sends email: the control needs one"
+    function = sends_email[0]
+    needs = function_needs(function, t)
+    need = next(n for n in needs if n.action.startswith("ses:"))
+    broken = _without_grants(t, function.logical_id, need, sam_policies)
+    report = unmet(broken.resources[function.logical_id], needs, sam_policies, broken)
+    assert str(need) in report, f"removing the grant of {need} went unnoticed: {report!r}"
