@@ -156,3 +156,20 @@ def test_meter_counts_lambda_invocations_and_api_calls(probe_stack):
     assert counts["lambda_invocations"] == {probe_stack.physical_id("Alpha"): 2}
     assert counts["api_calls"]["lambda:Invoke"] == 2
     assert counts["lambda_gb_seconds"][probe_stack.physical_id("Alpha")] > 0
+
+
+def test_throttled_sdk_call_backs_off_on_the_virtual_clock_and_succeeds(stack):
+    from sesflow.engine.ses import simulator
+
+    simulator().configure(max_send_rate=1)
+    ses = stack.client("sesv2")
+    ses.create_email_template(TemplateName="t", TemplateContent={"Subject": "s", "Text": "x"})
+    send = {"FromEmailAddress": "news@example.com", "Content": {"Template": {"TemplateName": "t", "TemplateData": "{}"}}}
+    ses.send_email(Destination={"ToAddresses": ["a@example.org"]}, **send)
+    before = stack.clock.now()
+
+    ses.send_email(Destination={"ToAddresses": ["b@example.org"]}, **send)  # over 1/s: throttled, retried
+
+    assert [r for m in simulator().outbox for r in m.to] == ["a@example.org", "b@example.org"]
+    assert any(reason == "SDK retry" for reason, _ in stack.clock.sleeps)
+    assert stack.clock.now() > before
