@@ -1,10 +1,11 @@
-"""sesflow.engine.patches.sfn: each test shows one thing a user of stock moto 5.2.5 would hit."""
+"""sesflow.engine.patches.sfn: each test shows something a user of stock moto 5.2.5 would hit."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -19,8 +20,11 @@ from sesflow.engine import runtime
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
 from sesflow.engine.patches import MotoDriftError, sfn
 
+ACCOUNT = "123456789012"
 REGION = "us-east-1"
-ROLE = "arn:aws:iam::123456789012:role/sfn"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+BUCKET = "sesflow-test"
+EXECUTING = {"stepfunctions": {"execute_state_machine": True}}
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def engine():
     sfn.install()
     active = runtime.activate(runtime.Runtime())
     try:
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        with mock_aws(config=EXECUTING):
             yield active
     finally:
         runtime.deactivate()
@@ -39,9 +43,16 @@ def client(engine):
     return boto3.client("stepfunctions", region_name=REGION)
 
 
-def create(client, definition: dict, name: str = "sm", **kwargs) -> str:
-    return client.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE,
-                                       **kwargs)["stateMachineArn"]
+@pytest.fixture
+def bucket(engine):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+def create(client, definition: dict, name: str = "sm") -> str:
+    created = client.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    return created["stateMachineArn"]
 
 
 def wait_for(client, execution_arn: str, timeout: float = 30.0) -> dict:
@@ -55,8 +66,8 @@ def wait_for(client, execution_arn: str, timeout: float = 30.0) -> dict:
 def run(client, definition: dict, payload=None, name: str = "sm") -> dict:
     """Create a state machine, start it and return describe_execution once it is no longer RUNNING."""
     kwargs = {} if payload is None else {"input": json.dumps(payload)}
-    execution_arn = client.start_execution(stateMachineArn=create(client, definition, name), **kwargs)["executionArn"]
-    return wait_for(client, execution_arn)
+    started = client.start_execution(stateMachineArn=create(client, definition, name), **kwargs)
+    return wait_for(client, started["executionArn"])
 
 
 def output(described: dict):
@@ -69,14 +80,16 @@ def test_three_day_wait_takes_no_wall_time_when_clock_is_virtual(client, engine)
     definition = {"StartAt": "Wait", "States": {
         "Wait": {"Type": "Wait", "Seconds": 3 * 86400, "Next": "Until"},
         "Until": {"Type": "Wait", "TimestampPath": "$.until", "Next": "Stamp"},
-        "Stamp": {"Type": "Pass", "Parameters": {"entered.$": "$$.State.EnteredTime"}, "End": True},
-    }}
-    until = (start + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        "Stamp": {"Type": "Pass", "Parameters": {"entered.$": "$$.State.EnteredTime"}, "End": True}}}
+    four_days_later = start.replace(microsecond=0) + timedelta(days=4)
     began = time.monotonic()
-    result = output(run(client, definition, {"until": until}))
+    described = run(client, definition, {"until": four_days_later.strftime("%Y-%m-%dT%H:%M:%SZ")})
     assert time.monotonic() - began < 1.0
-    assert engine.clock.now() - start >= timedelta(days=4) - timedelta(seconds=1)
-    assert datetime.fromisoformat(result["entered"]) >= start + timedelta(days=4) - timedelta(seconds=1)
+    assert engine.clock.now() == four_days_later
+    assert datetime.fromisoformat(output(described)["entered"]) == four_days_later
+    assert described["stopDate"] == four_days_later
+    events = client.get_execution_history(executionArn=described["executionArn"])["events"]
+    assert events[-1]["timestamp"] == four_days_later
     assert [reason for reason, _ in engine.clock.sleeps] == ["Wait", "Wait"]
 
 
@@ -88,17 +101,16 @@ def test_retry_backoff_takes_no_wall_time_when_retrying_for_hours(client, engine
                    "BackoffRate": 2.0, "MaxDelaySeconds": 10000}],
         "End": True}}}
     began = time.monotonic()
-    described = run(client, definition)
-    assert described["status"] == "FAILED"
+    assert run(client, definition)["status"] == "FAILED"
     assert time.monotonic() - began < 5.0
-    assert engine.clock.sleeps == [("Retry", 3600.0), ("Retry", 7200.0), ("Retry", 10000)]
+    assert engine.clock.sleeps == [("Retry", 3600), ("Retry", 7200), ("Retry", 10000)]
 
 
-def test_jsonata_arguments_output_assign_and_condition_work_when_query_language_is_jsonata(client):
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName="greetings", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+def test_jsonata_arguments_output_assign_and_condition_work_when_query_language_is_jsonata(client, engine):
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(TableName="greetings", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
     definition = {"QueryLanguage": "JSONata", "StartAt": "Greet", "States": {
         "Greet": {"Type": "Pass", "Assign": {"greeting": "{% 'say \"hi\" to ' & $states.input.name %}"},
                   "Next": "Many"},
@@ -110,26 +122,24 @@ def test_jsonata_arguments_output_assign_and_condition_work_when_query_language_
                   "Output": {"greeting": "{% $greeting %}", "hash": "{% $hash('abc', 'SHA-256') %}",
                              "uuid": "{% $uuid() %}", "chunks": "{% $partition($states.input.nums, 2) %}",
                              "now": "{% $now() %}", "nothing": None},
-                  "End": True},
-    }}
+                  "End": True}}}
     result = output(run(client, definition, {"name": "Ann", "nums": [1, 2, 3]}))
     assert result["greeting"] == 'say "hi" to Ann'
     assert result["hash"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert uuid.UUID(result["uuid"])
     assert result["chunks"] == [[1, 2], [3]]
     assert result["nothing"] is None
-    assert abs(datetime.fromisoformat(result["now"]) - runtime.current().clock.now()) < timedelta(seconds=1)
-    item = boto3.client("dynamodb", region_name=REGION).get_item(TableName="greetings",
-                                                                 Key={"pk": {"S": 'say "hi" to Ann'}})
-    assert "Item" in item
+    assert abs(datetime.fromisoformat(result["now"]) - engine.clock.now()) < timedelta(milliseconds=1)
+    assert "Item" in dynamodb.get_item(TableName="greetings", Key={"pk": {"S": 'say "hi" to Ann'}})
 
 
 def test_variables_resolve_when_referenced_from_jsonpath_states(client):
     definition = {"StartAt": "Remember", "States": {
-        "Remember": {"Type": "Pass", "Assign": {"who.$": "$.name", "count": 2}, "Next": "Use"},
-        "Use": {"Type": "Pass", "Parameters": {"who.$": "$who", "count.$": "$count"}, "End": True},
-    }}
-    assert output(run(client, definition, {"name": "Bob"})) == {"who": "Bob", "count": 2}
+        "Remember": {"Type": "Pass", "Assign": {"who.$": "$.name", "count": 2, "quote": 'say "hi"'},
+                     "Next": "Use"},
+        "Use": {"Type": "Pass", "Parameters": {"who.$": "$who", "count.$": "$count", "quote.$": "$quote"},
+                "End": True}}}
+    assert output(run(client, definition, {"name": "Bob"})) == {"who": "Bob", "count": 2, "quote": 'say "hi"'}
 
 
 def test_unnamed_executions_get_unique_names_when_started_without_name(client):
@@ -142,7 +152,7 @@ def test_unnamed_executions_get_unique_names_when_started_without_name(client):
         assert output(described)["name"] == described["name"] == str(uuid.UUID(described["name"]))
 
 
-def test_context_object_is_json_when_passed_whole(client, engine):
+def test_context_object_is_json_when_passed_whole(client):
     described = run(client, {"StartAt": "Ctx", "States": {
         "Ctx": {"Type": "Pass", "Parameters": {"ctx.$": "$$"}, "End": True}}})
     context = output(described)["ctx"]
@@ -161,52 +171,51 @@ def test_nested_execution_returns_child_output_when_started_with_sync2(client):
     assert output(run(client, parent, {"n": 21}, name="parent")) == {"doubled": 42}
 
 
-def test_s3_object_body_is_text_when_read_through_aws_sdk(client):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="sesflow-test")
-    s3.put_object(Bucket="sesflow-test", Key="k.txt", Body=b"hello")
+def test_s3_object_body_is_text_when_read_through_aws_sdk(client, bucket):
+    bucket.put_object(Bucket=BUCKET, Key="k.txt", Body=b"hello")
     definition = {"StartAt": "Get", "States": {"Get": {
         "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
-        "Parameters": {"Bucket": "sesflow-test", "Key": "k.txt"},
+        "Parameters": {"Bucket": BUCKET, "Key": "k.txt"},
         "ResultSelector": {"body.$": "$.Body", "length.$": "$.ContentLength"}, "End": True}}}
     assert output(run(client, definition)) == {"body": "hello", "length": 5}
 
 
-def _distributed_map(tolerance: dict) -> dict:
+def distributed_map(tolerance: dict) -> dict:
+    """A Distributed Map over s3://BUCKET/items.json whose items fail unless `ok` is true."""
     return {"StartAt": "Items", "States": {"Items": {
         "Type": "Map", "End": True, **tolerance,
-        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
-                       "ReaderConfig": {"InputType": "JSON"}, "Parameters": {"Bucket": "sesflow-test", "Key": "items.json"}},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                          "StartAt": "Check", "States": {
-                              "Check": {"Type": "Choice", "Default": "Bad",
-                                        "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Good"}]},
-                              "Bad": {"Type": "Fail", "Error": "BadItem"},
-                              "Good": {"Type": "Succeed"}}}}}}
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket": BUCKET, "Key": "items.json"}},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "Check",
+            "States": {"Check": {"Type": "Choice", "Default": "Bad",
+                                 "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Good"}]},
+                       "Bad": {"Type": "Fail", "Error": "BadItem"},
+                       "Good": {"Type": "Succeed"}}}}}}
 
 
-@pytest.mark.parametrize(("tolerance", "status"), [
-    ({}, "FAILED"),
-    ({"ToleratedFailureCount": 0}, "FAILED"),
-    ({"ToleratedFailureCount": 1}, "SUCCEEDED"),
-    ({"ToleratedFailurePercentage": 10.0}, "FAILED"),
-    ({"ToleratedFailurePercentage": 25.0}, "SUCCEEDED"),
-])
-def test_distributed_map_fails_when_failed_items_exceed_tolerance(client, tolerance, status):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="sesflow-test")
-    s3.put_object(Bucket="sesflow-test", Key="items.json", Body=json.dumps([{"ok": True}] * 3 + [{"ok": False}]))
-    described = run(client, _distributed_map(tolerance))
-    assert described["status"] == status
-    if status == "FAILED":
-        assert described["error"] == "States.ExceedToleratedFailureThreshold"
+def test_distributed_map_fails_when_failed_items_exceed_tolerance(client, bucket):
+    bucket.put_object(Bucket=BUCKET, Key="items.json", Body=json.dumps([{"ok": True}] * 3 + [{"ok": False}]))
+    cases = [({}, "FAILED"),  # one of four items fails
+             ({"ToleratedFailureCount": 0}, "FAILED"), ({"ToleratedFailureCount": 1}, "SUCCEEDED"),
+             ({"ToleratedFailurePercentage": 10.0}, "FAILED"),
+             ({"ToleratedFailurePercentage": 25.0}, "SUCCEEDED")]
+    for number, (tolerance, status) in enumerate(cases):
+        described = run(client, distributed_map(tolerance), name=f"sm{number}")
+        expected_error = "States.ExceedToleratedFailureThreshold" if status == "FAILED" else None
+        assert (tolerance, described["status"], described.get("error")) == (tolerance, status, expected_error)
 
 
 def test_inline_map_with_2000_items_succeeds_when_max_concurrency_is_1(client):
     definition = {"StartAt": "Each", "States": {"Each": {
         "Type": "Map", "MaxConcurrency": 1, "End": True, "ItemsPath": "$.items",
         "ItemProcessor": {"StartAt": "One", "States": {"One": {"Type": "Pass", "End": True}}}}}}
-    assert output(run(client, definition, {"items": list(range(2000))})) == list(range(2000))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Python's default; importing jsonata-python raises it to 10,000
+    try:
+        assert output(run(client, definition, {"items": list(range(2000))})) == list(range(2000))
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def test_execution_fails_when_history_would_exceed_25000_events(client):
@@ -214,14 +223,12 @@ def test_execution_fails_when_history_would_exceed_25000_events(client):
         "Ping": {"Type": "Pass", "Next": "Pong"},
         "Pong": {"Type": "Pass", "Next": "Ping"}}}
     described = run(client, definition)
-    assert described["status"] == "FAILED"
-    assert described["error"] == "States.Runtime"
-    assert "25,000" in described["cause"] and re.search(r"'P[io]ng'", described["cause"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    assert "25,000" in described["cause"] and re.search(r"state 'P[io]ng'", described["cause"])
     # The backend's get_execution_history: moto's JSON serializer alone needs ~18 s for 25,000 events.
-    backend = stepfunctions_parser_backends["123456789012"][REGION]
-    events = backend.get_execution_history(described["executionArn"])["events"]
-    assert len(events) <= HISTORY_EVENT_LIMIT
-    assert events[-1]["type"] == "ExecutionFailed"
+    events = stepfunctions_parser_backends[ACCOUNT][REGION].get_execution_history(described["executionArn"])
+    assert len(events["events"]) <= HISTORY_EVENT_LIMIT
+    assert events["events"][-1]["type"] == "ExecutionFailed"
 
 
 @pytest.mark.parametrize(("payload", "parameters", "what"), [
@@ -231,8 +238,7 @@ def test_execution_fails_when_history_would_exceed_25000_events(client):
 def test_execution_fails_with_data_limit_when_a_payload_exceeds_256_kib(client, payload, parameters, what):
     state = {"Type": "Pass", "End": True, **({"Parameters": parameters} if parameters else {})}
     described = run(client, {"StartAt": "Big", "States": {"Big": state}}, payload)
-    assert described["status"] == "FAILED"
-    assert described["error"] == "States.DataLimitExceeded"
+    assert (described["status"], described["error"]) == ("FAILED", "States.DataLimitExceeded")
     assert f"{what} of state 'Big'" in described["cause"]
     assert re.search(r"\d{3},\d{3} bytes", described["cause"])
 
@@ -262,14 +268,15 @@ def test_task_states_share_one_client_when_calling_the_same_service(monkeypatch)
     monkeypatch.setattr(botocore.session.Session, "create_client", counting)
     sfn.install()
     for _ in range(2):  # a new mock_aws must not reuse the previous mock's client
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        with mock_aws(config=EXECUTING):
             sqs = boto3.client("sqs", region_name=REGION)
             url = sqs.create_queue(QueueName="q")["QueueUrl"]
             send = {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
                     "Parameters": {"QueueUrl": url, "MessageBody.$": "$"}}
             states = {f"S{i}": {**send, "Next": f"S{i + 1}"} for i in range(10)}
             states["S10"] = {"Type": "Succeed"}
-            output(run(boto3.client("stepfunctions", region_name=REGION), {"StartAt": "S0", "States": states}))
+            client = boto3.client("stepfunctions", region_name=REGION)
+            output(run(client, {"StartAt": "S0", "States": states}))
             messages = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             assert messages["Attributes"]["ApproximateNumberOfMessages"] == "10"
     assert created.count("sqs") == 2 * 2  # per mock: one in this test, one in the engine
@@ -285,13 +292,13 @@ def test_pass_loop_is_fast_when_states_use_jsonpath(client):
         "Done": {"Type": "Succeed"}}}
     began = time.monotonic()
     assert output(run(client, definition, {})) == {"i": count}
-    assert time.monotonic() - began < 5.0  # stock: ~27 transitions/s, i.e. ~35 s
+    assert time.monotonic() - began < 5.0  # stock: jsonpath-ng re-parses every path, ~27 transitions/s
 
 
 def test_parser_logs_nothing_when_definitions_use_unsupported_fields(client, caplog):
     with caplog.at_level(logging.DEBUG):
-        create(client, _distributed_map({"ToleratedFailureCount": 1}))
-    assert not [r for r in caplog.records if r.name.startswith("moto.stepfunctions.parser")]
+        create(client, distributed_map({"ToleratedFailureCount": 1}))
+    assert not [record for record in caplog.records if record.name.startswith("moto.stepfunctions.parser")]
 
 
 def test_install_raises_drift_error_when_a_patched_target_is_missing(monkeypatch):

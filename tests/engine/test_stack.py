@@ -4,6 +4,7 @@ import json
 import textwrap
 import threading
 
+import boto3
 import pytest
 from sesflow.engine.stack import LocalStack, UnsupportedResourceError
 from sesflow.engine.template import TemplateError
@@ -161,8 +162,10 @@ def test_meter_counts_lambda_invocations_and_api_calls(probe_stack):
 def test_throttled_sdk_call_backs_off_on_the_virtual_clock_and_succeeds(stack):
     from sesflow.engine.ses import simulator
 
+    from botocore.config import Config
+
     simulator().configure(max_send_rate=1)
-    ses = stack.client("sesv2")
+    ses = boto3.client("sesv2", region_name=stack.region, config=Config(retries={"max_attempts": 10}))
     ses.create_email_template(TemplateName="t", TemplateContent={"Subject": "s", "Text": "x"})
     send = {"FromEmailAddress": "news@example.com", "Content": {"Template": {"TemplateName": "t", "TemplateData": "{}"}}}
     ses.send_email(Destination={"ToAddresses": ["a@example.org"]}, **send)

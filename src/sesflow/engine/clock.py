@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 
 class VirtualClock:
-    """A UTC clock that starts at the real time and only moves when the engine sleeps.
+    """A UTC clock that starts at the real time (to the millisecond) and only moves when the engine sleeps.
 
     Concurrent sleepers starting at the same virtual instant wake at the same instant: a sleep moves
     the clock to max(now, start + seconds), measured from when that sleeper started, not cumulatively.
@@ -15,7 +15,8 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._lock = threading.Lock()
-        self._now = (start or datetime.now(UTC)).astimezone(UTC)
+        start = (start or datetime.now(UTC)).astimezone(UTC)
+        self._now = start.replace(microsecond=start.microsecond // 1000 * 1000)  # AWS times are in ms
         self.sleeps: list[tuple[str, float]] = []
 
     def now(self) -> datetime:

@@ -25,17 +25,13 @@ from typing import Any
 import boto3
 import botocore.session
 import jsonata
+import moto.stepfunctions.parser.models  # noqa: F401  (imports the whole interpreter, incl. every task service)
 from jsonata.functions import Functions as JsonataFunctions
 from jsonata.utils import Utils as JsonataUtils
 from moto.core.models import botocore_stubber
-
-import moto.stepfunctions.parser.models  # noqa: F401  (imports the whole interpreter, incl. every task service)
-from moto.stepfunctions.parser.api import (
-    EvaluationFailedEventDetails,
-    ExecutionFailedEventDetails,
-    HistoryEventType,
-    MapRunFailedEventDetails,
-    TaskFailedEventDetails,
+from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.asl.component.common.assign.assign_template_value_terminal import (
+    AssignTemplateValueTerminalLit,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -46,6 +42,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguageMode
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.string.string_expression import (
     StringJSONata,
@@ -92,6 +89,7 @@ from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommu
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case
+
 from sesflow.engine import runtime
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
 from sesflow.engine.patches import MotoDriftError
@@ -156,13 +154,12 @@ def _kind(execution_type: Any) -> str:
     return str(getattr(execution_type, "value", execution_type)).upper()
 
 
-def _failure(env: Environment, error: StatesErrorNameType, cause: str, event_type: HistoryEventType,
-             details_key: str, details_type: type) -> FailureEventException:
-    details = details_type(error=error.to_name(), cause=cause)
-    return FailureEventException(FailureEvent(
-        env=env, error_name=StatesErrorName(typ=error), event_type=event_type,
-        event_details=EventDetails(**{details_key: details}),
-    ))
+def _failure(env: Environment, error: StatesErrorNameType, cause: str,
+             event_type: HistoryEventType) -> FailureEventException:
+    details_key = f"{event_type.value[0].lower()}{event_type.value[1:]}EventDetails"  # taskFailedEventDetails
+    details = EventDetails(**{details_key: {"error": error.to_name(), "cause": cause}})
+    return FailureEventException(FailureEvent(env=env, error_name=StatesErrorName(typ=error),
+                                              event_type=event_type, event_details=details))
 
 
 # --------------------------------------------------------------------------- J, K: noise and speed
@@ -181,7 +178,9 @@ def _fix_jsonpath_cache() -> None:
 
 
 def _fix_sync_poll_delay() -> None:
-    """.sync tasks poll the child execution every 0.5 s of real time; 20 ms keeps nested runs fast."""
+    """L: .sync tasks poll the child execution every 0.5 s of real time; 20 ms keeps nested runs fast."""
+    _original(state_task_service_callback.StateTaskServiceCallback, "_eval_sync",
+              "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)")
     _original(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK")
     state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02
 
@@ -202,6 +201,10 @@ def _jsonata_range(first: float, last: float, step: float) -> list:
     return [first + i * step for i in range(max(count, 0))]
 
 
+def _jsonata_random(seed: Any = None) -> float:
+    return random.random() if seed is None else random.Random(seed).random()
+
+
 def _jsonata_now(picture: str | None = None, timezone: str | None = None) -> str:
     return JsonataFunctions.datetime_from_millis(_jsonata_millis(), picture, timezone)
 
@@ -216,7 +219,7 @@ _JSONATA_FUNCTIONS = {
         "hash": _jsonata_hash,
         "partition": _jsonata_partition,
         "range": _jsonata_range,
-        "random": lambda seed=None: random.Random(seed).random() if seed is not None else random.random(),
+        "random": _jsonata_random,
         "uuid": lambda: str(uuid.uuid4()),
         "parse": json.loads,
         "now": _jsonata_now,
@@ -242,16 +245,15 @@ def _eval_jsonata(env: Environment, expression: str, with_states: bool) -> Any:
         result = compiled.evaluate(None, bindings)
     except Exception as ex:
         raise _failure(env, StatesErrorNameType.StatesQueryEvaluationError,
-                       f"The JSONata expression '{expression}' failed: {ex}", HistoryEventType.EvaluationFailed,
-                       "evaluationFailedEventDetails", EvaluationFailedEventDetails) from ex
+                       f"The JSONata expression '{expression}' failed: {ex}",
+                       HistoryEventType.EvaluationFailed) from ex
     if result is None:
         return None
     return json.loads(json.dumps(JsonataUtils.convert_nulls(result), default=str))
 
 
 def _fix_jsonata() -> None:
-    """A/H: moto stubs the JVM JSONata bridge (`_eval_jsonata = None`) and builds expressions as text
-    (strings containing '"' break, lone `$` is rejected, $hash/$uuid are stubs, $now is real time)."""
+    """A/H: moto stubs JSONata (`_eval_jsonata = None`) and splices values in as text; bind them natively."""
     _original(States, "__init__", "self._states_data")
     _original(VariableStore, "__init__", "self._outer_scope", "self._inner_scope")
     original = _original(StringJSONata, "_eval_body", "eval_jsonata_expression(")
@@ -261,8 +263,7 @@ def _fix_jsonata() -> None:
         if result is None:
             raise _failure(env, StatesErrorNameType.StatesQueryEvaluationError,
                            f"The JSONata expression '{self.expression}' returned nothing (undefined).",
-                           HistoryEventType.EvaluationFailed, "evaluationFailedEventDetails",
-                           EvaluationFailedEventDetails)
+                           HistoryEventType.EvaluationFailed)
         env.stack.append(result)
 
     _patch(StringJSONata, "_eval_body", original, string_jsonata_eval_body)
@@ -270,13 +271,24 @@ def _fix_jsonata() -> None:
     sample = _original(StringVariableSample, "_eval_body", "eval_jsonata_expression(")
 
     def variable_sample_eval_body(self, env: Environment) -> None:
-        with_states = self.query_language_mode.name == "JSONata"
+        with_states = self.query_language_mode == QueryLanguageMode.JSONata
         env.stack.append(_eval_jsonata(env, self.expression, with_states=with_states))
 
     _patch(StringVariableSample, "_eval_body", sample, variable_sample_eval_body)
     # The static analysers still scan expressions for references: `$` alone is valid JSONata.
-    _original(moto_jsonata, "_ILLEGAL_VARIABLE_REFERENCES")
+    _original(moto_jsonata, "extract_jsonata_variable_references", "_ILLEGAL_VARIABLE_REFERENCES")
     moto_jsonata._ILLEGAL_VARIABLE_REFERENCES = {"$$"}
+
+
+def _fix_assign_string_literal() -> None:
+    """H: a JSONPath-mode Assign string literal keeps its JSON escapes (a quote arrives as \\")."""
+    original = _original(Preprocessor, "visitAssign_template_value_terminal_string_literal",
+                         "_inner_string_of(")
+
+    def visit(self, ctx) -> AssignTemplateValueTerminalLit:
+        return AssignTemplateValueTerminalLit(value=json.loads(ctx.string_literal().getText()))
+
+    _patch(Preprocessor, "visitAssign_template_value_terminal_string_literal", original, visit)
 
 
 # --------------------------------------------------------------------------- B: virtual time
@@ -341,8 +353,7 @@ def _fix_entered_time() -> None:
 
 
 def _fix_execution_start() -> None:
-    """B + metering: start dates come from the real clock and every execution is typed STANDARD
-    (moto hard-codes StateMachine.sm_type); stamp it virtually, type it, and count it."""
+    """B + metering: start dates use the real clock and every execution is typed STANDARD; count each one."""
     original = _original(Execution, "start", "self.exec_worker.start()")
 
     def start(self) -> None:
@@ -370,7 +381,8 @@ def _fix_stop_date() -> None:
 
 def _fix_execution_name() -> None:
     """C: without a name moto uses None, so the ARN ends in ':None' and a 2nd start fails."""
-    original = _original(StepFunctionsParserBackend, "start_execution", params=("self", "state_machine_arn", "name"))
+    original = _original(StepFunctionsParserBackend, "start_execution",
+                         params=("self", "state_machine_arn", "name"))
 
     def start_execution(self, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any):
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
@@ -392,15 +404,15 @@ class _History:
 
 
 def _fix_root_environment() -> None:
-    """D: $$.Execution.StartTime is a datetime (describe_execution and `"ctx.$": "$$"` break on it);
-    also registers the execution's history for metering and the history quota."""
+    """D: $$.Execution.StartTime is a datetime that breaks JSON; also registers the history for the limits."""
     original = _original(ExecutionWorker, "_get_evaluation_environment", "StartTime=")
 
     def _get_evaluation_environment(self) -> Environment:
         env = original(self)
         context = env.states.context_object.context_object_data
         context["Execution"]["StartTime"] = _iso(context["Execution"]["StartTime"])
-        env.event_manager._sesflow_history = _History(context["StateMachine"]["Name"], _kind(env.execution_type), env)
+        name, kind = context["StateMachine"]["Name"], _kind(env.execution_type)
+        env.event_manager._sesflow_history = _History(name, kind, env)
         return env
 
     _patch(ExecutionWorker, "_get_evaluation_environment", original, _get_evaluation_environment)
@@ -431,8 +443,7 @@ def _fix_sticky_error() -> None:
 
 
 def _fix_history_events() -> None:
-    """Limits + metering: moto runs on past AWS's 25,000-event history quota; also each StateEntered
-    event is one billed state transition."""
+    """Limits + metering: moto runs past AWS's 25,000-event history quota; StateEntered = one transition."""
     original = _original(EventManager, "add_event",
                          params=("self", "context", "event_type", "event_details", "timestamp"))
 
@@ -455,8 +466,8 @@ def _fix_history_events() -> None:
                 return original(self, context, event_type, event_details, timestamp, update_source_event_id)
         if first_overflow:
             _fail_execution(history.env, "States.Runtime",
-                            f"The execution history would exceed the AWS limit of {HISTORY_EVENT_LIMIT:,} events "
-                            f"in state '{history.state}'.")
+                            f"The execution history would exceed the AWS limit of {HISTORY_EVENT_LIMIT:,} "
+                            f"events in state '{history.state}'.")
         return context.last_published_event_id
 
     _patch(EventManager, "add_event", original, add_event)
@@ -466,9 +477,8 @@ def _check_payload(state: CommonStateField, env: Environment, value: Any, what: 
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
     if size > PAYLOAD_LIMIT_BYTES:
         raise _failure(env, StatesErrorNameType.StatesStatesDataLimitExceeded,
-                       f"The {what} of state '{state.name}' is {size:,} bytes, over the AWS payload limit of "
-                       f"{PAYLOAD_LIMIT_BYTES:,} bytes.", HistoryEventType.TaskFailed,
-                       "taskFailedEventDetails", TaskFailedEventDetails)
+                       f"The {what} of state '{state.name}' is {size:,} bytes, over the AWS payload limit "
+                       f"of {PAYLOAD_LIMIT_BYTES:,} bytes.", HistoryEventType.TaskFailed)
 
 
 def _fix_payload_limit() -> None:
@@ -487,14 +497,15 @@ def _fix_payload_limit() -> None:
 
     _patch(CommonStateField, "_eval_state_input", eval_state_input, _eval_state_input)
     for owner in (CommonStateField, StateTaskService, StateTaskLambda):
-        verify = _original(owner, "_verify_size_quota", "is_within_size_quota(", params=("self", "env", "value"))
+        verify = _original(owner, "_verify_size_quota", "is_within_size_quota(",
+                           params=("self", "env", "value"))
         _patch(owner, "_verify_size_quota", verify, output_check())
 
 
 # --------------------------------------------------------------------------- E, I: service integrations
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _operation_model(service: str, action: str):
     model = botocore.session.get_session().get_service_model(service)
     names = {camel_to_snake_case(name): name for name in model.operation_names}
@@ -504,9 +515,9 @@ def _operation_model(service: str, action: str):
 
 
 def _fix_service_normalisation() -> None:
-    """E: moto made request/response normalisation no-ops, so states:startExecution fails with
-    KeyError 'StateMachineArn', s3:getObject Body is a stream and aws-sdk responses keep boto casing."""
-    for helper in ("_to_boto_request", "_from_boto_response", "_get_boto_service_name", "_get_boto_service_action"):
+    """E: moto made normalisation a no-op: startExecution KeyErrors, S3 Body stays a stream, boto casing."""
+    for helper in ("_to_boto_request", "_from_boto_response", "_get_boto_service_name",
+                   "_get_boto_service_action"):
         _original(StateTaskService, helper)
     names = ("self", "parameters", "boto_service_name", "service_action_name")
     original = _original(StateTaskService, "_normalise_parameters", params=names)
@@ -554,14 +565,16 @@ _client_cache = _ClientCache()
 
 
 def _fix_client_cache() -> None:
-    """I: moto builds a new boto3 client for every Task (~⅔ of a lambda:invoke Task's time)."""
+    """I: moto builds a new boto3 client for every Task (about 2/3 of a lambda:invoke Task's time)."""
     original = _original(boto_client, "boto_client_for", "boto3.client(", params=("region", "service"))
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None):
         return _client_cache.get(original, region, service, state_credentials)
 
     for module_name, module in list(sys.modules.items()):  # every module that imported it by name
-        current = getattr(module, "boto_client_for", None) if module_name.startswith("moto.stepfunctions") else None
+        if not module_name.startswith("moto.stepfunctions"):
+            continue
+        current = getattr(module, "boto_client_for", None)
         if current is not None and getattr(current, "__sesflow_original__", current) is original:
             _patch(module, "boto_client_for", original, boto_client_for)
 
@@ -574,8 +587,8 @@ def _fix_tolerated_failure_jsonata() -> None:
     original = _original(Preprocessor, "visitTolerated_failure_count_string_jsonata",
                          "ToleratedFailurePercentageStringJSONata(")
 
-    def visit(self, ctx):
-        return ToleratedFailureCountStringJSONata(string_jsonata=self.visitString_jsonata(ctx=ctx.string_jsonata()))
+    def visit(self, ctx) -> ToleratedFailureCountStringJSONata:
+        return ToleratedFailureCountStringJSONata(self.visitString_jsonata(ctx=ctx.string_jsonata()))
 
     _patch(Preprocessor, "visitTolerated_failure_count_string_jsonata", original, visit)
 
@@ -600,13 +613,13 @@ def _exceeds_tolerance(component: Any, eval_input: Any) -> bool:
     by_count, by_percentage = getattr(component, "_sesflow_tolerance_declared", (False, False))
     if not (by_count or by_percentage):
         return failed > 0
+    percentage = 100.0 * failed / total if total else 0.0
     return ((by_count and failed > eval_input.tolerated_failure_count)
-            or (by_percentage and total > 0 and 100.0 * failed / total > eval_input.tolerated_failure_percentage))
+            or (by_percentage and percentage > eval_input.tolerated_failure_percentage))
 
 
 def _fix_distributed_map_run() -> None:
-    """F + metering: a Distributed Map with failed items succeeds (tolerances are never compared);
-    each item is a child execution billed to "<state machine>/<map>" with the Map's ExecutionType."""
+    """F + metering: moto never compares failed items with the tolerances; each item is a child execution."""
     original = _original(DistributedIterationComponent, "_map_run", params=("self", "env", "eval_input"))
 
     def _map_run(self, env: Environment, eval_input: Any) -> None:
@@ -623,8 +636,8 @@ def _fix_distributed_map_run() -> None:
                 meter.count_execution(children.name, kind)
         if _exceeds_tolerance(self, eval_input):
             raise _failure(env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
-                           "The specified tolerated failure threshold was exceeded.", HistoryEventType.MapRunFailed,
-                           "mapRunFailedEventDetails", MapRunFailedEventDetails)
+                           "The specified tolerated failure threshold was exceeded.",
+                           HistoryEventType.MapRunFailed)
 
     _patch(DistributedIterationComponent, "_map_run", original, _map_run)
 
@@ -653,8 +666,7 @@ def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool)
 
 
 def _fix_map_recursion() -> None:
-    """G: Map workers recurse once per item: RecursionError at ~1,000 items per worker, and the
-    execution then hangs in RUNNING forever. Same steps, as a loop."""
+    """G: Map workers recurse once per item (RecursionError, execution stuck RUNNING); loop instead."""
     for owner, open_job_frame, close_frame, link_events in (
         (IterationWorker, "open_inner_frame", "close_frame", True),
         (DistributedIteratorWorker, "open_frame", "delete_frame", False),
@@ -666,7 +678,7 @@ def _fix_map_recursion() -> None:
 
 
 _FIXES = (
-    _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata,
+    _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata, _fix_assign_string_literal,
     _fix_wait, _fix_wait_timestamp, _fix_retry, _fix_event_timestamps, _fix_entered_time,
     _fix_execution_start, _fix_stop_date, _fix_execution_name, _fix_root_environment,
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
