@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from sesflow.engine.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]

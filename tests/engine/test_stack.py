@@ -6,9 +6,9 @@ import threading
 
 import boto3
 import pytest
+
 from sesflow.engine.stack import LocalStack, UnsupportedResourceError
 from sesflow.engine.template import TemplateError
-
 from tests.conftest import ROOT
 
 PROBE = ROOT / "tests" / "engine" / "probe"
@@ -16,7 +16,8 @@ PROBE = ROOT / "tests" / "engine" / "probe"
 
 def write_template(tmp_path, resources: str):
     path = tmp_path / "template.yaml"
-    path.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n" + textwrap.indent(textwrap.dedent(resources), "  "))
+    body = textwrap.indent(textwrap.dedent(resources), "  ")
+    path.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n" + body)
     return path
 
 
@@ -39,7 +40,8 @@ def test_every_resource_of_the_template_exists_when_the_stack_is_up(stack):
     for name in ("ValidateCampaignFunction", "SnapshotAudienceFunction", "SendBatchFunction", "IngestFeedbackFunction"):
         config = stack.client("lambda").get_function(FunctionName=stack.physical_id(name))["Configuration"]
         assert config["Environment"]["Variables"]["CAMPAIGNS_TABLE"] == stack.outputs["CampaignsTableName"]
-    campaign = stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.outputs["CampaignStateMachineArn"])
+    sfn = stack.client("stepfunctions")
+    campaign = sfn.describe_state_machine(stateMachineArn=stack.outputs["CampaignStateMachineArn"])
     assert "${" not in campaign["definition"]
     assert stack.physical_id("SendBatchFunction") in campaign["definition"]
     skipped = {d.logical_id for d in stack.deployed if d.skipped}
@@ -160,14 +162,15 @@ def test_meter_counts_lambda_invocations_and_api_calls(probe_stack):
 
 
 def test_throttled_sdk_call_backs_off_on_the_virtual_clock_and_succeeds(stack):
-    from sesflow.engine.ses import simulator
-
     from botocore.config import Config
+
+    from sesflow.engine.ses import simulator
 
     simulator().configure(max_send_rate=1)
     ses = boto3.client("sesv2", region_name=stack.region, config=Config(retries={"max_attempts": 10}))
     ses.create_email_template(TemplateName="t", TemplateContent={"Subject": "s", "Text": "x"})
-    send = {"FromEmailAddress": "news@example.com", "Content": {"Template": {"TemplateName": "t", "TemplateData": "{}"}}}
+    send = {"FromEmailAddress": "news@example.com",
+            "Content": {"Template": {"TemplateName": "t", "TemplateData": "{}"}}}
     ses.send_email(Destination={"ToAddresses": ["a@example.org"]}, **send)
     before = stack.clock.now()
 

@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+
 from sesflow.engine.template import TemplateError, load_template
 
 TEMPLATE = """
@@ -72,7 +73,8 @@ def test_intrinsics_resolve_as_cloudformation_does(template_file):
     assert tags["Retention"] == 7
     assert tags["QueueArn"].startswith("arn:aws:sqs:us-east-1:123456789012:demo-Queue-")
     assert tags["Literal"] == "${NotAVariable}-us-east-1-123456789012"
-    assert tags["WithVars"] == f"{t.resources['Queue'].attributes['QueueName']}/{t.resources['Greet'].attributes['Arn']}"
+    queue, greet_fn = t.resources["Queue"], t.resources["Greet"]
+    assert tags["WithVars"] == f"{queue.attributes['QueueName']}/{greet_fn.attributes['Arn']}"
     assert "Maybe" not in tags  # AWS::NoValue removes the key
     assert tags["Both"] == "first"
     assert t.outputs == {"TableName": "orders-dev"}
@@ -138,7 +140,8 @@ def test_unresolvable_intrinsic_names_where_it_is(tmp_path, value, message):
 def test_the_project_template_resolves_every_resource():
     t = load_template("template.yaml")
     machine = t.resources["CampaignStateMachine"].properties
-    assert machine["DefinitionSubstitutions"]["SendBatchFunctionArn"] == t.resources["SendBatchFunction"].attributes["Arn"]
+    send_arn = t.resources["SendBatchFunction"].attributes["Arn"]
+    assert machine["DefinitionSubstitutions"]["SendBatchFunctionArn"] == send_arn
     send = t.resources["SendBatchFunction"].properties
     assert send["Environment"]["Variables"]["SENDS_TABLE"] == t.resources["SendsTable"].physical_id
     assert send["Handler"] == "app.handlers.send_batch.lambda_handler"

@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+
 from sesflow.engine.ses import simulator
 
 LIST = "newsletter"

@@ -5,8 +5,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from sesflow.engine.stack import LocalStack
 
+from sesflow.engine.stack import LocalStack
 from tests.conftest import ROOT
 
 

@@ -361,7 +361,8 @@ class LocalStack:
         s3.create_bucket(Bucket=r.physical_id)
         if r.properties.get("LifecycleConfiguration"):
             rules = [
-                {"ID": rule.get("Id", f"rule{i}"), "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
+                {"ID": rule.get("Id", f"rule{i}"), "Status": rule["Status"],
+                 "Filter": {"Prefix": rule.get("Prefix", "")},
                  **({"Expiration": {"Days": int(rule["ExpirationInDays"])}} if "ExpirationInDays" in rule else {})}
                 for i, rule in enumerate(r.properties["LifecycleConfiguration"]["Rules"])
             ]

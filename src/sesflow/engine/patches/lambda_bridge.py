@@ -197,4 +197,4 @@ def install() -> None:
         raise MotoDriftError("moto.awslambda.models.LambdaFunction._invoke_lambda: no longer exists")
     LambdaFunction._invoke_lambda = _invoke_lambda
     if not isinstance(os.environ, ThreadEnviron):
-        os.environ = ThreadEnviron(os.environ)
+        os.environ = ThreadEnviron(os.environ)  # noqa: B003 -- keeps the real environment as its base
