@@ -164,11 +164,15 @@ def test_nested_execution_returns_child_output_when_started_with_sync2(client):
     child = create(client, {"StartAt": "Double", "States": {
         "Double": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}}},
         name="child")
-    parent = {"StartAt": "Child", "States": {"Child": {
-        "Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
-        "Parameters": {"StateMachineArn": child, "Input": {"n.$": "$.n"}},
-        "OutputPath": "$.Output", "End": True}}}
-    assert output(run(client, parent, {"n": 21}, name="parent")) == {"doubled": 42}
+    start = {"Type": "Task", "Parameters": {"StateMachineArn": child, "Input": {"n.$": "$.n"}}}
+    parent = {"StartAt": "Start", "States": {
+        "Start": {**start, "Resource": "arn:aws:states:::states:startExecution", "ResultPath": "$.started",
+                  "Next": "Child"},
+        "Child": {**start, "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                  "ResultSelector": {"child.$": "$.Output", "started.$": "$.StartDate"}, "End": True}}}
+    result = output(run(client, parent, {"n": 21}, name="parent"))
+    assert result["child"] == {"doubled": 42}
+    assert isinstance(result["started"], int)  # epoch milliseconds, as AWS reports integration timestamps
 
 
 def test_s3_object_body_is_text_when_read_through_aws_sdk(client, bucket):

@@ -1,9 +1,10 @@
 """Fixes to moto 5.2.5's Step Functions interpreter (moto.stepfunctions.parser, a LocalStack port).
 
-Letters refer to /work/shared/notes/local-engine-findings.md section 1. Every fix replaces one moto
-attribute with a wrapper that records the moto original in `__sesflow_original__`; a later install()
-wraps that original again, so installing twice never stacks wrappers. Before patching, `_original`
-checks that the target still looks as the fix expects and raises MotoDriftError otherwise.
+Letters A-J refer to /work/shared/notes/local-engine-findings.md section 1; K and L were found while
+writing these. Every fix replaces a moto attribute and records moto's original on the replacement in
+`__sesflow_original__`; a later install() wraps that original again, so installing twice never stacks
+wrappers. Before patching, `_original` checks that the target still looks as the fix expects and raises
+MotoDriftError naming it otherwise.
 """
 
 from __future__ import annotations
@@ -514,6 +515,16 @@ def _operation_model(service: str, action: str):
     return model.operation_model(names[action])
 
 
+def _dates_to_epoch_millis(value: Any) -> None:
+    """Integration results carry timestamps as epoch milliseconds; boto's datetimes break JSON output."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        if isinstance(item, datetime):
+            value[key] = int(item.timestamp() * 1000)
+        else:
+            _dates_to_epoch_millis(item)
+
+
 def _fix_service_normalisation() -> None:
     """E: moto made normalisation a no-op: startExecution KeyErrors, S3 Body stays a stream, boto casing."""
     for helper in ("_to_boto_request", "_from_boto_response", "_get_boto_service_name",
@@ -536,6 +547,7 @@ def _fix_service_normalisation() -> None:
                                  self._get_boto_service_action(service_action_name)).output_shape
         if shape is not None:
             self._from_boto_response(response, shape)
+        _dates_to_epoch_millis(response)
 
     _patch(StateTaskService, "_normalise_response", original, _normalise_response)
 
