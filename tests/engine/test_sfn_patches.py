@@ -313,3 +313,40 @@ def test_install_raises_drift_error_when_a_patched_target_is_missing(monkeypatch
     monkeypatch.delattr(WaitFunction, "_wait_interval")
     with pytest.raises(MotoDriftError, match=r"WaitFunction\._wait_interval: missing"):
         sfn.install()
+
+
+EXPRESS_MAP = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "Echo",
+                "States": {"Echo": {"Type": "Pass", "End": True}},
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def test_stock_grammar_still_rejects_express_map_children():
+    """If this fails, moto accepts EXPRESS children: drop sfn._fix_express_map_children."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    with pytest.raises(Exception, match="EXPRESS"):
+        StepFunctionsParserBackend._validate_definition(definition=json.dumps(EXPRESS_MAP))
+
+
+def test_express_map_children_run_and_are_metered_as_express(client, engine):
+    arn = create(client, EXPRESS_MAP, name="fanout")
+
+    described = wait_for(client, client.start_execution(stateMachineArn=arn, input='{"items": [1, 2, 3]}')[
+        "executionArn"])
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == [1, 2, 3]
+    assert engine.meter.executions[("fanout/Each", "EXPRESS")] == 3
+    assert engine.meter.transitions[("fanout/Each", "EXPRESS")] == 3

@@ -31,7 +31,9 @@ def test_probe_workflow_succeeds_with_every_capability_together(probe):
     assert result.history_events < 100  # Distributed Map items run as child executions, not in this history
     counts = probe.meter.snapshot()
     assert counts["lambda_invocations"][probe.physical_id("SquareFunction")] == 20
-    assert counts["executions"]
+    children = f"{probe.physical_id('ProbeStateMachine').rsplit(':', 1)[1]}/SquareEach/EXPRESS"
+    assert counts["executions"][children] == 20  # each item a child execution, billed as EXPRESS
+    assert counts["transitions"][children] == 20
 
 
 def test_distributed_map_keeps_parent_history_constant_when_items_grow(probe):

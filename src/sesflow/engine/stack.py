@@ -480,7 +480,6 @@ class LocalStack:
         else:
             raise TemplateError(f"{r.logical_id}: needs DefinitionUri, Definition or DefinitionString")
         definition = substitute_definition(text, p.get("DefinitionSubstitutions") or {}, r.logical_id)
-        definition = definition.replace('"ExecutionType": "EXPRESS"', '"ExecutionType": "STANDARD"')  # TODO move
         self.client("stepfunctions").create_state_machine(
             name=r.attributes["Name"], definition=definition, roleArn=_STATES_ROLE,
             type=p.get("Type", p.get("StateMachineType", "STANDARD")),

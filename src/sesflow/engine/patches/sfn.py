@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import random
+import re
 import sys
 import threading
 import types
@@ -638,6 +639,8 @@ def _fix_distributed_map_run() -> None:
         state_machine = env.states.context_object.context_object_data["StateMachine"]["Name"]
         config = getattr(self, "_processor_config", None)
         kind = _kind(config.execution_type.name) if config is not None else "STANDARD"
+        if eval_input.state_name in _express_maps.get(state_machine, ()):
+            kind = "EXPRESS"
         children = _History(f"{state_machine}/{eval_input.state_name}", kind)
         env.event_manager._sesflow_history = children  # moto gives the map run its own EventManager
         try:
@@ -689,8 +692,47 @@ def _fix_map_recursion() -> None:
         _patch(owner, "_eval_pool", original, _looping_eval_pool(open_job_frame, close_frame, link_events))
 
 
+# Distributed Maps declared EXPRESS, by state machine name: moto's grammar only takes STANDARD children.
+_express_maps: dict[str, set[str]] = {}
+
+
+def _express_map_names(node: Any) -> set[str]:
+    """Names of the DISTRIBUTED Map states anywhere in a definition whose children are EXPRESS."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for name, state in (node.get("States") or {}).items():
+            config = (state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}
+            if state.get("Type") == "Map" and config.get("ExecutionType") == "EXPRESS":
+                found.add(name)
+        for value in node.values():
+            found |= _express_map_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _express_map_names(value)
+    return found
+
+
+def _fix_express_map_children() -> None:
+    """moto's ASL grammar rejects ProcessorConfig.ExecutionType EXPRESS (valid on AWS): run such a Map with
+    STANDARD children, remembered by name so the meter bills its children as EXPRESS."""
+    backend = moto.stepfunctions.parser.models.StepFunctionsParserBackend
+    original = _original(backend, "create_state_machine", params=("self", "name", "definition"))
+
+    def create_state_machine(self, name: str, definition: str, *args: Any, **kwargs: Any):
+        try:
+            express = _express_map_names(json.loads(definition))
+        except ValueError:
+            express = set()  # moto reports the syntax error
+        if express:
+            _express_maps[name] = express
+            definition = re.sub(r'"ExecutionType"\s*:\s*"EXPRESS"', '"ExecutionType": "STANDARD"', definition)
+        return original(self, name, definition, *args, **kwargs)
+
+    _patch(backend, "create_state_machine", original, create_state_machine)
+
+
 _FIXES = (
-    _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata, _fix_assign_string_literal,
+    _fix_express_map_children, _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata, _fix_assign_string_literal,
     _fix_wait, _fix_wait_timestamp, _fix_retry, _fix_event_timestamps, _fix_entered_time,
     _fix_execution_start, _fix_stop_date, _fix_execution_name, _fix_root_environment,
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
