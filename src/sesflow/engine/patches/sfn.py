@@ -732,7 +732,8 @@ def _fix_express_map_children() -> None:
 
 
 _FIXES = (
-    _fix_express_map_children, _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata, _fix_assign_string_literal,
+    _fix_express_map_children, _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata,
+    _fix_assign_string_literal,
     _fix_wait, _fix_wait_timestamp, _fix_retry, _fix_event_timestamps, _fix_entered_time,
     _fix_execution_start, _fix_stop_date, _fix_execution_name, _fix_root_environment,
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
