@@ -11,3 +11,7 @@ class CampaignDefinitionError(SesflowError):
 
 class ManifestError(SesflowError):
     """A batch from the audience manifest is not what the snapshot wrote."""
+
+
+class FeedbackParseError(SesflowError):
+    """A feedback message is not a shape SES produces, or lacks what an event needs; the text says what and where."""

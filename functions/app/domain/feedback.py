@@ -1,0 +1,345 @@
+"""SES feedback in every shape SES sends, turned into one normalized event per recipient. Pure: no AWS, no environment.
+
+One queue message (its body, or the whole Lambda SQS record for the CLI) holds one of:
+- an SES record: event publishing (`eventType`, from a configuration set) or an identity notification
+  (`notificationType`: Bounce, Complaint, Delivery; no tags);
+- that record inside an SNS notification (`Type` "Notification", the record as the `Message` string), as SNS raw
+  message delivery (the record is the body), or inside an EventBridge event (`source` aws.ses, record in `detail`);
+- a control message: SNS SubscriptionConfirmation / UnsubscribeConfirmation, SES's AmazonSnsSubscriptionSucceeded
+  notification, or the plain-text topic validation SES publishes when an event destination is created. These are
+  reported in ParseResult.control, never as events and never as failures.
+
+Bounces are hard or soft by SES's taxonomy: bounceType Permanent is hard (SES will not deliver to the address
+again); Transient and Undetermined are soft (SES gave up for now; a later send may succeed). The subtype never
+changes the class, so a subtype SES adds tomorrow falls back on bounceType; an unknown bounceType counts as soft,
+the reversible choice (quarantine, not suppression).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import FeedbackParseError
+
+# SES eventType -> kind. Identity notifications use the first three names under notificationType.
+KINDS = {
+    "Send": "send",
+    "Delivery": "delivery",
+    "Bounce": "bounce",
+    "Complaint": "complaint",
+    "Reject": "reject",
+    "Open": "open",
+    "Click": "click",
+    "Rendering Failure": "rendering_failure",
+    "DeliveryDelay": "delivery_delay",
+    "Subscription": "subscription",
+}
+NOTIFICATION_TYPES = ("Bounce", "Complaint", "Delivery")
+# EventBridge detail-type -> the eventType of the SES record in `detail`.
+DETAIL_TYPES = {
+    "Email Sent": "Send",
+    "Email Delivered": "Delivery",
+    "Email Bounced": "Bounce",
+    "Email Complaint Received": "Complaint",
+    "Email Rejected": "Reject",
+    "Email Opened": "Open",
+    "Email Clicked": "Click",
+    "Email Rendering Failed": "Rendering Failure",
+    "Email Delivery Delayed": "DeliveryDelay",
+    "Email Subscribed": "Subscription",
+}
+# The record's object for each kind; where it lists recipients, the list's field (else mail.destination is used).
+_OBJECT = {
+    "send": "send", "delivery": "delivery", "bounce": "bounce", "complaint": "complaint", "reject": "reject",
+    "open": "open", "click": "click", "rendering_failure": "failure", "delivery_delay": "deliveryDelay",
+    "subscription": "subscription",
+}
+_RECIPIENTS = {
+    "bounce": "bouncedRecipients", "complaint": "complainedRecipients", "delivery": "recipients",
+    "delivery_delay": "delayedRecipients",
+}
+HARD_BOUNCE_TYPES = {"Permanent": True, "Transient": False, "Undetermined": False}
+ENVELOPES = ("sns", "sns_raw", "eventbridge", "sqs")
+SNS_CONTROL_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+SES_SUBSCRIPTION_SUCCEEDED = "AmazonSnsSubscriptionSucceeded"
+# SES publishes this text (not JSON) to the topic when an SNS event destination is created or updated.
+SES_TOPIC_VALIDATION = "Successfully validated SNS topic for Amazon SES event publishing."
+TOPIC_VALIDATION_CONTROL = "SesTopicValidation"
+
+_ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """What SES said happened to one recipient of one message."""
+
+    event_id: str
+    kind: str
+    recipient: str
+    bounce_type: str | None
+    bounce_subtype: str | None
+    hard: bool | None
+    complaint_type: str | None
+    message_id: str
+    campaign_id: str | None
+    variant: str | None
+    timestamp: str | None
+    source: str  # "event_publishing" | "notification"
+    envelope: str  # "sns" | "sns_raw" | "eventbridge" | "sqs"
+    detail: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    events: list[FeedbackEvent] = field(default_factory=list)
+    control: str | None = None  # e.g. "SubscriptionConfirmation": recognised, nothing to apply
+
+
+def event_id(message_id: str, kind: str, recipient: str, discriminator: str) -> str:
+    """sha256 over message id, kind, recipient and discriminator (NUL-separated), hex, first 32 characters.
+
+    The discriminator tells apart two events of one kind for one recipient of one message: the feedbackId for a
+    bounce or complaint (falling back on its timestamp), the event's own timestamp for delivery, open, delivery
+    delay and subscription, timestamp and link for a click, nothing for send, reject and rendering failure (SES
+    sends one per message). Only SES's content goes in, never the envelope or the source, so the same event
+    delivered twice, through SNS and EventBridge, or as both notification and event publishing, has one id.
+    """
+    return hashlib.sha256("\x00".join((message_id, kind, recipient, discriminator)).encode()).hexdigest()[:32]
+
+
+def normalize_address(value: Any, path: str = "address") -> str:
+    """`"Doe, Jane" <Jane.Doe@Example.com>` -> `jane.doe@example.com`: no display name, no brackets, lower case."""
+    if not isinstance(value, str) or not value.strip():
+        raise FeedbackParseError(f"{path}: missing")
+    match = _ANGLE_ADDRESS.search(value)
+    address = (match.group(1) if match else value).strip()
+    if len(address) > 1 and address[0] == address[-1] == '"':
+        address = address[1:-1].strip()
+    address = address.lower()
+    if not _ADDRESS.match(address):
+        raise FeedbackParseError(f"{path}: {value!r} is not an email address")
+    return address
+
+
+def parse_feedback(body: str | dict[str, Any], *, envelope_hint: str | None = None) -> ParseResult:
+    """Turn one queue message into its normalized events (one per recipient) or a control message.
+
+    envelope_hint names the envelope of a bare SES record, which does not say how it came (default "sns_raw",
+    the only AWS route that puts one on the queue; "sqs" when something sends SES records to the queue itself).
+    Envelopes that describe themselves (SNS notification, EventBridge event) ignore it.
+    Raises FeedbackParseError naming what is wrong and where.
+    """
+    if envelope_hint is not None and envelope_hint not in ENVELOPES:
+        raise ValueError(f"envelope_hint must be one of {ENVELOPES}, got {envelope_hint!r}")
+    return _message(body, "", envelope_hint or "sns_raw")
+
+
+def _decode(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FeedbackParseError(f"{where}: not JSON (line {error.lineno} col {error.colno})") from None
+
+
+def _message(body: Any, prefix: str, hint: str) -> ParseResult:
+    where = prefix[:-1] or "body"
+    if isinstance(body, str):
+        if body.strip() == SES_TOPIC_VALIDATION:
+            return ParseResult(control=TOPIC_VALIDATION_CONTROL)
+        body = _decode(body, where)
+    if not isinstance(body, dict):
+        raise FeedbackParseError(f"{where}: not a JSON object")
+    if "Records" in body:
+        raise FeedbackParseError(f"{where}: a Lambda event with Records, not one message: parse each record")
+    if "body" in body and ("receiptHandle" in body or body.get("eventSource") == "aws:sqs"):  # a Lambda SQS record
+        if not isinstance(body["body"], str):
+            raise FeedbackParseError(f"{prefix}body: not a string")
+        return _message(body["body"], f"{prefix}body.", hint)
+    if "Type" in body:
+        return _sns(body, prefix)
+    if "detail-type" in body:
+        return _eventbridge(body, prefix)
+    if "eventType" in body or "notificationType" in body:
+        return _record(body, prefix, hint)
+    keys = ", ".join(sorted(body)[:8])
+    raise FeedbackParseError(f"{where}: not an SES record, SNS message or EventBridge event (keys: {keys})")
+
+
+def _sns(body: dict[str, Any], prefix: str) -> ParseResult:
+    kind = body["Type"]
+    if kind in SNS_CONTROL_TYPES:
+        return ParseResult(control=kind)
+    if kind != "Notification":
+        raise FeedbackParseError(f"{prefix}Type: {kind!r} is not an SNS message type")
+    message = body.get("Message")
+    if not isinstance(message, str):
+        raise FeedbackParseError(f"{prefix}Message: missing" if message is None else f"{prefix}Message: not a string")
+    if message.strip() == SES_TOPIC_VALIDATION:
+        return ParseResult(control=TOPIC_VALIDATION_CONTROL)
+    return _record(_decode(message, f"{prefix}Message"), f"{prefix}Message.", "sns")
+
+
+def _eventbridge(body: dict[str, Any], prefix: str) -> ParseResult:
+    if body.get("source") != "aws.ses":
+        raise FeedbackParseError(f"{prefix}source: {body.get('source')!r} is not aws.ses")
+    detail_type = body["detail-type"]
+    event_type = DETAIL_TYPES.get(detail_type)
+    if event_type is None:
+        raise FeedbackParseError(f"{prefix}detail-type: {detail_type!r} is not an SES email event")
+    detail = body.get("detail")
+    if not isinstance(detail, dict):
+        raise FeedbackParseError(f"{prefix}detail: missing" if detail is None else f"{prefix}detail: not an object")
+    declared = detail.get("eventType", event_type)  # SES always sets it; infer it if a relay dropped it
+    if declared != event_type:
+        raise FeedbackParseError(f"{prefix}detail.eventType: {declared!r} does not match detail-type {detail_type!r}")
+    return _record({**detail, "eventType": event_type}, f"{prefix}detail.", "eventbridge")
+
+
+def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
+    """One SES record (event publishing or identity notification) -> one event per recipient."""
+    if not isinstance(record, dict):
+        raise FeedbackParseError(f"{prefix[:-1] or 'body'}: not a JSON object")
+    if "eventType" in record:
+        name, source = record["eventType"], "event_publishing"
+        if name not in KINDS:
+            raise FeedbackParseError(f"{prefix}eventType {name!r} is not an SES event type")
+    else:
+        name, source = record.get("notificationType"), "notification"
+        if name == SES_SUBSCRIPTION_SUCCEEDED:
+            return ParseResult(control=name)
+        if name not in NOTIFICATION_TYPES:
+            raise FeedbackParseError(f"{prefix}notificationType {name!r} is not an SES feedback notification type")
+    kind = KINDS[name]
+
+    mail = record.get("mail")
+    if not isinstance(mail, dict):
+        raise FeedbackParseError(f"{prefix}mail: missing" if mail is None else f"{prefix}mail: not an object")
+    message_id = mail.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        raise FeedbackParseError(f"{prefix}mail.messageId: missing")
+    tags = mail.get("tags") if isinstance(mail.get("tags"), dict) else {}
+
+    obj_name = _OBJECT[kind]
+    obj = record.get(obj_name)
+    if obj is None and kind in _RECIPIENTS:
+        raise FeedbackParseError(f"{prefix}{obj_name}: missing")
+    if obj is not None and not isinstance(obj, dict):
+        raise FeedbackParseError(f"{prefix}{obj_name}: not an object")
+    obj = obj or {}
+    own_time = _text(obj.get("timestamp"))
+
+    bounce_type = bounce_subtype = hard = complaint_type = None
+    if kind == "bounce":
+        bounce_type = _text(obj.get("bounceType"))
+        if bounce_type is None:
+            raise FeedbackParseError(f"{prefix}bounce.bounceType: missing")
+        bounce_subtype = _text(obj.get("bounceSubType"))
+        hard = HARD_BOUNCE_TYPES.get(bounce_type, False)
+    elif kind == "complaint":
+        complaint_type = _text(obj.get("complaintFeedbackType"))
+
+    if kind in ("bounce", "complaint"):
+        discriminator = _text(obj.get("feedbackId")) or own_time or ""
+    elif kind == "click":
+        discriminator = f"{own_time or ''}\x00{_text(obj.get('link')) or ''}"
+    elif kind in ("send", "reject", "rendering_failure"):
+        discriminator = ""
+    else:
+        discriminator = own_time or ""
+
+    events: dict[str, FeedbackEvent] = {}
+    for recipient, extra in _recipients(kind, obj, mail, prefix):
+        if recipient not in events:  # the same address twice in one event is one event
+            events[recipient] = FeedbackEvent(
+                event_id=event_id(message_id, kind, recipient, discriminator),
+                kind=kind,
+                recipient=recipient,
+                bounce_type=bounce_type,
+                bounce_subtype=bounce_subtype,
+                hard=hard,
+                complaint_type=complaint_type,
+                message_id=message_id,
+                campaign_id=_tag(tags, "campaign"),
+                variant=_tag(tags, "variant"),
+                timestamp=own_time or _text(mail.get("timestamp")),
+                source=source,
+                envelope=envelope,
+                detail=_detail(kind, obj, extra),
+            )
+    return ParseResult(events=list(events.values()))
+
+
+def _recipients(kind: str, obj: dict[str, Any], mail: dict[str, Any], prefix: str) -> list[tuple[str, dict]]:
+    """(normalized address, the recipient's own object if SES gives one) for each recipient of the event."""
+    if kind in _RECIPIENTS:
+        path, items = f"{prefix}{_OBJECT[kind]}.{_RECIPIENTS[kind]}", obj.get(_RECIPIENTS[kind])
+    else:
+        path, items = f"{prefix}mail.destination", mail.get("destination")
+    if items is None:
+        raise FeedbackParseError(f"{path}: missing")
+    if not isinstance(items, list) or not items:
+        raise FeedbackParseError(f"{path}: must be a non-empty list")
+    recipients = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):  # bouncedRecipients, complainedRecipients, delayedRecipients
+            recipients.append((normalize_address(item.get("emailAddress"), f"{path}[{i}].emailAddress"), item))
+        else:
+            recipients.append((normalize_address(item, f"{path}[{i}]"), {}))
+    return recipients
+
+
+def _detail(kind: str, obj: dict[str, Any], recipient: dict[str, Any]) -> dict[str, Any]:
+    """The few extras worth keeping; the IP address of opens and clicks is left out on purpose (personal data)."""
+    if kind == "bounce":
+        picked = {"feedbackId": obj.get("feedbackId"), "status": recipient.get("status"),
+                  "diagnosticCode": recipient.get("diagnosticCode")}
+    elif kind == "complaint":
+        picked = {"feedbackId": obj.get("feedbackId"), "complaintSubType": obj.get("complaintSubType")}
+    elif kind == "delivery":
+        picked = {"smtpResponse": obj.get("smtpResponse")}
+    elif kind == "reject":
+        picked = {"reason": obj.get("reason")}
+    elif kind == "open":
+        picked = {"userAgent": obj.get("userAgent")}
+    elif kind == "click":
+        picked = {"link": obj.get("link"), "linkTags": obj.get("linkTags"), "userAgent": obj.get("userAgent")}
+    elif kind == "rendering_failure":
+        picked = {"templateName": obj.get("templateName"), "errorMessage": obj.get("errorMessage")}
+    elif kind == "delivery_delay":
+        picked = {"delayType": obj.get("delayType"), "expirationTime": obj.get("expirationTime"),
+                  "status": recipient.get("status"), "diagnosticCode": recipient.get("diagnosticCode")}
+    elif kind == "subscription":
+        new = obj.get("newTopicPreferences") if isinstance(obj.get("newTopicPreferences"), dict) else {}
+        topics = new.get("topicSubscriptionStatus") if isinstance(new.get("topicSubscriptionStatus"), list) else []
+        picked = {
+            "contactList": obj.get("contactList"),
+            "source": obj.get("source"),
+            "unsubscribeAll": new.get("unsubscribeAll"),
+            "topics": {t["topicName"]: t.get("subscriptionStatus") for t in topics
+                       if isinstance(t, dict) and isinstance(t.get("topicName"), str)} or None,
+            "topicDefaultSubscriptionStatus": new.get("topicDefaultSubscriptionStatus"),
+        }
+    else:
+        picked = {}
+    return {key: value for key, value in picked.items() if value is not None}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _tag(tags: dict[str, Any], name: str) -> str | None:
+    """mail.tags maps a name to a list of values (event publishing); the first one counts."""
+    values = tags.get(name)
+    if isinstance(values, list) and values:
+        return _text(values[0])
+    return _text(values)
