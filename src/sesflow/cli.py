@@ -1,4 +1,5 @@
-"""sesflow: the operator command line. `sesflow local up` brings the stack up on the embedded engine."""
+"""sesflow: the operator command line. `sesflow local up` brings the stack up on the embedded engine;
+`sesflow events parse` shows what the feedback parser makes of SES feedback files."""
 
 from __future__ import annotations
 
@@ -71,6 +72,52 @@ def local_up(args: argparse.Namespace) -> int:
         stack.down()
 
 
+def _messages(text: str) -> list[tuple[str, object]]:
+    """A Lambda SQS event ({"Records": [...]}) is parsed record by record; anything else is one message body."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return [("", text)]
+    if isinstance(document, dict) and isinstance(document.get("Records"), list):
+        return [(f"Records[{i}]: ", record) for i, record in enumerate(document["Records"])]
+    return [("", text)]
+
+
+def events_parse(args: argparse.Namespace) -> int:
+    functions_dir = Path(args.functions_dir).resolve()
+    if not (functions_dir / "app" / "domain" / "feedback.py").is_file():
+        print(f"sesflow: {args.functions_dir}/app/domain/feedback.py not found: run from the project root "
+              "or pass --functions-dir", file=sys.stderr)
+        return 2
+    # functions/ is the Lambda CodeUri: Lambda puts it on sys.path (as /var/task) and so does this command, to run
+    # the very parser the ingest function runs. Only here: the engine and library code never import functions/.
+    if str(functions_dir) not in sys.path:
+        sys.path.insert(0, str(functions_dir))
+    from app.domain.feedback import parse_feedback
+    from app.errors import FeedbackParseError
+
+    failed = False
+    for name in args.files:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"{name}: error: cannot read it ({getattr(error, 'strerror', None) or error})", file=sys.stderr)
+            failed = True
+            continue
+        for where, message in _messages(text):
+            try:
+                result = parse_feedback(message)
+            except FeedbackParseError as error:
+                print(f"{name}: error: {where}{error}", file=sys.stderr)
+                failed = True
+                continue
+            if result.control:
+                print(json.dumps({"kind": "sns_control", "control": result.control, "file": name}))
+            for event in result.events:
+                print(json.dumps({**event.to_dict(), "file": name}))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sesflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="template parameters, as with sam deploy")
     up.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     up.set_defaults(func=local_up)
+    events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
+    parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
+                              "one JSON object per line; unusable input is reported on stderr and exits 1")
+    parse.add_argument("files", nargs="+", metavar="FILE",
+                       help="a queue message body (SNS, SNS raw, EventBridge) or a Lambda SQS event")
+    parse.add_argument("--functions-dir", default="functions",
+                       help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
+    parse.set_defaults(func=events_parse)
     return parser
 
 

@@ -100,6 +100,8 @@ class FeedbackEvent:
 
 @dataclass(frozen=True)
 class ParseResult:
+    """What one queue message holds: its events, or the control message it is (then no events)."""
+
     events: list[FeedbackEvent] = field(default_factory=list)
     control: str | None = None  # e.g. "SubscriptionConfirmation": recognised, nothing to apply
 
@@ -118,8 +120,10 @@ def event_id(message_id: str, kind: str, recipient: str, discriminator: str) -> 
 
 def normalize_address(value: Any, path: str = "address") -> str:
     """`"Doe, Jane" <Jane.Doe@Example.com>` -> `jane.doe@example.com`: no display name, no brackets, lower case."""
-    if not isinstance(value, str) or not value.strip():
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise FeedbackParseError(f"{path}: missing")
+    if not isinstance(value, str):
+        raise FeedbackParseError(f"{path}: not a string")
     match = _ANGLE_ADDRESS.search(value)
     address = (match.group(1) if match else value).strip()
     if len(address) > 1 and address[0] == address[-1] == '"':
@@ -192,7 +196,7 @@ def _eventbridge(body: dict[str, Any], prefix: str) -> ParseResult:
     if body.get("source") != "aws.ses":
         raise FeedbackParseError(f"{prefix}source: {body.get('source')!r} is not aws.ses")
     detail_type = body["detail-type"]
-    event_type = DETAIL_TYPES.get(detail_type)
+    event_type = DETAIL_TYPES.get(detail_type) if isinstance(detail_type, str) else None
     if event_type is None:
         raise FeedbackParseError(f"{prefix}detail-type: {detail_type!r} is not an SES email event")
     detail = body.get("detail")
@@ -210,7 +214,7 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
         raise FeedbackParseError(f"{prefix[:-1] or 'body'}: not a JSON object")
     if "eventType" in record:
         name, source = record["eventType"], "event_publishing"
-        if name not in KINDS:
+        if not isinstance(name, str) or name not in KINDS:
             raise FeedbackParseError(f"{prefix}eventType {name!r} is not an SES event type")
     else:
         name, source = record.get("notificationType"), "notification"

@@ -1,0 +1,84 @@
+"""`sesflow events parse FILE...`: JSON Lines for every sample body, errors on stderr, exit 1 after the rest."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sesflow.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
+GOOD = sorted(str(p) for p in BODIES.iterdir() if not p.name.startswith("malformed_"))
+MALFORMED = sorted(str(p) for p in BODIES.glob("malformed_*"))
+FIELDS = ("event_id", "kind", "recipient", "bounce_type", "bounce_subtype", "hard", "complaint_type", "message_id",
+          "campaign_id", "variant", "timestamp")
+
+
+def parse(capsys, *files: str) -> tuple[int, list[dict], str]:
+    code = main(["events", "parse", *files, "--functions-dir", str(ROOT / "functions")])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_every_sample_body_parses_to_json_lines(capsys):
+    code, lines, err = parse(capsys, *GOOD)
+
+    assert (code, err) == (0, "")
+    assert {line["file"] for line in lines} == set(GOOD)  # every file printed at least one line
+    events = [line for line in lines if line["kind"] != "sns_control"]
+    assert all(set(FIELDS) <= set(line) for line in events)
+    assert {line["kind"] for line in events} == {"send", "delivery", "bounce", "complaint", "reject", "open", "click",
+                                                 "rendering_failure", "delivery_delay", "subscription"}
+    assert {(line["bounce_type"], line["hard"]) for line in events if line["kind"] == "bounce"} == {
+        ("Permanent", True), ("Transient", False)}
+
+
+def test_control_message_prints_an_sns_control_line(capsys):
+    code, lines, _ = parse(capsys, str(BODIES / "sns_subscription_confirmation.json"),
+                           str(BODIES / "sns_topic_validation.json"))
+    assert code == 0
+    assert [(line["kind"], line["control"]) for line in lines] == [
+        ("sns_control", "SubscriptionConfirmation"), ("sns_control", "SesTopicValidation")]
+
+
+def test_malformed_file_is_reported_and_the_others_still_printed(capsys):
+    first, last = str(BODIES / "sns_bounce_permanent.json"), str(BODIES / "eventbridge_complaint.json")
+    malformed = str(BODIES / "malformed_not_json.txt")
+
+    code, lines, err = parse(capsys, first, malformed, last)
+
+    assert code == 1
+    assert err == f"{malformed}: error: body: not JSON (line 1 col 1)\n"
+    assert [(line["file"], line["kind"]) for line in lines] == [(first, "bounce"), (last, "complaint")]
+
+
+@pytest.mark.parametrize("malformed", MALFORMED, ids=lambda p: Path(p).name)
+def test_each_malformed_sample_errors_with_its_reason(capsys, malformed):
+    code, lines, err = parse(capsys, malformed)
+    assert (code, lines) == (1, [])
+    assert err.startswith(f"{malformed}: error: ") and len(err.splitlines()) == 1
+
+
+def test_lambda_sqs_event_is_parsed_record_by_record(capsys):
+    batch = str(ROOT / "events" / "ingest_feedback" / "sqs_batch.json")
+
+    code, lines, err = parse(capsys, batch)
+
+    assert code == 1
+    assert [(line["kind"], line["recipient"], line["campaign_id"]) for line in lines] == [
+        ("delivery", "ada@example.org", "spring-sale")]
+    assert err == f"{batch}: error: Records[1]: body: not JSON (line 1 col 1)\n"
+
+
+def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
+    missing = str(tmp_path / "nope.json")
+    code, lines, err = parse(capsys, missing, str(BODIES / "sns_send.json"))
+    assert code == 1 and len(lines) == 1
+    assert err.startswith(f"{missing}: error: cannot read it")
+
+
+def test_functions_dir_without_the_parser_is_refused(capsys, tmp_path):
+    code = main(["events", "parse", str(BODIES / "sns_send.json"), "--functions-dir", str(tmp_path)])
+    assert code == 2
+    assert "app/domain/feedback.py not found" in capsys.readouterr().err
