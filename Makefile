@@ -22,9 +22,10 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
-## The main job: bring the stack up on the embedded engine and show what it created.
+## The main job: bring the stack up on the embedded engine, show it, and run a real campaign through it.
 demo: setup
 	$(VENV)/bin/sesflow local up
+	$(VENV)/bin/sesflow demo
 
 ## Every test: unit, functional, engine, workflow and the static checks (lint, drift, IAM, sam build).
 test: setup

@@ -1,5 +1,6 @@
-"""sesflow: the operator command line. `sesflow local up` brings the stack up on the embedded engine;
-`sesflow events parse` shows what the feedback parser makes of SES feedback files."""
+"""sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
+`sesflow local up` brings the stack up and shows it; `sesflow events parse` shows what the feedback
+parser makes of SES feedback files."""
 
 from __future__ import annotations
 
@@ -136,7 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--functions-dir", default="functions",
                        help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)
+    demo = commands.add_parser("demo", help="run a real campaign on the embedded engine and report it")
+    demo.add_argument("--campaign", default="events/campaign/spring_sale.json", help="the campaign definition")
+    demo.add_argument("--recipients", type=int, default=1_000, help="audience size (default 1000)")
+    demo.add_argument("--seed", type=int, default=1, help="makes the audience reproducible")
+    demo.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary instead of a table")
+    demo.set_defaults(func=run_demo)
     return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from sesflow.demo import print_summary
+    from sesflow.demo import run_demo as demo
+
+    summary = demo(Path(args.campaign), recipients=args.recipients, seed=args.seed, template=Path(args.template))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    clean = summary["status"] == "SUCCEEDED" and summary["duplicates"] == summary["unaccounted"] == 0
+    return 0 if clean and summary["sent_to_ineligible"] == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
