@@ -3,7 +3,6 @@
 import json
 
 from sesflow.cli import main
-
 from tests.conftest import ROOT
 
 
