@@ -17,6 +17,8 @@ class Settings:
     manifest_bucket: str
     alert_topic_arn: str
     configuration_set: str
+    feedback_dlq_url: str | None  # IngestFeedbackFunction only
+    lifecycle_state_machine_arn: str | None  # IngestFeedbackFunction only
 
 
 def settings() -> Settings:
@@ -29,4 +31,6 @@ def settings() -> Settings:
         manifest_bucket=env["MANIFEST_BUCKET"],
         alert_topic_arn=env["ALERT_TOPIC_ARN"],
         configuration_set=env["CONFIGURATION_SET"],
+        feedback_dlq_url=env.get("FEEDBACK_DLQ_URL"),
+        lifecycle_state_machine_arn=env.get("LIFECYCLE_STATE_MACHINE_ARN"),
     )

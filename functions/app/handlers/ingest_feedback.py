@@ -1,35 +1,63 @@
-"""IngestFeedbackFunction: SES feedback from the feedback queue, with partial batch failures.
+"""IngestFeedbackFunction: SES feedback from the feedback queue, applied once per batch.
 
-This is the seam issue 3 fills in: for now each record is parsed and kept once, by message id, as an
-audit record; a record that is not JSON fails alone and, after the queue's maxReceiveCount, reaches
-the dead-letter queue.
+Each record is parsed on its own: one SES can never produce (FeedbackParseError) goes straight to the
+dead-letter queue with its reason, since retrying cannot fix it; the rest of the batch is applied
+together (counters are written once per campaign per batch). If applying fails, the records that held
+events are reported as batch item failures and come back; applying again is safe (see app.ingest).
+Not Powertools' BatchProcessor: it handles records one by one, and this handler aggregates across them.
 """
 
-import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from app.clients import table
-from app.observability import logger, tracer
+from app.clients import client
+from app.domain.feedback import FeedbackEvent, parse_feedback
+from app.errors import FeedbackParseError
+from app.ingest import apply_events
+from app.observability import logger, metrics, tracer
 from app.settings import settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
 
-
-def record_handler(record: SQSRecord) -> None:
-    try:
-        body = json.loads(record.body)
-    except json.JSONDecodeError as error:
-        logger.warning("feedback record is not JSON", extra={"message_id": record.message_id})
-        raise ValueError(f"record {record.message_id}: body is not JSON ({error.msg})") from error
-    table(settings().events_table).put_item(
-        Item={"pk": f"FEEDBACK#{record.message_id}", "sk": "RECEIVED", "body": json.dumps(body)},
+def dead_letter(record: dict[str, Any], reason: str, dlq_url: str) -> None:
+    client("sqs").send_message(
+        QueueUrl=dlq_url,
+        MessageBody=record.get("body") or "(empty)",
+        MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": reason[:1000]},
+            "source_message_id": {"DataType": "String", "StringValue": record.get("messageId", "unknown")},
+        },
     )
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    config = settings()
+    assert config.feedback_dlq_url and config.lifecycle_state_machine_arn, "template gives both to this function"
+    events: list[FeedbackEvent] = []
+    carrying: list[str] = []  # records whose events are applied below
+    failures: list[str] = []
+    for record in event.get("Records", []):
+        message_id = record.get("messageId", "")
+        try:
+            result = parse_feedback(record.get("body", ""), envelope_hint="sqs")
+        except FeedbackParseError as error:
+            logger.warning("unusable feedback record sent to the DLQ", extra={"message_id": message_id,
+                                                                              "reason": str(error)})
+            dead_letter(record, str(error), config.feedback_dlq_url)
+            metrics.add_metric(name="FeedbackDeadLettered", unit="Count", value=1)
+            continue
+        if result.control:
+            logger.info("SNS control message", extra={"message_id": message_id, "control": result.control})
+            continue
+        events.extend(result.events)
+        carrying.append(message_id)
+    if events:
+        try:
+            summary = apply_events(events, config, config.lifecycle_state_machine_arn)
+            logger.info("feedback applied", extra=summary)
+            metrics.add_metric(name="FeedbackEvents", unit="Count", value=len(events))
+        except Exception:
+            logger.exception("applying the batch failed; its records will come back")
+            failures.extend(carrying)
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}

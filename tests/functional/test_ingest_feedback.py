@@ -1,0 +1,177 @@
+"""SES feedback through the real path on the engine: feedback queue -> IngestFeedbackFunction -> tables."""
+
+import json
+from collections import Counter
+
+import pytest
+from app.domain.feedback import parse_feedback
+
+from tests.conftest import ROOT
+
+BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
+GOOD = sorted(p for p in BODIES.iterdir() if not p.name.startswith("malformed_"))
+MALFORMED = sorted(p for p in BODIES.iterdir() if p.name.startswith("malformed_"))
+
+
+def send(stack, *bodies: str) -> None:
+    for body in bodies:
+        stack.client("sqs").send_message(QueueUrl=stack.outputs["FeedbackQueueUrl"], MessageBody=body)
+    stack.deliver_queues()
+
+
+def stats(stack, campaign_id="spring-sale") -> dict[str, int]:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["CampaignsTableName"], Key={"campaign_id": {"S": f"{campaign_id}#stats"}}
+    ).get("Item", {})
+    return {k: int(v["N"]) for k, v in item.items() if "N" in v}
+
+
+def recipient(stack, address):
+    return stack.client("dynamodb").get_item(
+        TableName=stack.outputs["RecipientsTableName"], Key={"address": {"S": address}}).get("Item")
+
+
+def history(stack, address):
+    return stack.client("dynamodb").query(
+        TableName=stack.outputs["EventsTableName"], KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": f"RECIPIENT#{address}"}})["Items"]
+
+
+def add_recipients(stack, *addresses, status="ACTIVE"):
+    for address in addresses:
+        stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
+            "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": status},
+            "version": {"N": "1"}})
+
+
+def dead_letters(stack):
+    messages = stack.client("sqs").receive_message(
+        QueueUrl=stack.outputs["FeedbackDeadLetterQueueUrl"], MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"]).get("Messages", [])
+    return {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
+
+
+def body(name: str) -> str:
+    return (BODIES / name).read_text()
+
+
+@pytest.mark.parametrize("sample", GOOD, ids=lambda p: p.name)
+def test_every_sample_is_applied_and_nothing_reaches_the_dead_letter_queue(stack, sample):
+    parsed = parse_feedback(sample.read_text())
+    add_recipients(stack, *{e.recipient for e in parsed.events})
+
+    send(stack, sample.read_text())
+
+    assert dead_letters(stack) == {}
+    expected = Counter()
+    for event in parsed.events:
+        if event.campaign_id:
+            from app.domain.feedback_apply import counter_name
+            expected[counter_name(event)] += 1
+            expected[f"{counter_name(event)}#{event.variant}"] += 1
+    assert stats(stack) == dict(expected)
+
+
+def test_hard_bounce_suppresses_with_an_audit_record_and_counts_once_when_delivered_twice(stack):
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+
+    send(stack, body("sns_bounce_permanent.json"), body("sns_bounce_permanent.json"))
+    send(stack, body("eventbridge_bounce_permanent.json"))  # the same event, by the other route
+
+    assert stats(stack) == {"hard_bounces": 1, "hard_bounces#a": 1}
+    item = recipient(stack, "bounce@simulator.amazonses.com")
+    assert item["status"]["S"] == "SUPPRESSED"
+    assert item["version"]["N"] == "2"
+    (audit,) = history(stack, "bounce@simulator.amazonses.com")
+    assert (audit["from_status"]["S"], audit["to_status"]["S"], audit["actor"]["S"]) == (
+        "ACTIVE", "SUPPRESSED", "ses-feedback")
+    assert audit["reason"]["S"].startswith("hard bounce (Permanent/")
+
+
+def test_complaint_suppresses_the_recipient(stack):
+    parsed = parse_feedback(body("sns_complaint.json")).events
+    add_recipients(stack, *{e.recipient for e in parsed})
+
+    send(stack, body("sns_complaint.json"))
+
+    assert {recipient(stack, e.recipient)["status"]["S"] for e in parsed} == {"SUPPRESSED"}
+    assert stats(stack)["complaints"] == len(parsed)
+
+
+def test_delivery_after_a_bounce_does_not_undo_the_suppression(stack):
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+    bounce = json.loads(json.loads(body("sns_bounce_permanent.json"))["Message"])
+    delivery = {"eventType": "Delivery", "mail": bounce["mail"],
+                "delivery": {"timestamp": "2026-11-22T09:05:00.000Z", "recipients": ["bounce@simulator.amazonses.com"],
+                             "processingTimeMillis": 100, "smtpResponse": "250 ok"}}
+
+    send(stack, body("sns_bounce_permanent.json"))
+    send(stack, json.dumps(delivery))
+
+    assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"
+    assert stats(stack) == {"hard_bounces": 1, "hard_bounces#a": 1, "delivered": 1, "delivered#a": 1}
+
+
+def test_delivery_ends_probation_for_a_recipient_in_recovery(stack):
+    parsed = parse_feedback(body("sns_delivery.json")).events
+    add_recipients(stack, *{e.recipient for e in parsed}, status="RECOVERY")
+
+    send(stack, body("sns_delivery.json"))
+
+    for event in parsed:
+        assert recipient(stack, event.recipient)["status"]["S"] == "ACTIVE"
+        assert [a["to_status"]["S"] for a in history(stack, event.recipient)] == ["ACTIVE"]
+
+
+def test_soft_bounce_starts_one_quarantine_episode_when_delivered_twice(stack):
+    parsed = parse_feedback(body("sns_bounce_transient.json")).events
+    add_recipients(stack, *{e.recipient for e in parsed})
+
+    send(stack, body("sns_bounce_transient.json"), body("sns_bounce_transient.json"))
+
+    executions = stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.outputs["RecipientLifecycleStateMachineArn"])["executions"]
+    assert len(executions) == len(parsed)
+    for execution in executions:
+        stack.wait(execution["executionArn"])
+    for event in parsed:  # the episode rested the recipient and let it back on probation
+        assert recipient(stack, event.recipient)["status"]["S"] == "RECOVERY"
+    assert stats(stack)["soft_bounces"] == len(parsed)
+
+
+def test_each_recipient_of_a_multi_recipient_bounce_is_applied(stack):
+    parsed = parse_feedback(body("sns_bounce_multiple_recipients.json")).events
+    add_recipients(stack, *{e.recipient for e in parsed})
+
+    send(stack, body("sns_bounce_multiple_recipients.json"))
+
+    assert len(parsed) >= 2
+    assert stats(stack)["hard_bounces"] + stats(stack).get("soft_bounces", 0) == len(parsed)
+    for event in parsed:
+        assert len(history(stack, event.recipient)) == 1
+
+
+def test_identity_notification_finds_its_campaign_by_message_id(stack):
+    parsed = parse_feedback(body("notification_bounce_permanent.json")).events
+    add_recipients(stack, *{e.recipient for e in parsed})
+    for event in parsed:
+        stack.client("dynamodb").put_item(TableName=stack.outputs["SendsTableName"], Item={
+            "campaign_id": {"S": "spring-sale"}, "recipient": {"S": event.recipient},
+            "variant": {"S": "b"}, "message_id": {"S": event.message_id}, "status": {"S": "SENT"}})
+
+    send(stack, body("notification_bounce_permanent.json"))
+
+    assert stats(stack) == {"hard_bounces": len(parsed), "hard_bounces#b": len(parsed)}
+
+
+def test_poison_message_goes_to_the_dead_letter_queue_with_its_reason_and_the_batch_is_applied(stack):
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+
+    send(stack, body("sns_delivery.json"), *(p.read_text() for p in MALFORMED), body("sns_bounce_permanent.json"))
+
+    dlq = dead_letters(stack)
+    assert set(dlq) == {p.read_text() for p in MALFORMED}
+    assert all(reason for reason in dlq.values())
+    assert dlq[body("malformed_unknown_event_type.json")].startswith("Message.eventType")
+    assert stats(stack)["hard_bounces"] == 1 and stats(stack)["delivered"] >= 1
+    assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"
