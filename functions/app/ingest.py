@@ -191,7 +191,9 @@ def start_quarantine(transition: Transition, lifecycle_arn: str) -> None:
 def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str) -> dict[str, int]:
     """Everything a batch changes. Safe to run again on the same events (SQS redelivery)."""
     now = datetime.now(UTC)
-    events = resolve_campaigns(events, settings)
+    # The same event twice in one batch (SNS retries, both routes) is one event; a transaction may not
+    # touch one item twice anyway.
+    events = resolve_campaigns(list({e.event_id: e for e in events}.values()), settings)
     statuses = recipient_statuses({e.recipient for e in events if e.kind in EXACT_KINDS | {"delivery",
                                                                                         "subscription"}}, settings)
     transitions = {e.event_id: t for e in events if (t := transition_for(e, statuses.get(e.recipient)))}

@@ -137,19 +137,36 @@ def test_exception_becomes_the_lambda_error_named_by_its_class(probe_stack):
     assert body["errorMessage"] == "card 4242 declined"
 
 
-def test_only_the_malformed_record_reaches_the_dead_letter_queue_when_a_batch_has_one(stack):
-    sqs = stack.client("sqs")
-    queue = stack.outputs["FeedbackQueueUrl"]
-    for body in ('{"n": 1}', '{"n": 2}', "{not json", '{"n": 3}'):
-        sqs.send_message(QueueUrl=queue, MessageBody=body)
+def test_only_failed_items_of_a_batch_reach_the_dead_letter_queue_after_max_receives(tmp_path):
+    path = write_template(tmp_path, f"""
+        DeadLetters: {{Type: AWS::SQS::Queue}}
+        Work:
+          Type: AWS::SQS::Queue
+          Properties:
+            RedrivePolicy: {{deadLetterTargetArn: !GetAtt DeadLetters.Arn, maxReceiveCount: 3}}
+        Consumer:
+          Type: AWS::Serverless::Function
+          Properties:
+            CodeUri: {PROBE}
+            Handler: engine_probe_handlers.partial
+            Runtime: python3.11
+            Events:
+              Work:
+                Type: SQS
+                Properties: {{Queue: !GetAtt Work.Arn, BatchSize: 50, FunctionResponseTypes: [ReportBatchItemFailures]}}
+    """)
+    with LocalStack(template_path=path) as stack:
+        sqs = stack.client("sqs")
+        work, dead = stack.physical_id("Work"), stack.physical_id("DeadLetters")
+        for body in ["ok"] * 20 + ["bad"] + ["ok"] * 20:
+            sqs.send_message(QueueUrl=work, MessageBody=body)
 
-    stack.deliver_queues()
+        batches = stack.deliver_queues()
 
-    dlq = sqs.receive_message(QueueUrl=stack.outputs["FeedbackDeadLetterQueueUrl"], MaxNumberOfMessages=10)
-    assert [m["Body"] for m in dlq["Messages"]] == ["{not json"]
-    kept = stack.client("dynamodb").scan(TableName=stack.outputs["EventsTableName"])["Items"]
-    assert sorted(json.loads(i["body"]["S"])["n"] for i in kept) == [1, 2, 3]
-    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10)["Messages"]] == ["bad"]
+        assert sqs.receive_message(QueueUrl=work).get("Messages") is None
+        assert batches == 3  # 41 messages in one batch of up to 50, then the failed one twice more
+        assert stack.meter.snapshot()["lambda_invocations"] == {stack.physical_id("Consumer"): 3}
 
 
 def test_meter_counts_lambda_invocations_and_api_calls(probe_stack):

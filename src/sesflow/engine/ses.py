@@ -1,4 +1,5 @@
-"""The SES v2 account the embedded engine sends through: sending quota, suppression list and an outbox.
+"""The SES v2 account the embedded engine sends through: sending quota, suppression list, an outbox and
+the configuration sets' event destinations, and `publish_event`, which plays SES's part in event publishing.
 
 `patches/sesv2.py` answers SES v2 calls from this state. There is one simulator per process (moto's
 backends are process-global too), with account state kept per (account, region). Templates, identities
@@ -8,21 +9,55 @@ when a run (or test) starts. Time is the active Runtime's virtual clock.
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import takewhile
 
+import boto3
 import botocore.session
 from moto.core.exceptions import JsonRESTError
+
+from sesflow.engine import runtime
 
 # https://docs.aws.amazon.com/ses/latest/dg/quotas.html: a new (sandbox) account may send 200 emails
 # per 24 hours at 1 email per second; quotas count recipients, not messages.
 SANDBOX_MAX_24H_SEND = 200.0
 SANDBOX_MAX_SEND_RATE = 1.0
 SUPPRESSION_REASONS = ("BOUNCE", "COMPLAINT")
+
+# Event publishing. A record's "eventType" (event-publishing-retrieving-sns-contents.html) -> the SES v2
+# MatchingEventTypes value that selects it, and the detail-type SES gives it on EventBridge (events-ref-ses).
+EVENT_TYPES = {
+    "Send": ("SEND", "Email Sent"),
+    "Reject": ("REJECT", "Email Rejected"),
+    "Bounce": ("BOUNCE", "Email Bounced"),
+    "Complaint": ("COMPLAINT", "Email Complaint Received"),
+    "Delivery": ("DELIVERY", "Email Delivered"),
+    "Open": ("OPEN", "Email Opened"),
+    "Click": ("CLICK", "Email Clicked"),
+    "Rendering Failure": ("RENDERING_FAILURE", "Email Rendering Failed"),
+    "DeliveryDelay": ("DELIVERY_DELAY", "Email Delivery Delayed"),
+    "Subscription": ("SUBSCRIPTION", "Email Subscribed"),
+}
+# The same types as CloudFormation (AWS::SES::ConfigurationSetEventDestination) and SES v1 spell them.
+CFN_EVENT_TYPES = {
+    "send": "SEND",
+    "reject": "REJECT",
+    "bounce": "BOUNCE",
+    "complaint": "COMPLAINT",
+    "delivery": "DELIVERY",
+    "open": "OPEN",
+    "click": "CLICK",
+    "renderingFailure": "RENDERING_FAILURE",
+    "deliveryDelay": "DELIVERY_DELAY",
+    "subscription": "SUBSCRIPTION",
+}
+MAX_EVENT_DESTINATIONS = 10  # per configuration set (quotas.html)
 
 
 @functools.cache
@@ -95,6 +130,9 @@ class SesAccount:
 
     suppressed: dict[str, SuppressedDestination] = field(default_factory=dict)  # by lower-cased address
     suppressed_reasons: list[str] = field(default_factory=lambda: list(SUPPRESSION_REASONS))
+    # configuration set -> destination name -> the EventDestination as GetConfigurationSetEventDestinations
+    # returns it (Name, Enabled, MatchingEventTypes, and one of SnsDestination, EventBridgeDestination, ...)
+    event_destinations: dict[str, dict[str, dict]] = field(default_factory=dict)
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
     _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
@@ -147,3 +185,57 @@ _simulator = SesSimulator()
 
 def simulator() -> SesSimulator:
     return _simulator
+
+
+def publish_event(
+    configuration_set: str, record: dict, *, region: str | None = None, account_id: str | None = None
+) -> int:
+    """Do what SES does with an event of a message sent with `configuration_set`: publish the record to
+    every enabled event destination of that set whose MatchingEventTypes include the record's eventType.
+    Returns how many destinations it was published to.
+
+    `record` is the event-publishing record (eventType, mail, and bounce/complaint/... as SES writes
+    them). As SES does, mail.tags gets "ses:configuration-set": [configuration_set] if it lacks it.
+    SNS destinations get Publish(Message=the record as JSON), so subscribers see SNS's envelope around it.
+    EventBridge destinations get PutEvents(Source "aws.ses", DetailType as SES names the event, Detail
+    the record, Resources [the configuration set's ARN], Time the virtual clock) on the destination's bus.
+    CloudWatch destinations are recorded but receive nothing (metrics are not evaluated locally).
+    The destinations searched are those of every simulated account and region unless narrowed.
+    """
+    event_type = record.get("eventType")
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"eventType {event_type!r} is not one SES publishes: {sorted(EVENT_TYPES)}")
+    matching, detail_type = EVENT_TYPES[event_type]
+    record = copy.deepcopy(record)
+    mail = record.setdefault("mail", {})
+    mail.setdefault("tags", {}).setdefault("ses:configuration-set", [configuration_set])
+    sim = simulator()
+    with sim.lock:
+        targets = [
+            (acct, reg, copy.deepcopy(destination))
+            for (acct, reg), account in sim._accounts.items()
+            if (region is None or reg == region) and (account_id is None or acct == account_id)
+            for destination in account.event_destinations.get(configuration_set, {}).values()
+            if destination.get("Enabled") and matching in destination.get("MatchingEventTypes", [])
+        ]
+    body, published = json.dumps(record), 0
+    for acct, reg, destination in targets:
+        if "SnsDestination" in destination:
+            boto3.client("sns", region_name=reg).publish(
+                TopicArn=destination["SnsDestination"]["TopicArn"], Message=body
+            )
+        elif "EventBridgeDestination" in destination:
+            response = boto3.client("events", region_name=reg).put_events(Entries=[{
+                "Source": "aws.ses",
+                "DetailType": detail_type,
+                "Detail": body,
+                "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
+                "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
+                "Time": runtime.current().clock.now(),
+            }])
+            if response.get("FailedEntryCount"):
+                raise RuntimeError(f"EventBridge refused the {event_type} event: {response['Entries']}")
+        else:
+            continue
+        published += 1
+    return published

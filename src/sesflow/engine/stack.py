@@ -26,6 +26,7 @@ from moto import mock_aws
 from sesflow.engine import runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
+from sesflow.engine.patches import events as events_patch
 from sesflow.engine.patches import install_all, lambda_bridge
 from sesflow.engine.template import ACCOUNT_ID, Resource, Template, TemplateError, load_template
 
@@ -64,6 +65,7 @@ class QueueTrigger:
     queue_arn: str
     batch_size: int
     report_item_failures: bool
+    batching_window_s: int = 0  # Lambda waits up to this long to fill a batch; the engine takes what is queued
 
 
 @dataclass
@@ -123,6 +125,7 @@ class LocalStack:
             parameter_overrides=self.parameters,
         )
         install_all()
+        events_patch.install()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter()))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
@@ -218,6 +221,8 @@ class LocalStack:
     def deliver_queues(self, max_rounds: int = 1000) -> int:
         """Run every SQS trigger until its queue is empty, as Lambda's poller would; returns batches run.
 
+        A batch is up to BatchSize messages, gathered 10 per ReceiveMessage call until the batch is full or
+        the queue has nothing more to give (the batching window, spent waiting on AWS, costs nothing here).
         A failed batch (or the failed items of a partial-batch response) becomes visible again at once;
         moto moves a message to the dead-letter queue when its receive count passes maxReceiveCount.
         """
@@ -226,10 +231,7 @@ class LocalStack:
         for _ in range(max_rounds):
             progressed = False
             for trigger in self.triggers:
-                received = sqs.receive_message(
-                    QueueUrl=trigger.queue_url, MaxNumberOfMessages=min(trigger.batch_size, 10),
-                    AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=30,
-                ).get("Messages", [])
+                received = self._receive_batch(sqs, trigger)
                 if not received:
                     continue
                 progressed, batches = True, batches + 1
@@ -237,6 +239,19 @@ class LocalStack:
             if not progressed:
                 break
         return batches
+
+    @staticmethod
+    def _receive_batch(sqs: Any, trigger: QueueTrigger) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        while len(batch) < trigger.batch_size:
+            received = sqs.receive_message(
+                QueueUrl=trigger.queue_url, MaxNumberOfMessages=min(trigger.batch_size - len(batch), 10),
+                AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=30,
+            ).get("Messages", [])
+            if not received:
+                break
+            batch.extend(received)
+        return batch
 
     def start_pump(self, interval: float = 0.02) -> None:
         """Deliver queue messages in the background while executions run (feedback during a send)."""
@@ -291,6 +306,8 @@ class LocalStack:
             ("AWS::SQS::Queue", self._deploy_queue),
             ("AWS::SNS::Topic", self._deploy_topic),
             ("AWS::SES::ConfigurationSet", self._deploy_configuration_set),
+            ("AWS::SES::ConfigurationSetEventDestination", self._deploy_event_destination),
+            ("AWS::Events::Rule", self._deploy_rule),
             ("AWS::Serverless::Function", self._deploy_function),
             ("AWS::SNS::Subscription", self._deploy_subscription),
             ("AWS::Serverless::StateMachine", self._deploy_state_machine),
@@ -418,6 +435,65 @@ class LocalStack:
             args["SendingOptions"] = {"SendingEnabled": bool(p["SendingOptions"].get("SendingEnabled", True))}
         self.client("sesv2").create_configuration_set(**args)
 
+    def _deploy_event_destination(self, r: Resource) -> None:
+        """Recorded in the SES simulator; `ses.publish_event` delivers to it as SES would."""
+        p = r.properties
+        spec = p["EventDestination"]
+        unknown = sorted(set(spec.get("MatchingEventTypes") or []) - set(ses.CFN_EVENT_TYPES))
+        if unknown or not spec.get("MatchingEventTypes"):
+            raise TemplateError(f"{r.logical_id}: MatchingEventTypes {unknown or '[]'} are not among "
+                                f"{sorted(ses.CFN_EVENT_TYPES)}")
+        definition: dict[str, Any] = {
+            "Enabled": bool(spec.get("Enabled", False)),  # CloudFormation's default, as SES v1's
+            "MatchingEventTypes": [ses.CFN_EVENT_TYPES[t] for t in spec["MatchingEventTypes"]],
+        }
+        if "SnsDestination" in spec:
+            definition["SnsDestination"] = {"TopicArn": spec["SnsDestination"]["TopicARN"]}
+        if "EventBridgeDestination" in spec:
+            definition["EventBridgeDestination"] = {"EventBusArn": spec["EventBridgeDestination"]["EventBusArn"]}
+        if "CloudWatchDestination" in spec:  # metrics are not evaluated locally: recorded, nothing delivered
+            definition["CloudWatchDestination"] = {
+                "DimensionConfigurations": spec["CloudWatchDestination"].get("DimensionConfigurations") or []
+            }
+        if "KinesisFirehoseDestination" in spec:
+            raise UnsupportedResourceError(f"{r.logical_id}: Kinesis Firehose destinations are not run locally")
+        self.client("sesv2").create_configuration_set_event_destination(
+            ConfigurationSetName=p["ConfigurationSetName"],
+            EventDestinationName=spec.get("Name") or r.physical_id,
+            EventDestination=definition,
+        )
+
+    def _deploy_rule(self, r: Resource) -> None:
+        """An event-pattern rule with SQS targets; moto matches and delivers (patches/events.py fixes it)."""
+        p = r.properties
+        if "ScheduleExpression" in p or "EventPattern" not in p:
+            raise UnsupportedResourceError(f"{r.logical_id}: only event-pattern rules are run by the local engine")
+        pattern = p["EventPattern"]
+        args: dict[str, Any] = {
+            "Name": r.physical_id,
+            "EventPattern": pattern if isinstance(pattern, str) else json.dumps(pattern),
+            "State": p.get("State", "ENABLED"),
+        }
+        for key in ("Description", "EventBusName", "RoleArn"):
+            if key in p:
+                args[key] = p[key]
+        events = self.client("events")
+        arn = events.put_rule(**args)["RuleArn"]
+        if arn != r.attributes["Arn"]:
+            raise TemplateError(f"{r.logical_id}: moto gave rule ARN {arn}, the template resolved {r.attributes['Arn']}")
+        targets = []
+        for target in p.get("Targets") or []:
+            if not str(target.get("Arn", "")).startswith("arn:aws:sqs:"):
+                raise UnsupportedResourceError(
+                    f"{r.logical_id}: target {target.get('Id')} ({target.get('Arn')}): the local engine delivers "
+                    f"rule targets to SQS queues only"
+                )
+            targets.append({key: target[key] for key in ("Id", "Arn", "Input", "InputPath", "InputTransformer",
+                                                          "SqsParameters", "RetryPolicy", "DeadLetterConfig")
+                            if key in target})
+        if targets:
+            events.put_targets(Rule=r.physical_id, EventBusName=p.get("EventBusName", "default"), Targets=targets)
+
     def _deploy_function(self, r: Resource) -> None:
         assert self.template is not None
         p = r.properties
@@ -455,6 +531,7 @@ class LocalStack:
                 queue_url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{queue_name}",
                 queue_arn=queue_arn,
                 batch_size=int(props.get("BatchSize", 10)),
+                batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
                 report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             ))
         elif event.get("Type") == "SNS":

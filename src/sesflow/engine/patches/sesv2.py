@@ -20,9 +20,14 @@ Simulated:
 - Template rendering: a missing variable does not fail the call (AWS reports a Rendering Failure event
   later); the record carries `rendering_failure` and nothing is delivered.
 - GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
+- Configuration set event destinations: Create/Get/Update/DeleteConfigurationSetEventDestination(s),
+  kept in `engine.ses`; `ses.publish_event` delivers an event record to them as SES would. Checks:
+  unknown configuration set or destination -> NotFoundException; duplicate name -> AlreadyExistsException;
+  more than 10 per set -> LimitExceededException; no or unknown MatchingEventTypes, not exactly one
+  destination, an EventBridge bus other than default -> BadRequestException.
 
 Not simulated: the sandbox's verified-recipient rule, automatic suppression from bounces and
-complaints, configuration-set event publishing, contact-list unsubscribe filtering, inline
+complaints, generating events from sends (call `ses.publish_event`), contact-list unsubscribe filtering, inline
 TemplateContent (NotImplementedError), attachments (accepted, not recorded), tenants, message size.
 """
 
@@ -42,7 +47,15 @@ from moto.sesv2.responses import SESV2Response
 
 from sesflow.engine import limits, runtime
 from sesflow.engine.patches import MotoDriftError
-from sesflow.engine.ses import SUPPRESSION_REASONS, SentEmail, SuppressedDestination, aws_error, simulator
+from sesflow.engine.ses import (
+    EVENT_TYPES,
+    MAX_EVENT_DESTINATIONS,
+    SUPPRESSION_REASONS,
+    SentEmail,
+    SuppressedDestination,
+    aws_error,
+    simulator,
+)
 
 _TARGET = "moto.sesv2.responses.SESV2Response"
 
@@ -457,6 +470,89 @@ def get_account(self: SESV2Response) -> str:
     )
 
 
+# --- configuration set event destinations --------------------------------------------------------------
+
+_DESTINATION_KINDS = (
+    "KinesisFirehoseDestination",
+    "CloudWatchDestination",
+    "SnsDestination",
+    "EventBridgeDestination",
+    "PinpointDestination",
+)
+_MATCHING_TYPES = {matching for matching, _ in EVENT_TYPES.values()}
+
+
+def _destinations_of(self: SESV2Response, config_set: str) -> dict[str, dict]:
+    """The set's destinations by name (callers hold the simulator's lock)."""
+    if config_set not in self.sesv2_backend.core_backend.config_sets:
+        raise aws_error("NotFoundException", f"Configuration set <{config_set}> does not exist.")
+    account = simulator().account(self.current_account, self.region)
+    return account.event_destinations.setdefault(config_set, {})
+
+
+def _destination(name: str, definition: dict) -> dict:
+    types = definition.get("MatchingEventTypes") or []
+    if not types or set(types) - _MATCHING_TYPES:
+        raise aws_error(
+            "BadRequestException", f"MatchingEventTypes must be one or more of {sorted(_MATCHING_TYPES)}."
+        )
+    kinds = [kind for kind in _DESTINATION_KINDS if definition.get(kind)]
+    if len(kinds) != 1:
+        raise aws_error("BadRequestException", "An event destination must have exactly one destination.")
+    bus = (definition.get("EventBridgeDestination") or {}).get("EventBusArn", "")
+    if kinds == ["EventBridgeDestination"] and not bus.endswith(":event-bus/default"):
+        raise aws_error("BadRequestException", f"EventBusArn {bus}: only the default event bus is supported.")
+    return {
+        "Name": name,
+        "Enabled": bool(definition.get("Enabled", False)),
+        "MatchingEventTypes": list(dict.fromkeys(types)),
+        kinds[0]: definition[kinds[0]],
+    }
+
+
+def create_configuration_set_event_destination(self: SESV2Response) -> str:
+    params = _params(self)
+    name = params["EventDestinationName"]
+    destination = _destination(name, params.get("EventDestination") or {})
+    with simulator().lock:
+        destinations = _destinations_of(self, self._get_param("ConfigurationSetName"))
+        if name in destinations:
+            raise aws_error("AlreadyExistsException", f"Event destination {name} already exists.")
+        if len(destinations) >= MAX_EVENT_DESTINATIONS:
+            raise aws_error("LimitExceededException", "Maximum number of event destinations exceeded.")
+        destinations[name] = destination
+    return "{}"
+
+
+def get_configuration_set_event_destinations(self: SESV2Response) -> str:
+    with simulator().lock:
+        destinations = list(_destinations_of(self, self._get_param("ConfigurationSetName")).values())
+        return json.dumps({"EventDestinations": destinations})
+
+
+def _existing_destination(self: SESV2Response) -> tuple[dict[str, dict], str]:
+    destinations = _destinations_of(self, self._get_param("ConfigurationSetName"))
+    name = self._get_param("EventDestinationName")
+    if name not in destinations:
+        raise aws_error("NotFoundException", f"Event destination {name} does not exist.")
+    return destinations, name
+
+
+def update_configuration_set_event_destination(self: SESV2Response) -> str:
+    definition = _params(self).get("EventDestination") or {}
+    with simulator().lock:
+        destinations, name = _existing_destination(self)
+        destinations[name] = _destination(name, definition)
+    return "{}"
+
+
+def delete_configuration_set_event_destination(self: SESV2Response) -> str:
+    with simulator().lock:
+        destinations, name = _existing_destination(self)
+        del destinations[name]
+    return "{}"
+
+
 # --- install ------------------------------------------------------------------------------------------
 
 _ADDED = {
@@ -474,6 +570,10 @@ _ADDED = {
         list_suppressed_destinations,
         put_account_suppression_attributes,
         get_account,
+        create_configuration_set_event_destination,
+        get_configuration_set_event_destinations,
+        update_configuration_set_event_destination,
+        delete_configuration_set_event_destination,
     )
 }
 _REPLACED = {"send_email": send_email}
