@@ -9,10 +9,11 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import lambda_bridge, metering, sdk_retry, sesv2, sfn
+    from sesflow.engine.patches import lambda_bridge, metering, sdk_retry, sesv2, sfn, sqs
 
     sfn.install()
     sesv2.install()
     lambda_bridge.install()
     metering.install()
     sdk_retry.install()
+    sqs.install()

@@ -1,6 +1,7 @@
 """Count every AWS API call a run makes (handlers, the interpreter, the engine) by service and operation.
 
 All of them pass through moto's BotocoreStubber as botocore `before-send.<service>.<Operation>` events.
+DynamoDB request units are measured where moto answers DynamoDB calls (patches/capacity.py), installed here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 from moto.core.botocore_stubber import BotocoreStubber
 
 from sesflow.engine import runtime
-from sesflow.engine.patches import MotoDriftError
+from sesflow.engine.patches import MotoDriftError, capacity
 
 _original_call = BotocoreStubber.__dict__.get("__call__")
 
@@ -28,3 +29,4 @@ def install() -> None:
         raise MotoDriftError("moto.core.botocore_stubber.BotocoreStubber.__call__: no longer as expected")
     if getattr(BotocoreStubber.__call__, "__name__", "") != "_counting_call":
         BotocoreStubber.__call__ = _counting_call
+    capacity.install()

@@ -1,0 +1,49 @@
+"""sesflow.engine.patches.sqs: sending stays O(1) per message, and the counts are still right."""
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.sqs.models import Queue
+
+from sesflow.engine.patches import MotoDriftError, sqs
+
+
+@pytest.fixture
+def queue_url():
+    sqs.install()
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        yield client, client.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+
+
+def test_send_does_not_count_the_queue_when_it_grows(queue_url, monkeypatch):
+    client, url = queue_url
+    counted = []
+    original = Queue.approximate_number_of_messages
+    monkeypatch.setattr(Queue, "approximate_number_of_messages",
+                        property(lambda self: counted.append(1) or original.fget(self)))
+
+    for i in range(50):
+        client.send_message(QueueUrl=url, MessageBody=str(i))
+
+    assert counted == []
+
+
+def test_queue_attributes_still_report_counts_and_settings(queue_url):
+    client, url = queue_url
+    for i in range(3):
+        client.send_message(QueueUrl=url, MessageBody=str(i))
+    client.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    assert attributes["ApproximateNumberOfMessages"] == "2"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert attributes["VisibilityTimeout"] == "60"
+
+
+def test_install_refuses_when_moto_builds_attributes_differently(monkeypatch):
+    monkeypatch.setattr(sqs, "_original", property(lambda self: {}))
+    monkeypatch.setattr(Queue, "attributes", property(lambda self: {}))
+    with pytest.raises(MotoDriftError, match="Queue.attributes"):
+        sqs.install()
