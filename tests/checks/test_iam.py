@@ -50,7 +50,8 @@ LOG_DELIVERY_ACTIONS = (
 )
 
 # SDK service name (as in arn:aws:states:::aws-sdk:<service>:<api>) -> IAM prefix, where they differ.
-IAM_PREFIX = {"sesv2": "ses", "sfn": "states", "eventbridge": "events", "cloudwatchlogs": "logs"}
+IAM_PREFIX = {"sesv2": "ses", "sfn": "states", "stepfunctions": "states", "eventbridge": "events",
+              "cloudwatchlogs": "logs"}
 
 # What each handler calls, by reading functions/app/handlers/*.py: (IAM action, target ARN). Targets are
 # templates: {Logical.Attr} is a GetAtt, {Logical} a Ref or parameter, {region}/{account}/{partition}.
@@ -75,8 +76,20 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:template/*"),
     ],
     "app.handlers.ingest_feedback": [
-        # record_handler(): table(events_table).put_item(...)
+        # dead_letter(): client("sqs").send_message(QueueUrl=FEEDBACK_DLQ_URL, ...)
+        ("sqs:SendMessage", "{FeedbackDeadLetterQueue.Arn}"),
+        # app.ingest.resolve_campaigns(): query SendsTable's MessageIdIndex
+        ("dynamodb:Query", "{SendsTable.Arn}/index/MessageIdIndex"),
+        # app.ingest.recipient_statuses(): batch_get_item on RecipientsTable
+        ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
+        # app.ingest.record_once(): transact_write_items of audit records (EventsTable) and counters
+        # (CampaignsTable); IAM checks a transaction's items as the PutItem/UpdateItem they are
         ("dynamodb:PutItem", "{EventsTable.Arn}"),
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
+        # app.ingest.apply_transition(): conditional update_item on RecipientsTable
+        ("dynamodb:UpdateItem", "{RecipientsTable.Arn}"),
+        # app.ingest.start_quarantine(): client("stepfunctions").start_execution(...)
+        ("states:StartExecution", "{RecipientLifecycleStateMachine.Arn}"),
     ],
 }
 
@@ -410,12 +423,20 @@ def test_handler_calls_table_lists_every_handler_of_the_template() -> None:
     )
 
 
-def _calls(module: str) -> tuple[set[str], set[str]]:
-    """(services the handler's code uses through app.clients, method names it calls)."""
+def _calls(module: str, seen: set[str] | None = None) -> tuple[set[str], set[str]]:
+    """(services the handler's code uses through app.clients, method names it calls), following the
+    handler into the app.* modules it imports (its I/O may live in a service module such as app.ingest)."""
+    seen = seen if seen is not None else set()
+    seen.add(module)
     path = ROOT / "functions" / (module.replace(".", "/") + ".py")
     services: set[str] = set()
     methods: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.") and node.module not in seen:
+            if (ROOT / "functions" / (node.module.replace(".", "/") + ".py")).exists():
+                more_services, more_methods = _calls(node.module, seen)
+                services |= more_services
+                methods |= more_methods
         if not isinstance(node, ast.Call):
             continue
         func = node.func

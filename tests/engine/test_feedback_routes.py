@@ -205,8 +205,8 @@ def test_an_event_of_another_configuration_set_is_not_matched_by_the_stack_rule(
     sesv2.create_configuration_set(ConfigurationSetName="someone-else")
     sesv2.create_configuration_set_event_destination(
         ConfigurationSetName="someone-else", EventDestinationName="bus",
-        EventDestination={"Enabled": True, "MatchingEventTypes": ["BOUNCE"],
-                          "EventBridgeDestination": {"EventBusArn": "arn:aws:events:us-east-1:123456789012:event-bus/default"}},
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["BOUNCE"], "EventBridgeDestination": {
+            "EventBusArn": "arn:aws:events:us-east-1:123456789012:event-bus/default"}},
     )
 
     assert ses.publish_event("someone-else", bounce()) == 1  # on the bus...
@@ -243,7 +243,8 @@ def test_rules_match_inside_arrays_of_objects_and_disabled_rules_deliver_nothing
         "source": ["aws.ses"], "detail": {"bounce": {"bouncedRecipients": {"emailAddress": ["gone@example.org"]}}}
     })
     by_prefix = put_rule_to_queue(stack, "by-prefix", {
-        "detail": {"mail": {"destination": [{"prefix": "gone@"}]}, "bounce": {"bounceType": [{"anything-but": "Transient"}]}}
+        "detail": {"mail": {"destination": [{"prefix": "gone@"}]},
+                   "bounce": {"bounceType": [{"anything-but": "Transient"}]}}
     })
     disabled = put_rule_to_queue(stack, "disabled", {"source": ["aws.ses"]}, state="DISABLED")
     name = stack.outputs["ConfigurationSetName"]
@@ -265,7 +266,8 @@ def test_targets_get_input_path_constant_input_or_transformed_input(eventbridge_
     transformed = put_rule_to_queue(stack, "transformed", pattern, InputTransformer={
         "InputPathsMap": {"who": "$.detail.mail.destination[0]", "type": "$.detail-type",
                           "subject": "$.detail.mail.commonHeaders.subject"},
-        "InputTemplate": '{"text": "<who>: <type>", "who": <who>, "subject": <subject>, "rule": "<aws.events.rule-name>"}',
+        "InputTemplate": '{"text": "<who>: <type>", "who": <who>, "subject": <subject>, '
+                         '"rule": "<aws.events.rule-name>"}',
     })
 
     ses.publish_event(stack.outputs["ConfigurationSetName"], bounce())

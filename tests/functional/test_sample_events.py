@@ -64,9 +64,13 @@ def test_send_batch_sample_sends_each_recipient_once_when_invoked_twice(stack):
 
 
 @pytest.mark.parametrize("sample", sorted(p.name for p in (EVENTS / "ingest_feedback").glob("*.json")))
-def test_feedback_sample_fails_only_its_malformed_records(stack, sample):
+def test_feedback_sample_sends_only_its_malformed_records_to_the_dead_letter_queue(stack, sample):
     event = json.loads((EVENTS / "ingest_feedback" / sample).read_text())
     error, body = invoke(stack, "IngestFeedbackFunction", f"ingest_feedback/{sample}")
-    bad = [r["messageId"] for r in event["Records"] if not r["body"].lstrip().startswith("{")]
+    bad = [r["body"] for r in event["Records"] if not r["body"].lstrip().startswith("{")]
     assert error is None
-    assert [f["itemIdentifier"] for f in body["batchItemFailures"]] == bad
+    assert body == {"batchItemFailures": []}  # nothing to retry: unusable input is not retried
+    dlq = stack.client("sqs").receive_message(QueueUrl=stack.outputs["FeedbackDeadLetterQueueUrl"],
+                                              MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    assert [m["Body"] for m in dlq.get("Messages", [])] == bad
+    assert all("not JSON" in m["MessageAttributes"]["reason"]["StringValue"] for m in dlq.get("Messages", []))

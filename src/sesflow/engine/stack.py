@@ -480,7 +480,9 @@ class LocalStack:
         events = self.client("events")
         arn = events.put_rule(**args)["RuleArn"]
         if arn != r.attributes["Arn"]:
-            raise TemplateError(f"{r.logical_id}: moto gave rule ARN {arn}, the template resolved {r.attributes['Arn']}")
+            raise TemplateError(
+                f"{r.logical_id}: moto gave rule ARN {arn}, the template resolved {r.attributes['Arn']}"
+            )
         targets = []
         for target in p.get("Targets") or []:
             if not str(target.get("Arn", "")).startswith("arn:aws:sqs:"):
