@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/feedback.py [--events 1000] [--route sns|eventbridge]
 
 A realistic mix (every message a Send; a Delivery unless it bounced; ~20% opened, ~3% clicked; ~2%
-bounces, two thirds of them hard; ~0.1% complaints) is published by the simulated SES to the stack's
+bounces, two thirds of them hard; ~0.1% complaints, all per message) is published by the simulated SES to the stack's
 configuration-set destination, and flows SNS (or EventBridge) -> FeedbackQueue -> IngestFeedbackFunction.
 Prints one JSON document. Target (issue 3): under 150 write units per 1,000 events.
 """
@@ -47,7 +47,7 @@ def events_for(message: int, rng: random.Random) -> list[dict]:
             if rng.random() < 0.15:
                 out.append({"eventType": "Click", "mail": mail, "click": {
                     "timestamp": at.format(3), "link": "https://example.com/sale", "userAgent": "x"}})
-        if rng.random() < 0.001 * 2.5:  # about 0.1% of all events
+        if rng.random() < 0.001:  # 0.1% of messages
             out.append({"eventType": "Complaint", "mail": mail, "complaint": {
                 "feedbackId": f"c-{message}", "timestamp": at.format(4), "complaintFeedbackType": "abuse",
                 "complainedRecipients": [{"emailAddress": address}]}})

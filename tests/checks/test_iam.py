@@ -432,11 +432,12 @@ def _calls(module: str, seen: set[str] | None = None) -> tuple[set[str], set[str
     services: set[str] = set()
     methods: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.") and node.module not in seen:
-            if (ROOT / "functions" / (node.module.replace(".", "/") + ".py")).exists():
-                more_services, more_methods = _calls(node.module, seen)
-                services |= more_services
-                methods |= more_methods
+        imported = node.module if isinstance(node, ast.ImportFrom) else None
+        if (imported and imported.startswith("app.") and imported not in seen
+                and (ROOT / "functions" / (imported.replace(".", "/") + ".py")).exists()):
+            more_services, more_methods = _calls(imported, seen)
+            services |= more_services
+            methods |= more_methods
         if not isinstance(node, ast.Call):
             continue
         func = node.func

@@ -26,7 +26,6 @@ from moto import mock_aws
 from sesflow.engine import runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
-from sesflow.engine.patches import events as events_patch
 from sesflow.engine.patches import install_all, lambda_bridge
 from sesflow.engine.template import ACCOUNT_ID, Resource, Template, TemplateError, load_template
 
@@ -125,7 +124,6 @@ class LocalStack:
             parameter_overrides=self.parameters,
         )
         install_all()
-        events_patch.install()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter()))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()

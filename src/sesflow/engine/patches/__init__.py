@@ -9,7 +9,7 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import lambda_bridge, metering, sdk_retry, sesv2, sfn, sqs
+    from sesflow.engine.patches import events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sqs
 
     sfn.install()
     sesv2.install()
@@ -17,3 +17,4 @@ def install_all() -> None:
     metering.install()
     sdk_retry.install()
     sqs.install()
+    events.install()
