@@ -11,7 +11,6 @@ import importlib.util
 import inspect
 import json
 import re
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from sesflow.engine.template import Resource, Template, load_template
+from tests.checks.asl_walk import iter_states
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -51,16 +51,6 @@ def asl_text(machine: Resource) -> str:
     return (ROOT / machine.properties["DefinitionUri"]).read_text()
 
 
-def iter_states(states: dict[str, Any], path: str = "States") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every state with its path, including Map ItemProcessor/Iterator and Parallel Branches."""
-    for name, state in states.items():
-        where = f"{path}.{name}"
-        yield where, state
-        for key in ("ItemProcessor", "Iterator"):
-            if isinstance(state.get(key), dict):
-                yield from iter_states(state[key].get("States", {}), f"{where}.{key}.States")
-        for i, branch in enumerate(state.get("Branches", [])):
-            yield from iter_states(branch.get("States", {}), f"{where}.Branches[{i}].States")
 
 
 def snake(name: str) -> str:

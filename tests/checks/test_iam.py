@@ -19,7 +19,6 @@ import ast
 import copy
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 
 from sesflow.engine.stack import substitute_definition
 from sesflow.engine.template import ACCOUNT_ID, PARTITION, Resource, Template, load_template
+from tests.checks.asl_walk import iter_states
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_TEMPLATES_GLOB = "lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json"
@@ -216,15 +216,6 @@ def missing(needs: list[Need], granted: list[Statement]) -> list[Need]:
 # ------------------------------------------------------------------------------ state machine needs
 
 
-def iter_states(states: dict[str, Any], path: str = "States") -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in states.items():
-        where = f"{path}.{name}"
-        yield where, state
-        for key in ("ItemProcessor", "Iterator"):
-            if isinstance(state.get(key), dict):
-                yield from iter_states(state[key].get("States", {}), f"{where}.{key}.States")
-        for i, branch in enumerate(state.get("Branches", [])):
-            yield from iter_states(branch.get("States", {}), f"{where}.Branches[{i}].States")
 
 
 def _static(args: dict[str, Any], key: str) -> str | None:
