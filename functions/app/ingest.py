@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,13 +21,15 @@ from botocore.exceptions import ClientError
 
 from app.clients import client
 from app.domain.feedback import FeedbackEvent
-from app.domain.feedback_apply import EXACT_KINDS, QUARANTINED, Transition, tally, transition_for
+from app.domain.feedback_apply import EXACT_KINDS, QUARANTINED, SUPPRESSED, Transition, tally, transition_for
 from app.observability import logger
 from app.settings import Settings
 
 AUDIT_RETENTION = timedelta(days=400)
 QUARANTINE_SECONDS = 86_400  # the first strike's rest; the lifecycle policy (issue 4) grows it
 _TRANSACTION_LIMIT = 100
+_CONFLICT_RETRIES = 4
+_RANK = {"ACTIVE": 0, "RECOVERY": 1, "QUARANTINED": 2, "SUPPRESSED": 3}
 
 
 def redact(address: str) -> str:
@@ -116,22 +120,53 @@ def stats_update(campaign_id: str, counts: Counter[str], settings: Settings) -> 
     }}
 
 
+def status_update(transition: Transition, now: datetime) -> dict[str, Any]:
+    """Conditional, versioned status write: it applies only if the recipient is still where we read it."""
+    return {
+        "TableName": None,  # set by the caller
+        "Key": {"address": {"S": transition.recipient}},
+        "UpdateExpression": "SET #s = :to, status_reason = :why, status_event = :event, status_changed_at = :now "
+                            "ADD version :one",
+        "ConditionExpression": "#s = :from OR (attribute_not_exists(#s) AND :from = :active)",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": serialize({
+            ":to": transition.to_status, ":from": transition.from_status, ":why": transition.reason,
+            ":event": transition.event_id, ":now": now.isoformat(), ":one": 1, ":active": "ACTIVE"}),
+    }
+
+
 def record_once(exact: list[FeedbackEvent], counts: Counter[str] | None, campaign_id: str | None,
                 transitions: dict[str, Transition], settings: Settings, now: datetime) -> set[str]:
-    """One transaction per chunk: audit records that are new, and the counters. Returns the new event ids."""
+    """One transaction per chunk: the new events' audit records, the suppressions they cause, and the counters.
+
+    All or nothing, so a failure after it cannot lose a suppression, and a retry finds every event done.
+    Returns the ids of the events applied now (duplicates are left out).
+    """
     ddb = client("dynamodb")
     applied: set[str] = set()
-    chunks = [exact[i : i + _TRANSACTION_LIMIT - 1] for i in range(0, len(exact), _TRANSACTION_LIMIT - 1)] or [[]]
+    chunk_size = _TRANSACTION_LIMIT // 2 - 1  # each event may bring its status write along
+    chunks = [exact[i : i + chunk_size] for i in range(0, len(exact), chunk_size)] or [[]]
     for index, chunk in enumerate(chunks):
         pending = list(chunk)
-        extra = Counter({counter: n for counter, n in (counts or {}).items()}) if index == 0 else Counter()
-        while True:
-            chunk_counts = extra + tally_exact(pending)
-            items = [{"Put": {
-                "TableName": settings.events_table, "Item": audit_item(e, transitions.get(e.event_id), now),
-                "ConditionExpression": "attribute_not_exists(pk)"}} for e in pending]
+        loose = Counter(counts or {}) if index == 0 else Counter()
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            items: list[dict[str, Any]] = []
+            owners: list[tuple[str, FeedbackEvent | None]] = []
+            for event in pending:
+                transition = transitions.get(event.event_id)
+                items.append({"Put": {
+                    "TableName": settings.events_table, "Item": audit_item(event, transition, now),
+                    # A tagged copy may complete a marker an untagged identity notification left first.
+                    "ConditionExpression": "attribute_not_exists(pk)" if event.campaign_id is None
+                    else "attribute_not_exists(pk) OR attribute_not_exists(campaign_id)"}})
+                owners.append(("audit", event))
+                if transition and transition.to_status == SUPPRESSED:
+                    items.append({"Update": {**status_update(transition, now), "TableName": settings.recipients_table}})
+                    owners.append(("status", event))
+            chunk_counts = loose + tally_exact(pending)
             if campaign_id is not None and chunk_counts:
                 items.append(stats_update(campaign_id, chunk_counts, settings))
+                owners.append(("stats", None))
             if not items:
                 break
             try:
@@ -139,11 +174,19 @@ def record_once(exact: list[FeedbackEvent], counts: Counter[str] | None, campaig
                 applied.update(e.event_id for e in pending)
                 break
             except ClientError as error:
-                reasons = error.response.get("CancellationReasons") or []
-                seen = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
-                if error.response["Error"]["Code"] != "TransactionCanceledException" or not seen:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
-                pending = [e for i, e in enumerate(pending) if i not in seen]  # already applied: duplicates
+                codes = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
+                failed = [(owners[i], code) for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+                for (kind, event), _ in failed:
+                    if kind == "audit":  # already applied: a duplicate
+                        pending = [e for e in pending if e is not event]
+                    elif kind == "status":  # the recipient changed meanwhile: no transition from here
+                        transitions.pop(event.event_id, None)
+                if not failed:
+                    if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES:
+                        raise
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another batch is on the same counters
     return applied
 
 
@@ -152,19 +195,8 @@ def tally_exact(events: list[FeedbackEvent]) -> Counter[str]:
 
 
 def apply_transition(transition: Transition, settings: Settings, now: datetime) -> bool:
-    """Conditional, versioned status write: it applies only if the recipient is still where we read it."""
     try:
-        client("dynamodb").update_item(
-            TableName=settings.recipients_table,
-            Key={"address": {"S": transition.recipient}},
-            UpdateExpression="SET #s = :to, status_reason = :why, status_event = :event, status_changed_at = :now "
-                             "ADD version :one",
-            ConditionExpression="#s = :from OR (attribute_not_exists(#s) AND :from = :active)",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=serialize({
-                ":to": transition.to_status, ":from": transition.from_status, ":why": transition.reason,
-                ":event": transition.event_id, ":now": now.isoformat(), ":one": 1, ":active": "ACTIVE"}),
-        )
+        client("dynamodb").update_item(**{**status_update(transition, now), "TableName": settings.recipients_table})
         return True
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -191,12 +223,24 @@ def start_quarantine(transition: Transition, lifecycle_arn: str) -> None:
 def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str) -> dict[str, int]:
     """Everything a batch changes. Safe to run again on the same events (SQS redelivery)."""
     now = datetime.now(UTC)
-    # The same event twice in one batch (SNS retries, both routes) is one event; a transaction may not
-    # touch one item twice anyway.
-    events = resolve_campaigns(list({e.event_id: e for e in events}.values()), settings)
+    # The same event twice in one batch (SNS retries, both routes) is one event, the copy that knows its
+    # campaign if any (a transaction may not touch one item twice anyway).
+    unique: dict[str, FeedbackEvent] = {}
+    for event in resolve_campaigns(events, settings):
+        if event.event_id not in unique or unique[event.event_id].campaign_id is None:
+            unique[event.event_id] = event
+    events = list(unique.values())
     statuses = recipient_statuses({e.recipient for e in events if e.kind in EXACT_KINDS | {"delivery",
                                                                                         "subscription"}}, settings)
-    transitions = {e.event_id: t for e in events if (t := transition_for(e, statuses.get(e.recipient)))}
+    # A recipient moves at most once per batch (from the status read above), the strongest move winning;
+    # the next batch starts from the new status.
+    strongest: dict[str, Transition] = {}
+    for event in events:
+        transition = transition_for(event, statuses.get(event.recipient))
+        held = strongest.get(event.recipient)
+        if transition and (held is None or _RANK[transition.to_status] > _RANK[held.to_status]):
+            strongest[event.recipient] = transition
+    transitions = {t.event_id: t for t in strongest.values()}
 
     exact_by_campaign: dict[str | None, list[FeedbackEvent]] = defaultdict(list)
     for event in events:
@@ -208,12 +252,14 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
         applied |= record_once(exact_by_campaign.get(campaign_id, []), loose.get(campaign_id), campaign_id,
                                transitions, settings, now)
 
-    changed = 0
+    changed = sum(1 for e in events if e.event_id in applied and e.event_id in transitions
+                  and transitions[e.event_id].to_status == SUPPRESSED)
     for event in events:
         transition = transitions.get(event.event_id)
-        # Exact kinds change a recipient only the first time; deliveries and unsubscribes are idempotent
-        # by their condition (RECOVERY -> ACTIVE happens once), and get their audit record here.
-        if transition is None or (event.kind in EXACT_KINDS and event.event_id not in applied):
+        # Suppressions of exact kinds were written in their transaction. Quarantine starts are named after
+        # their event, so starting again after a failed batch is safe; deliveries and unsubscribes are
+        # idempotent by their condition (RECOVERY -> ACTIVE happens once) and get their audit record here.
+        if transition is None or (event.kind in EXACT_KINDS and transition.to_status == SUPPRESSED):
             continue
         if transition.to_status == QUARANTINED:
             start_quarantine(transition, lifecycle_arn)

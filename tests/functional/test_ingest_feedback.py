@@ -175,3 +175,15 @@ def test_poison_message_goes_to_the_dead_letter_queue_with_its_reason_and_the_ba
     assert "is not an SES event type" in dlq[body("malformed_unknown_event_type.json")]
     assert stats(stack)["hard_bounces"] == 1 and stats(stack)["delivered"] >= 1
     assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"
+
+
+def test_tagged_copy_counts_for_its_campaign_when_an_untagged_notification_came_first(stack):
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+    tagged = json.loads(json.loads(body("sns_bounce_permanent.json"))["Message"])
+    untagged = {**tagged, "mail": {k: v for k, v in tagged["mail"].items() if k != "tags"}}
+
+    send(stack, json.dumps(untagged))  # nothing in SendsTable yet: no campaign to count it for
+    send(stack, json.dumps(tagged))
+
+    assert stats(stack) == {"hard_bounces": 1, "hard_bounces#a": 1}
+    assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"

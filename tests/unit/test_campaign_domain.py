@@ -35,8 +35,10 @@ def test_valid_definition_is_normalised():
         ({"variants": [{"name": "holdout", "template": "t"}]}, "'holdout' is reserved"),
         ({"variants": [{"name": "a"}]}, "variants[0].template: required"),
         ({"holdout_percent": 100}, "holdout_percent: must be a number from 0 to below 100"),
-        ({"start_at": "tomorrow"}, "start_at: 'tomorrow' is not an ISO-8601 time"),
-        ({"start_at": "2026-12-01T09:00:00"}, "start_at: '2026-12-01T09:00:00' is not an ISO-8601 time with a zone"),
+        ({"start_at": "tomorrow"}, "start_at: 'tomorrow' is not a UTC time like 2026-12-01T09:00:00Z"),
+        ({"start_at": "2026-12-01T09:00:00"}, "start_at: '2026-12-01T09:00:00' is not a UTC time"),
+        ({"start_at": "2026-12-01 09:00:00Z"}, "start_at: '2026-12-01 09:00:00Z' is not a UTC time"),
+        ({"start_at": "2026-12-01T09:00Z"}, "start_at: '2026-12-01T09:00Z' is not a UTC time"),
     ],
 )
 def test_bad_field_is_refused_with_its_path_when_invalid(change, message):

@@ -308,7 +308,7 @@ def _eventbridge_with(key: str, value: str) -> str:
          "Message.mail.destination: must be a non-empty list"),
         (sns({**ses_record("sns_send.json"), "mail": {**ses_record("sns_send.json")["mail"],
                                                        "destination": ["not an address"]}}),
-         "Message.mail.destination[0]: 'not an address' is not an email address"),
+         "Message.mail.destination[0]: not an email address"),
         (sns({**ses_record("sns_complaint.json"), "complaint": {"complainedRecipients": [{}]}}),
          "Message.complaint.complainedRecipients[0].emailAddress: missing"),
         (_eventbridge_with("source", "aws.sns"), "source: 'aws.sns' is not aws.ses"),

@@ -108,3 +108,23 @@ def test_scheduled_campaign_waits_for_its_start_time_on_the_virtual_clock(stack,
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert stack.clock.now() >= start
     assert min(m.sent_at for m in simulator().outbox) >= start
+
+
+def test_campaign_over_the_send_rate_backs_off_and_sends_everyone_once(stack, audience):
+    simulator().configure(enforce_rate=True, max_send_rate=100)  # two 50-recipient calls a second
+
+    result = stack.run("CampaignStateMachine", campaign())
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    sent = Counter(r for m in simulator().outbox for r in m.to)
+    assert len(sent) == result.output["sent"] and set(sent.values()) == {1}
+    claims = stack.client("dynamodb").scan(TableName=stack.outputs["SendsTableName"])["Items"]
+    assert {c["status"]["S"] for c in claims} == {"SENT"}  # no claim left SENDING by a refused call
+
+
+def test_campaign_with_no_eligible_recipient_completes_with_nothing_sent(stack, audience):
+    result = stack.run("CampaignStateMachine", campaign(audience={"list_id": "nobody-here"}))
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert (result.output["sent"], result.output["holdout"]) == (0, 0)
+    assert simulator().outbox == []

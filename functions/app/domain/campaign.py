@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from app.errors import CampaignDefinitionError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 HOLDOUT = "holdout"
 
@@ -92,13 +92,9 @@ def parse_campaign(raw: Any) -> Campaign:
         holdout = 0
 
     start_at = raw.get("start_at")
-    if start_at is not None:
-        try:
-            parsed = datetime.fromisoformat(str(start_at).replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                raise ValueError
-        except ValueError:
-            problems.append(f"start_at: {start_at!r} is not an ISO-8601 time with a zone, e.g. 2026-12-01T09:00:00Z")
+    if start_at is not None and not (isinstance(start_at, str) and _RFC3339_UTC.match(start_at)):
+        # Exactly what a Wait state's Timestamp takes; refused here, before the campaign is claimed.
+        problems.append(f"start_at: {start_at!r} is not a UTC time like 2026-12-01T09:00:00Z")
 
     if problems:
         raise CampaignDefinitionError("; ".join(problems))

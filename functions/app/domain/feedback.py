@@ -130,7 +130,8 @@ def normalize_address(value: Any, path: str = "address") -> str:
         address = address[1:-1].strip()
     address = address.lower()
     if not _ADDRESS.match(address):
-        raise FeedbackParseError(f"{path}: {value!r} is not an email address")
+        # The value is not quoted: this message is logged, and logs never carry addresses.
+        raise FeedbackParseError(f"{path}: not an email address")
     return address
 
 

@@ -44,8 +44,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except FeedbackParseError as error:
             logger.warning("unusable feedback record sent to the DLQ", extra={"message_id": message_id,
                                                                               "reason": str(error)})
-            dead_letter(record, str(error), config.feedback_dlq_url)
-            metrics.add_metric(name="FeedbackDeadLettered", unit="Count", value=1)
+            try:
+                dead_letter(record, str(error), config.feedback_dlq_url)
+                metrics.add_metric(name="FeedbackDeadLettered", unit="Count", value=1)
+            except Exception:  # this record comes back (and reaches the DLQ by redrive); the rest go on
+                logger.exception("sending to the DLQ failed", extra={"message_id": message_id})
+                failures.append(message_id)
             continue
         if result.control:
             logger.info("SNS control message", extra={"message_id": message_id, "control": result.control})

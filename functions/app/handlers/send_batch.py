@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from app.clients import client, table
 from app.domain.campaign import parse_campaign
-from app.errors import ManifestError
+from app.errors import ManifestError, SesThrottledError
 from app.observability import logger, metrics, tracer
 from app.settings import settings
 
@@ -35,6 +35,21 @@ def claim(sends: Any, campaign_id: str, address: str, variant: str) -> bool:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
         raise
+
+
+THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+
+
+def release(sends: Any, campaign_id: str, addresses: list[str]) -> None:
+    """SES refused the call, so nothing was sent: free the claims for the retry (only those still SENDING)."""
+    for address in addresses:
+        try:
+            sends.delete_item(Key={"campaign_id": campaign_id, "recipient": address},
+                              ConditionExpression="#s = :sending", ExpressionAttributeNames={"#s": "status"},
+                              ExpressionAttributeValues={":sending": "SENDING"})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
 
 @logger.inject_lambda_context
@@ -60,18 +75,30 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             skipped += 1
 
     sent = failed = 0
+    done: set[str] = set()
     ses = client("sesv2")
     for variant, addresses in claimed.items():
-        response = ses.send_bulk_email(
-            FromEmailAddress=campaign.sender,
-            ConfigurationSetName=settings().configuration_set,
-            DefaultEmailTags=[
-                {"Name": "campaign", "Value": campaign.id},
-                {"Name": "variant", "Value": variant},
-            ],
-            DefaultContent={"Template": {"TemplateName": templates[variant], "TemplateData": "{}"}},
-            BulkEmailEntries=[{"Destination": {"ToAddresses": [a]}} for a in addresses],
-        )
+        try:
+            response = ses.send_bulk_email(
+                FromEmailAddress=campaign.sender,
+                ConfigurationSetName=settings().configuration_set,
+                DefaultEmailTags=[
+                    {"Name": "campaign", "Value": campaign.id},
+                    {"Name": "variant", "Value": variant},
+                ],
+                DefaultContent={"Template": {"TemplateName": templates[variant], "TemplateData": "{}"}},
+                BulkEmailEntries=[{"Destination": {"ToAddresses": [a]}} for a in addresses],
+            )
+        except ClientError as error:
+            # A 4xx answer refused the call as a whole, so nothing of it was sent: release the claims not yet
+            # sent and let the Map's Retry send them. After a 5xx or a timeout the outcome is unknown: the
+            # claims stay, to be reconciled from SES Send events, never resent blindly.
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+                release(sends, campaign.id, [a for v, group in claimed.items() if v not in done for a in group])
+            if error.response["Error"]["Code"] in THROTTLED:
+                raise SesThrottledError(f"batch {batch.get('index')}: {error.response['Error']['Message']}") from error
+            raise
+        done.add(variant)
         for address, result in zip(addresses, response["BulkEmailEntryResults"], strict=True):
             ok = result.get("Status") == "SUCCESS"
             sent += ok
