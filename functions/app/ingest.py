@@ -149,7 +149,8 @@ def record_once(exact: list[FeedbackEvent], counts: Counter[str] | None, campaig
     for index, chunk in enumerate(chunks):
         pending = list(chunk)
         loose = Counter(counts or {}) if index == 0 else Counter()
-        for attempt in range(_CONFLICT_RETRIES + 1):
+        conflicts = 0
+        while True:  # each pass drops what failed its condition, so it ends
             items: list[dict[str, Any]] = []
             owners: list[tuple[str, FeedbackEvent | None]] = []
             for event in pending:
@@ -183,10 +184,12 @@ def record_once(exact: list[FeedbackEvent], counts: Counter[str] | None, campaig
                         pending = [e for e in pending if e is not event]
                     elif kind == "status":  # the recipient changed meanwhile: no transition from here
                         transitions.pop(event.event_id, None)
-                if not failed:
-                    if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES:
-                        raise
-                    time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another batch is on the same counters
+                if failed:
+                    continue
+                if "TransactionConflict" not in codes or conflicts == _CONFLICT_RETRIES:
+                    raise
+                conflicts += 1
+                time.sleep(random.uniform(0, 0.05 * 2**conflicts))  # another batch is on the same counters
     return applied
 
 
