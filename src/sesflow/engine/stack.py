@@ -16,7 +16,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class QueueTrigger:
     batch_size: int
     report_item_failures: bool
     batching_window_s: int = 0  # Lambda waits up to this long to fill a batch; the engine takes what is queued
+    visibility_timeout_s: int = 30  # the queue's: how long a failed message stays hidden before its retry
 
 
 @dataclass
@@ -115,6 +116,9 @@ class LocalStack:
     _mock: Any = field(default=None, init=False, repr=False)
     _pump: threading.Thread | None = field(default=None, init=False, repr=False)
     _pump_stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    # Failed SQS messages waiting out their visibility timeout: (virtual time due, queue URL, receipt handle).
+    _retries: list[tuple[datetime, str, str]] = field(default_factory=list, init=False, repr=False)
+    _retry_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # ---------------------------------------------------------------- lifecycle
     def up(self) -> LocalStack:
@@ -221,8 +225,10 @@ class LocalStack:
 
         A batch is up to BatchSize messages, gathered 10 per ReceiveMessage call until the batch is full or
         the queue has nothing more to give (the batching window, spent waiting on AWS, costs nothing here).
-        A failed batch (or the failed items of a partial-batch response) becomes visible again at once;
-        moto moves a message to the dead-letter queue when its receive count passes maxReceiveCount.
+        A failed batch (or the failed items of a partial-batch response) stays hidden for the queue's
+        VisibilityTimeout on the virtual clock, as on AWS: when nothing else is due, the clock moves to the
+        next retry. moto moves a message to the dead-letter queue when its receive count passes
+        maxReceiveCount.
         """
         sqs = self.client("sqs")
         batches = 0
@@ -234,9 +240,22 @@ class LocalStack:
                     continue
                 progressed, batches = True, batches + 1
                 self._run_trigger(sqs, trigger, received)
-            if not progressed:
+            if not progressed and not self._release_next_retries(sqs):
                 break
         return batches
+
+    def _release_next_retries(self, sqs: Any) -> bool:
+        """Move the virtual clock to the earliest hidden failure and make everything due visible again."""
+        with self._retry_lock:
+            if not self._retries:
+                return False
+            due = min(at for at, _, _ in self._retries)
+            self.clock.sleep_until(due, reason="SQS visibility timeout")
+            ready = [r for r in self._retries if r[0] <= due]
+            self._retries = [r for r in self._retries if r[0] > due]
+        for _, queue_url, receipt in ready:
+            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        return True
 
     @staticmethod
     def _receive_batch(sqs: Any, trigger: QueueTrigger) -> list[dict[str, Any]]:
@@ -244,7 +263,8 @@ class LocalStack:
         while len(batch) < trigger.batch_size:
             received = sqs.receive_message(
                 QueueUrl=trigger.queue_url, MaxNumberOfMessages=min(trigger.batch_size - len(batch), 10),
-                AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=30,
+                # Hidden in real time until delivered or released: the engine times retries on the virtual clock.
+                AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=43_200,
             ).get("Messages", [])
             if not received:
                 break
@@ -283,13 +303,20 @@ class LocalStack:
                 failed_ids = {f.get("itemIdentifier") for f in failures if isinstance(f, dict)}
                 if not failed_ids <= {m["MessageId"] for m in messages}:  # AWS: a bad id fails the batch
                     failed_ids = {m["MessageId"] for m in messages}
+        retry_at = self.clock.now() + timedelta(seconds=trigger.visibility_timeout_s)
         for message in messages:
             if message["MessageId"] in failed_ids:
-                sqs.change_message_visibility(
-                    QueueUrl=trigger.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
+                with self._retry_lock:
+                    self._retries.append((retry_at, trigger.queue_url, message["ReceiptHandle"]))
             else:
                 sqs.delete_message(QueueUrl=trigger.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _queue_visibility(self, queue_name: str) -> int:
+        assert self.template is not None
+        for queue in self.template.of_type("AWS::SQS::Queue"):
+            if queue.attributes["QueueName"] == queue_name:
+                return int(queue.properties.get("VisibilityTimeout", 30))
+        return 30
 
     def _function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
@@ -532,6 +559,7 @@ class LocalStack:
                 queue_arn=queue_arn,
                 batch_size=int(props.get("BatchSize", 10)),
                 batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                visibility_timeout_s=self._queue_visibility(queue_name),
                 report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             ))
         elif event.get("Type") == "SNS":
