@@ -47,3 +47,19 @@ def test_install_refuses_when_moto_builds_attributes_differently(monkeypatch):
     monkeypatch.setattr(Queue, "attributes", property(lambda self: {}))
     with pytest.raises(MotoDriftError, match="Queue.attributes"):
         sqs.install()
+
+
+def test_delete_removes_only_that_message_and_refuses_an_unknown_handle(queue_url):
+    client, url = queue_url
+    for i in range(5):
+        client.send_message(QueueUrl=url, MessageBody=str(i))
+    received = client.receive_message(QueueUrl=url, MaxNumberOfMessages=3)["Messages"]
+
+    client.delete_message(QueueUrl=url, ReceiptHandle=received[1]["ReceiptHandle"])
+    client.delete_message(QueueUrl=url, ReceiptHandle=received[1]["ReceiptHandle"])  # twice is fine
+
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+        "2", "2")
+    with pytest.raises(client.exceptions.ReceiptHandleIsInvalid):
+        client.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")

@@ -1,7 +1,11 @@
-"""moto's Queue.attributes counts the queue's messages (one clock read per message) on every call, and
-SendMessage calls it once per message only to read ContentBasedDeduplication: a queue of n messages
-costs O(n) per send, O(n^2) to fill (1,000 feedback events took over a minute). The counts are now
-computed only when a caller asks for one of them, as GetQueueAttributes does."""
+"""Two places where moto's SQS costs O(n) per call in a queue of n messages, O(n^2) to fill or drain it.
+
+- Queue.attributes counts the messages (a clock read per message) on every call, and SendMessage calls
+  it once per message only to read ContentBasedDeduplication (1,000 feedback events took over a minute).
+  The counts are now computed only when a caller asks for one of them, as GetQueueAttributes does.
+- Queue.delete_message rebuilds the whole message list, asking every message for its receipt handles.
+  It now stops at the message it deletes (usually near the front: the oldest are received first).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import inspect
 import json
 from typing import Any
 
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue
 
 from sesflow.engine.patches import MotoDriftError
@@ -19,6 +24,7 @@ _COUNTS = {
     "ApproximateNumberOfMessagesNotVisible": "approximate_number_of_messages_not_visible",
 }
 _original = Queue.__dict__.get("attributes")
+_original_delete = Queue.__dict__.get("delete_message")
 
 
 class _LazyAttributes(dict):
@@ -77,9 +83,26 @@ def _attributes(self: Queue) -> dict[str, Any]:
     return _LazyAttributes(self, {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()})
 
 
+def _delete_message(self: Queue, receipt_handle: str) -> None:
+    """moto's semantics: deleting twice is fine, an unknown handle is refused, pending or not it goes."""
+    if receipt_handle in self.deleted_messages:
+        return
+    for index, message in enumerate(self._messages):
+        if message.had_receipt_handle(receipt_handle):
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            del self._messages[index]
+            return
+    raise ReceiptHandleIsInvalid()
+
+
 def install() -> None:
     if isinstance(Queue.__dict__.get("attributes"), property) and Queue.attributes.fget is _attributes:
         return
+    delete_source = inspect.getsource(_original_delete) if callable(_original_delete) else ""
+    for marker in ("self.deleted_messages", "had_receipt_handle", "ReceiptHandleIsInvalid", "new_messages"):
+        if marker not in delete_source:
+            raise MotoDriftError(f"moto.sqs.models.Queue.delete_message: no longer uses {marker}")
     source = inspect.getsource(_original.fget) if isinstance(_original, property) else ""
     for marker in ("BASE_ATTRIBUTES", "FIFO_ATTRIBUTES", "KMS_ATTRIBUTES", "self.policy", "self.redrive_policy"):
         if marker not in source:
@@ -88,3 +111,4 @@ def install() -> None:
         if not isinstance(Queue.__dict__.get(prop), property):
             raise MotoDriftError(f"moto.sqs.models.Queue.{prop}: no longer a property")
     Queue.attributes = property(_attributes)
+    Queue.delete_message = _delete_message
