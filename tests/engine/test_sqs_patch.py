@@ -63,3 +63,16 @@ def test_delete_removes_only_that_message_and_refuses_an_unknown_handle(queue_ur
         "2", "2")
     with pytest.raises(client.exceptions.ReceiptHandleIsInvalid):
         client.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+
+
+def test_receive_still_skips_delayed_and_in_flight_messages(queue_url):
+    client, url = queue_url
+    client.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    client.send_message(QueueUrl=url, MessageBody="now")
+    client.send_message(QueueUrl=url, MessageBody="also now")
+
+    first = client.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    rest = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+
+    assert [m["Body"] for m in first] == ["now"]
+    assert [m["Body"] for m in rest] == ["also now"]  # "now" is in flight, "later" still delayed

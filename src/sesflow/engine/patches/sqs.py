@@ -5,6 +5,7 @@
   The counts are now computed only when a caller asks for one of them, as GetQueueAttributes does.
 - Queue.delete_message rebuilds the whole message list, asking every message for its receipt handles.
   It now stops at the message it deletes (usually near the front: the oldest are received first).
+- Queue.messages (every receive) reads the clock twice per message; it now reads it once per call.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import inspect
 import json
 from typing import Any
 
+from moto.core.utils import unix_time_millis
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Queue
+from moto.sqs.models import Message, Queue
 
 from sesflow.engine.patches import MotoDriftError
 
@@ -25,6 +27,7 @@ _COUNTS = {
 }
 _original = Queue.__dict__.get("attributes")
 _original_delete = Queue.__dict__.get("delete_message")
+_original_messages = Queue.__dict__.get("messages")
 
 
 class _LazyAttributes(dict):
@@ -96,6 +99,12 @@ def _delete_message(self: Queue, receipt_handle: str) -> None:
     raise ReceiptHandleIsInvalid()
 
 
+def _visible_messages(self: Queue) -> list[Any]:
+    """moto's rule (visible and not delayed), with one clock read for the whole queue."""
+    now = unix_time_millis()
+    return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+
 def install() -> None:
     if isinstance(Queue.__dict__.get("attributes"), property) and Queue.attributes.fget is _attributes:
         return
@@ -110,5 +119,12 @@ def install() -> None:
     for prop in _COUNTS.values():
         if not isinstance(Queue.__dict__.get(prop), property):
             raise MotoDriftError(f"moto.sqs.models.Queue.{prop}: no longer a property")
+    messages_source = inspect.getsource(_original_messages.fget) if isinstance(_original_messages, property) else ""
+    if "message.visible and not message.delayed" not in messages_source:
+        raise MotoDriftError("moto.sqs.models.Queue.messages: no longer 'visible and not delayed'")
+    for prop, marker in (("visible", "self.visible_at"), ("delayed", "self.delayed_until")):
+        if marker not in inspect.getsource(getattr(Message, prop).fget):
+            raise MotoDriftError(f"moto.sqs.models.Message.{prop}: no longer compares {marker}")
     Queue.attributes = property(_attributes)
+    Queue.messages = property(_visible_messages)
     Queue.delete_message = _delete_message
