@@ -61,7 +61,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list):
         raise ManifestError(f"batch: expected an object with a recipients list, got {type(batch).__name__}")
     templates = {v.name: v.template for v in campaign.variants}
-    sends = table(settings().sends_table)
+    config = settings()
+    sends = table(config.sends_table)
 
     claimed: dict[str, list[str]] = defaultdict(list)
     skipped = 0
@@ -81,7 +82,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             response = ses.send_bulk_email(
                 FromEmailAddress=campaign.sender,
-                ConfigurationSetName=settings().configuration_set,
+                ConfigurationSetName=config.configuration_set,
                 DefaultEmailTags=[
                     {"Name": "campaign", "Value": campaign.id},
                     {"Name": "variant", "Value": variant},

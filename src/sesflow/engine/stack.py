@@ -114,8 +114,6 @@ class LocalStack:
     triggers: list[QueueTrigger] = field(default_factory=list, init=False)
     runtime: runtime.Runtime | None = field(default=None, init=False)
     _mock: Any = field(default=None, init=False, repr=False)
-    _pump: threading.Thread | None = field(default=None, init=False, repr=False)
-    _pump_stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     # Failed SQS messages waiting out their visibility timeout: (virtual time due, queue URL, receipt handle).
     _retries: list[tuple[datetime, str, str]] = field(default_factory=list, init=False, repr=False)
     _retry_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -144,7 +142,6 @@ class LocalStack:
         return self
 
     def down(self) -> None:
-        self.stop_pump()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -270,25 +267,6 @@ class LocalStack:
                 break
             batch.extend(received)
         return batch
-
-    def start_pump(self, interval: float = 0.02) -> None:
-        """Deliver queue messages in the background while executions run (feedback during a send)."""
-        if self._pump is not None:
-            return
-        self._pump_stop.clear()
-
-        def loop() -> None:
-            while not self._pump_stop.wait(interval):
-                self.deliver_queues(max_rounds=1)
-
-        self._pump = threading.Thread(target=loop, name="sesflow-queue-pump", daemon=True)
-        self._pump.start()
-
-    def stop_pump(self) -> None:
-        if self._pump is not None:
-            self._pump_stop.set()
-            self._pump.join()
-            self._pump = None
 
     def _run_trigger(self, sqs: Any, trigger: QueueTrigger, messages: list[dict[str, Any]]) -> None:
         spec = lambda_bridge.function(trigger.function)
