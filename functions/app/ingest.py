@@ -1,54 +1,47 @@
 """Applies one Lambda batch of parsed feedback to DynamoDB and the lifecycle workflow (the I/O side).
 
-Per batch: events without tags find their campaign through SendsTable's MessageIdIndex; per campaign,
-one transaction writes the exact events' audit records (each also the event's idempotency marker:
-a conditional put keyed by the event) together with one counter update; then recipients change status
-by conditional, versioned writes, and soft bounces start a quarantine episode.
+Per batch: events without tags find their campaign through SendsTable's MessageIdIndex; the recipients the
+events concern are read once; each recipient's events are folded through the lifecycle policy in time order
+(app.domain.lifecycle.decide); then transactions write, all or nothing, per recipient: the audit record of
+each bounce, complaint and reject (also the event's idempotency marker: a conditional put keyed by the event),
+the recipient's new state (conditional on the version read) and the campaign counters. A replayed event finds
+its marker and changes nothing; a recipient changed meanwhile is read again and decided again.
+After the write, episodes start (a soft bounce quarantines) or end (the recipient moved on).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from app import clock, recipients
 from app.clients import client
+from app.domain import lifecycle
 from app.domain.feedback import FeedbackEvent
-from app.domain.feedback_apply import EXACT_KINDS, QUARANTINED, SUPPRESSED, Transition, tally, transition_for
+from app.domain.feedback_apply import EXACT_KINDS, tally
+from app.domain.lifecycle import Decision, Policy
 from app.observability import logger
+from app.recipients import Stored
 from app.settings import Settings
 
-AUDIT_RETENTION = timedelta(days=400)
-QUARANTINE_SECONDS = 86_400  # the first strike's rest; the lifecycle policy (issue 4) grows it
+# The kinds that can move a recipient (app.domain.lifecycle.decide); the rest only count.
+LIFECYCLE_KINDS = frozenset({"bounce", "complaint", "delivery", "subscription"})
 _TRANSACTION_LIMIT = 100
+_EVENTS_PER_RECIPIENT = 40  # per transaction; a recipient's further events wait for the next pass
 _CONFLICT_RETRIES = 4
-_RANK = {"ACTIVE": 0, "RECOVERY": 1, "QUARANTINED": 2, "SUPPRESSED": 3}
+_MAX_PASSES = 20  # each pass writes, or learns why it could not (a duplicate, a recipient changed)
 
 
 def redact(address: str) -> str:
     """Addresses never appear in logs: a short stable hash lets an operator correlate lines."""
     return "rcpt-" + hashlib.sha256(address.encode()).hexdigest()[:12]
-
-
-def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in item.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[key] = {"BOOL": value}
-        elif isinstance(value, int | float):
-            out[key] = {"N": str(value)}
-        else:
-            out[key] = {"S": str(value)}
-    return out
 
 
 def resolve_campaigns(events: list[FeedbackEvent], settings: Settings) -> list[FeedbackEvent]:
@@ -70,162 +63,189 @@ def resolve_campaigns(events: list[FeedbackEvent], settings: Settings) -> list[F
     ]
 
 
-def recipient_statuses(addresses: set[str], settings: Settings) -> dict[str, str]:
-    statuses: dict[str, str] = {}
-    ddb = client("dynamodb")
-    keys = [{"address": {"S": a}} for a in sorted(addresses)]
-    for start in range(0, len(keys), 100):  # BatchGetItem's limit
-        request = {settings.recipients_table: {
-            "Keys": keys[start : start + 100], "ProjectionExpression": "address, #s",
-            "ExpressionAttributeNames": {"#s": "status"}}}
-        while request:
-            response = ddb.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(settings.recipients_table, []):
-                statuses[item["address"]["S"]] = item.get("status", {}).get("S", "ACTIVE")
-            request = response.get("UnprocessedKeys") or {}
-    return statuses
+def event_time(event: FeedbackEvent, now: datetime) -> datetime:
+    """When SES says it happened: strikes, windows and deadlines count from there, so a replay decides alike."""
+    if event.timestamp:
+        try:
+            moment = datetime.fromisoformat(event.timestamp.replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                return moment
+        except ValueError:
+            pass
+    return now
 
 
-def audit_item(event: FeedbackEvent, transition: Transition | None, now: datetime) -> dict[str, Any]:
-    return serialize({
-        "pk": f"RECIPIENT#{event.recipient}",
-        # Deterministic from the event alone, so the same event delivered twice hits the same key.
-        "sk": f"{event.timestamp or '0'}#{event.event_id}",
-        "event_id": event.event_id,
-        "kind": event.kind,
-        "campaign_id": event.campaign_id,
-        "variant": event.variant,
-        "message_id": event.message_id,
-        "bounce_type": event.bounce_type,
-        "bounce_subtype": event.bounce_subtype,
-        "complaint_type": event.complaint_type,
-        "from_status": transition.from_status if transition else None,
-        "to_status": transition.to_status if transition else None,
-        "reason": transition.reason if transition else None,
-        "actor": "ses-feedback",
-        "recorded_at": now.isoformat(),
-        "expires_at": int((now + AUDIT_RETENTION).timestamp()),
-    })
+def marker_key(event: FeedbackEvent) -> dict[str, Any]:
+    # Deterministic from the event alone, so the same event delivered twice hits the same key.
+    sort_key = f"{event.timestamp or '0'}#{event.event_id}"
+    return {"pk": {"S": recipients.audit_pk(event.recipient)}, "sk": {"S": sort_key}}
+
+
+def event_record(event: FeedbackEvent, decision: Decision | None, now: datetime) -> dict[str, Any]:
+    """An event's audit record: what SES said, and the transition it caused, if any."""
+    item = recipients.audit_record(event.recipient, decision, event_id=event.event_id, actor="ses-feedback", at=now,
+                                   extra={"kind": event.kind, "campaign_id": event.campaign_id,
+                                          "variant": event.variant, "message_id": event.message_id,
+                                          "bounce_type": event.bounce_type, "bounce_subtype": event.bounce_subtype,
+                                          "complaint_type": event.complaint_type})
+    return {**item, **marker_key(event)}
 
 
 def stats_update(campaign_id: str, counts: Counter[str], settings: Settings) -> dict[str, Any]:
     names = {f"#c{i}": name for i, name in enumerate(sorted(counts))}
-    return {"Update": {
+    return {
         "TableName": settings.campaigns_table,
         # The campaign's counters, in one small item beside it: what the breaker reads.
         "Key": {"campaign_id": {"S": f"{campaign_id}#stats"}},
         "UpdateExpression": "ADD " + ", ".join(f"{alias} :v{alias[2:]}" for alias in names),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {f":v{alias[2:]}": {"N": str(counts[n])} for alias, n in names.items()},
-    }}
-
-
-def status_update(transition: Transition, now: datetime) -> dict[str, Any]:
-    """Conditional, versioned status write: it applies only if the recipient is still where we read it."""
-    return {
-        "TableName": None,  # set by the caller
-        "Key": {"address": {"S": transition.recipient}},
-        "UpdateExpression": "SET #s = :to, status_reason = :why, status_event = :event, status_changed_at = :now "
-                            "ADD version :one",
-        "ConditionExpression": "#s = :from OR (attribute_not_exists(#s) AND :from = :active)",
-        "ExpressionAttributeNames": {"#s": "status"},
-        "ExpressionAttributeValues": serialize({
-            ":to": transition.to_status, ":from": transition.from_status, ":why": transition.reason,
-            ":event": transition.event_id, ":now": now.isoformat(), ":one": 1, ":active": "ACTIVE"}),
     }
 
 
-def record_once(exact: list[FeedbackEvent], counts: Counter[str] | None, campaign_id: str | None,
-                transitions: dict[str, Transition], settings: Settings, now: datetime) -> set[str]:
-    """One transaction per chunk: the new events' audit records, the suppressions they cause, and the counters.
+@dataclasses.dataclass
+class _Unit:
+    """One recipient's share of a transaction: its items, and what each item stands for."""
 
-    All or nothing, so a failure after it cannot lose a suppression, and a retry finds every event done.
-    Returns the ids of the events applied now (duplicates are left out).
-    """
-    ddb = client("dynamodb")
-    applied: set[str] = set()
-    chunk_size = _TRANSACTION_LIMIT // 2 - 1  # each event may bring its status write along
-    chunks = [exact[i : i + chunk_size] for i in range(0, len(exact), chunk_size)] or [[]]
-    for index, chunk in enumerate(chunks):
-        pending = list(chunk)
-        loose = Counter(counts or {}) if index == 0 else Counter()
-        conflicts = 0
-        while True:  # each pass drops what failed its condition, so it ends
-            items: list[dict[str, Any]] = []
-            owners: list[tuple[str, FeedbackEvent | None]] = []
-            for event in pending:
-                transition = transitions.get(event.event_id)
-                items.append({"Put": {
-                    "TableName": settings.events_table, "Item": audit_item(event, transition, now),
-                    # A tagged copy may complete a marker an untagged identity notification left first.
-                    "ConditionExpression": "attribute_not_exists(pk)" if event.campaign_id is None
-                    else "attribute_not_exists(pk) OR attribute_not_exists(campaign_id)"}})
-                owners.append(("audit", event))
-                if transition and transition.to_status == SUPPRESSED:
-                    items.append({"Update": {**status_update(transition, now), "TableName": settings.recipients_table}})
-                    owners.append(("status", event))
-            chunk_counts = loose + tally_exact(pending)
-            if campaign_id is not None and chunk_counts:
-                items.append(stats_update(campaign_id, chunk_counts, settings))
-                owners.append(("stats", None))
-            if not items:
-                break
+    address: str
+    items: list[dict[str, Any]]
+    owners: list[tuple[str, FeedbackEvent | None]]
+    exact: list[FeedbackEvent]
+    decisions: list[tuple[Decision, FeedbackEvent]]
+    episode: str | None
+
+
+class _Batch:
+    """The state of applying one batch: pending events, how each marker is written, recipients as read."""
+
+    def __init__(self, events: list[FeedbackEvent], stored: dict[str, Stored], policy: Policy, now: datetime,
+                 settings: Settings) -> None:
+        self.pending: dict[str, list[FeedbackEvent]] = defaultdict(list)
+        for event in sorted(events, key=lambda e: (e.timestamp or "", e.event_id)):
+            self.pending[event.recipient].append(event)
+        self.stored, self.policy, self.now, self.settings = stored, policy, now, settings
+        self.completing: set[str] = set()  # events whose marker an untagged copy left: counters only
+        self.applied: set[str] = set()
+        self.moved: list[tuple[Stored, list[tuple[Decision, FeedbackEvent]], str | None]] = []
+
+    def unit(self, address: str) -> _Unit:
+        stored, events = self.stored[address], self.pending[address][:_EVENTS_PER_RECIPIENT]
+        state, decisions = stored.state, []
+        for event in events:
+            if event.event_id in self.completing or not stored.exists:
+                continue  # its lifecycle effect is already applied, or the recipient is not ours to track
+            at = event_time(event, self.now)
+            if stored.reinstated_at and at < stored.reinstated_at:
+                continue  # about mail from before an operator reinstated it
+            decision = lifecycle.decide(self.policy, state, event, at)
+            if decision:
+                decisions.append((decision, event))
+                state = decision.state
+        caused = {event.event_id: decision for decision, event in decisions}
+        items, owners = [], []
+        for event in events:
+            if event.kind in EXACT_KINDS and event.event_id in self.completing:
+                items.append({"Update": {
+                    "TableName": self.settings.events_table, "Key": marker_key(event),
+                    "UpdateExpression": "SET campaign_id = :c, variant = :v",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(campaign_id)",
+                    "ExpressionAttributeValues": {":c": {"S": event.campaign_id}, ":v": {"S": event.variant or "-"}},
+                }})
+                owners.append(("completion", event))
+            elif event.kind in EXACT_KINDS or event.event_id in caused:
+                put = {"TableName": self.settings.events_table,
+                       "Item": event_record(event, caused.get(event.event_id), self.now)}
+                if event.kind in EXACT_KINDS:
+                    put["ConditionExpression"] = "attribute_not_exists(pk)"
+                items.append({"Put": put})
+                owners.append(("marker" if event.kind in EXACT_KINDS else "audit", event))
+        episode = stored.episode
+        if decisions:
+            episode = recipients.episode_after(stored, [(d, e.event_id) for d, e in decisions])
+            last = decisions[-1]
+            update = recipients.transition_update(stored, last[0], episode, last[1].event_id, self.settings, self.now)
+            items.append(update)
+            owners.append(("recipient", None))
+        exact = [e for e in events if e.kind in EXACT_KINDS]
+        return _Unit(address, items, owners, exact, decisions, episode)
+
+    def run_pass(self) -> None:
+        """Write every recipient's next events, in transactions of at most 100 items."""
+        chunk: list[_Unit] = []
+        size = 0
+        for address in sorted(a for a, events in self.pending.items() if events):
+            unit = self.unit(address)
+            campaigns = {e.campaign_id for u in [*chunk, unit] for e in u.exact if e.campaign_id}
+            if chunk and size + len(unit.items) + len(campaigns) > _TRANSACTION_LIMIT:
+                self.commit(chunk)
+                chunk, size = [], 0
+            chunk.append(unit)
+            size += len(unit.items)
+        if chunk:
+            self.commit(chunk)
+
+    def commit(self, units: list[_Unit]) -> None:
+        items = [item for u in units for item in u.items]
+        owners = [(u, kind, event) for u in units for kind, event in u.owners]
+        counts = tally(e for u in units for e in u.exact)
+        for campaign_id, counter in sorted(counts.items()):
+            items.append({"Update": stats_update(campaign_id, counter, self.settings)})
+            owners.append((None, "stats", None))
+        if not items:
+            self.finish(units)
+            return
+        for attempt in range(_CONFLICT_RETRIES + 1):
             try:
-                ddb.transact_write_items(TransactItems=items)
-                applied.update(e.event_id for e in pending)
-                break
+                client("dynamodb").transact_write_items(TransactItems=items)
+                self.finish(units)
+                return
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 codes = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
-                failed = [(owners[i], code) for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
-                for (kind, event), _ in failed:
-                    if kind == "audit":  # already applied: a duplicate
-                        pending = [e for e in pending if e is not event]
-                    elif kind == "status":  # the recipient changed meanwhile: no transition from here
-                        transitions.pop(event.event_id, None)
+                failed = [owners[i] for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
                 if failed:
-                    continue
-                if "TransactionConflict" not in codes or conflicts == _CONFLICT_RETRIES:
+                    self.learn(failed)  # nothing was written; the next pass decides again from what is known now
+                    return
+                if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES:
                     raise
-                conflicts += 1
-                time.sleep(random.uniform(0, 0.05 * 2**conflicts))  # another batch is on the same counters
-    return applied
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another batch is on the same items
+
+    def learn(self, failed: list[tuple[_Unit | None, str, FeedbackEvent | None]]) -> None:
+        for unit, kind, event in failed:
+            if kind == "marker" and event is not None:
+                marker = client("dynamodb").get_item(TableName=self.settings.events_table, Key=marker_key(event),
+                                                     ConsistentRead=True).get("Item", {})
+                if event.campaign_id and marker and "campaign_id" not in marker:
+                    self.completing.add(event.event_id)  # a tagged copy of an identity notification we applied
+                else:
+                    self._drop(event)  # applied before: a duplicate
+            elif kind == "completion" and event is not None:
+                self._drop(event)
+            elif kind == "recipient" and unit is not None:
+                self.stored.update(recipients.read({unit.address}, self.settings))
+
+    def _drop(self, event: FeedbackEvent) -> None:
+        self.pending[event.recipient] = [e for e in self.pending[event.recipient] if e.event_id != event.event_id]
+
+    def finish(self, units: list[_Unit]) -> None:
+        for unit in units:
+            self.applied |= {e.event_id for e in unit.exact}
+            self.pending[unit.address] = self.pending[unit.address][_EVENTS_PER_RECIPIENT:]
+            if unit.decisions:
+                before = self.stored[unit.address]
+                self.moved.append((before, unit.decisions, unit.episode))
+                final = unit.decisions[-1][0]
+                self.stored[unit.address] = dataclasses.replace(
+                    before, state=final.state, episode=unit.episode,
+                    episode_token=before.episode_token if unit.episode == before.episode else None)
 
 
-def tally_exact(events: list[FeedbackEvent]) -> Counter[str]:
-    return next(iter(tally(events).values()), Counter())
-
-
-def apply_transition(transition: Transition, settings: Settings, now: datetime) -> bool:
-    try:
-        client("dynamodb").update_item(**{**status_update(transition, now), "TableName": settings.recipients_table})
-        return True
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            logger.info("recipient changed meanwhile; transition skipped",
-                        extra={"recipient": redact(transition.recipient), "event_id": transition.event_id})
-            return False
-        raise
-
-
-def start_quarantine(transition: Transition, lifecycle_arn: str) -> None:
-    """Quarantine is an episode of the lifecycle workflow; the execution name makes it start once per event."""
-    try:
-        client("stepfunctions").start_execution(
-            stateMachineArn=lifecycle_arn,
-            name=f"quarantine-{transition.event_id}",
-            input=json.dumps({"address": transition.recipient, "quarantine_seconds": QUARANTINE_SECONDS,
-                              "reason": transition.reason, "event_id": transition.event_id}),
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
-            raise
-
-
-def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str) -> dict[str, int]:
+def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str,
+                 policy: Policy | None = None) -> dict[str, int]:
     """Everything a batch changes. Safe to run again on the same events (SQS redelivery)."""
-    now = datetime.now(UTC)
+    policy = policy or lifecycle.load_policy()
+    now = clock.now()
     # The same event twice in one batch (SNS retries, both routes) is one event, the copy that knows its
     # campaign if any (a transaction may not touch one item twice anyway).
     unique: dict[str, FeedbackEvent] = {}
@@ -233,46 +253,38 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
         if event.event_id not in unique or unique[event.event_id].campaign_id is None:
             unique[event.event_id] = event
     events = list(unique.values())
-    statuses = recipient_statuses({e.recipient for e in events if e.kind in EXACT_KINDS | {"delivery",
-                                                                                        "subscription"}}, settings)
-    # A recipient moves at most once per batch (from the status read above), the strongest move winning;
-    # the next batch starts from the new status.
-    strongest: dict[str, Transition] = {}
-    for event in events:
-        transition = transition_for(event, statuses.get(event.recipient))
-        held = strongest.get(event.recipient)
-        if transition and (held is None or _RANK[transition.to_status] > _RANK[held.to_status]):
-            strongest[event.recipient] = transition
-    transitions = {t.event_id: t for t in strongest.values()}
+    written = [e for e in events if e.kind in EXACT_KINDS or e.kind in LIFECYCLE_KINDS]
+    stored = recipients.read({e.recipient for e in written}, settings)
+    batch = _Batch(written, dict(stored), policy, now, settings)
+    for _ in range(_MAX_PASSES):
+        if not any(batch.pending.values()):
+            break
+        batch.run_pass()
+    else:
+        raise RuntimeError(f"recipients kept changing under {_MAX_PASSES} passes; the batch will be retried")
 
-    exact_by_campaign: dict[str | None, list[FeedbackEvent]] = defaultdict(list)
-    for event in events:
-        if event.kind in EXACT_KINDS:
-            exact_by_campaign[event.campaign_id].append(event)
     loose = tally(e for e in events if e.kind not in EXACT_KINDS)
-    applied: set[str] = set()
-    for campaign_id in set(exact_by_campaign) | set(loose):
-        applied |= record_once(exact_by_campaign.get(campaign_id, []), loose.get(campaign_id), campaign_id,
-                               transitions, settings, now)
+    for campaign_id, counter in sorted(loose.items()):
+        client("dynamodb").update_item(**stats_update(campaign_id, counter, settings))  # at least once
 
-    changed = sum(1 for e in events if e.event_id in applied and e.event_id in transitions
-                  and transitions[e.event_id].to_status == SUPPRESSED)
-    for event in events:
-        transition = transitions.get(event.event_id)
-        # Suppressions of exact kinds were written in their transaction. Quarantine starts are named after
-        # their event, so starting again after a failed batch is safe; deliveries and unsubscribes are
-        # idempotent by their condition (RECOVERY -> ACTIVE happens once) and get their audit record here.
-        if transition is None or (event.kind in EXACT_KINDS and transition.to_status == SUPPRESSED):
-            continue
-        if transition.to_status == QUARANTINED:
-            start_quarantine(transition, lifecycle_arn)
-            changed += 1
-        elif apply_transition(transition, settings, now):
-            changed += 1
-            if event.kind not in EXACT_KINDS:
-                client("dynamodb").put_item(TableName=settings.events_table,
-                                            Item=audit_item(event, transition, now))
-        logger.info("recipient transition", extra={
-            "recipient": redact(transition.recipient), "from": transition.from_status,
-            "to": transition.to_status, "event_id": transition.event_id})
-    return {"events": len(events), "applied_exact": len(applied), "transitions": changed}
+    started: set[str] = set()
+    for before, decisions, episode in batch.moved:
+        final = decisions[-1][0]
+        if episode != before.episode:
+            recipients.end_episode(before, final)
+        if episode and episode != before.episode and final.state.quarantined_until:
+            recipients.start_episode(before.address, episode, final.state.quarantined_until, policy, lifecycle_arn)
+            started.add(before.address)
+        for decision, event in decisions:
+            logger.info("recipient transition", extra={
+                "recipient": redact(before.address), "from": decision.from_status, "to": decision.to_status,
+                "cause": decision.cause, "event_id": event.event_id})
+    # A batch that failed after its write comes back with its events already applied: the episode one of them
+    # began must still run (starting it again is a no-op).
+    batch_ids = {e.event_id for e in events}
+    for address, was in stored.items():
+        if (address not in started and was.state.status == lifecycle.QUARANTINED and was.episode in batch_ids
+                and was.state.quarantined_until):
+            recipients.start_episode(address, was.episode, was.state.quarantined_until, policy, lifecycle_arn)
+    return {"events": len(events), "applied_exact": len(batch.applied),
+            "transitions": sum(len(decisions) for _, decisions, _ in batch.moved)}

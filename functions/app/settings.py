@@ -19,6 +19,7 @@ class Settings:
     configuration_set: str
     feedback_dlq_url: str | None  # IngestFeedbackFunction only
     lifecycle_state_machine_arn: str | None  # IngestFeedbackFunction only
+    lifecycle_policy: str | None  # IngestFeedbackFunction only: JSON overrides of the shipped policy
 
 
 def settings() -> Settings:
@@ -33,4 +34,5 @@ def settings() -> Settings:
         configuration_set=env["CONFIGURATION_SET"],
         feedback_dlq_url=env.get("FEEDBACK_DLQ_URL"),
         lifecycle_state_machine_arn=env.get("LIFECYCLE_STATE_MACHINE_ARN"),
+        lifecycle_policy=env.get("LIFECYCLE_POLICY"),
     )

@@ -66,6 +66,11 @@ KNOWN_FALSE_POSITIVES = [
         "a JSONata Wait may compute Timestamp with {% ... %}; statelint only accepts a literal timestamp",
     ),
     FalsePositive(
+        re.compile(r'(?P<path>.+)\.(TimeoutSeconds|HeartbeatSeconds) is "\{%.*%\}" but should be an Integer'),
+        lambda definition, match: True,
+        "a JSONata Task may compute TimeoutSeconds and HeartbeatSeconds with {% ... %}; statelint wants a literal",
+    ),
+    FalsePositive(
         re.compile(r"(?P<path>.+)\.ToleratedFailurePercentage is \d+\.\d+ but should be an Integer"),
         lambda definition, match: True,
         "AWS takes a number from 0 to 100 and moto's grammar requires a decimal literal (0.0, not 0)",
@@ -124,7 +129,10 @@ def test_known_false_positives_are_still_reported_by_statelint() -> None:
         "QueryLanguage": "JSONata",
         "StartAt": "Wait",
         "States": {
-            "Wait": {"Type": "Wait", "Timestamp": "{% $states.input.at %}", "Next": "Fan"},
+            "Wait": {"Type": "Wait", "Timestamp": "{% $states.input.at %}", "Next": "Park"},
+            "Park": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                     "TimeoutSeconds": "{% $states.input.seconds %}", "Next": "Fan",
+                     "Arguments": {"QueueUrl": "q", "MessageBody": "{% $states.context.Task.Token %}"}},
             "Fan": {
                 "Type": "Map",
                 "Label": "Fan",

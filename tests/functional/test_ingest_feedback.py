@@ -123,22 +123,6 @@ def test_delivery_ends_probation_for_a_recipient_in_recovery(stack):
         assert [a["to_status"]["S"] for a in history(stack, event.recipient)] == ["ACTIVE"]
 
 
-def test_soft_bounce_starts_one_quarantine_episode_when_delivered_twice(stack):
-    parsed = parse_feedback(body("sns_bounce_transient.json")).events
-    add_recipients(stack, *{e.recipient for e in parsed})
-
-    send(stack, body("sns_bounce_transient.json"), body("sns_bounce_transient.json"))
-
-    executions = stack.client("stepfunctions").list_executions(
-        stateMachineArn=stack.outputs["RecipientLifecycleStateMachineArn"])["executions"]
-    assert len(executions) == len(parsed)
-    for execution in executions:
-        stack.wait(execution["executionArn"])
-    for event in parsed:  # the episode rested the recipient and let it back on probation
-        assert recipient(stack, event.recipient)["status"]["S"] == "RECOVERY"
-    assert stats(stack)["soft_bounces"] == len(parsed)
-
-
 def test_each_recipient_of_a_multi_recipient_bounce_is_applied(stack):
     parsed = parse_feedback(body("sns_bounce_multiple_recipients.json")).events
     add_recipients(stack, *{e.recipient for e in parsed})

@@ -132,7 +132,7 @@ def test_soft_bounce_quarantines_for_the_first_period(feedback, status):
     assert decision.starts_quarantine
 
 
-@pytest.mark.parametrize(("strikes", "period"), [(0, DAY), (1, 3 * DAY), (2, 7 * DAY)])
+@pytest.mark.parametrize(("strikes", "period"), [(0, DAY), (1, 3 * DAY)])
 def test_quarantine_grows_with_strikes(strikes, period):
     decision = decide(POLICY, state(RECOVERY, strikes), bounce("Transient", "MailboxFull"), T0)
     assert decision.state.strikes == strikes + 1
@@ -141,9 +141,9 @@ def test_quarantine_grows_with_strikes(strikes, period):
 
 @pytest.mark.parametrize("status", [ACTIVE, RECOVERY, QUARANTINED])
 def test_a_strike_past_the_limit_suppresses(status):
-    decision = decide(POLICY, state(status, strikes=3), bounce("Transient", "MailboxFull"), T0)
-    assert (decision.to_status, decision.cause, decision.state.strikes) == (SUPPRESSED, STRIKE_LIMIT, 4)
-    assert "strike 4 within 30 days, past the strike limit of 3" in decision.reason
+    decision = decide(POLICY, state(status, strikes=2), bounce("Transient", "MailboxFull"), T0)
+    assert (decision.to_status, decision.cause, decision.state.strikes) == (SUPPRESSED, STRIKE_LIMIT, 3)
+    assert "strike 3 within 30 days reaches the strike limit of 3" in decision.reason
 
 
 def test_strikes_older_than_the_window_no_longer_count():
@@ -276,7 +276,7 @@ def test_state_round_trips_through_a_dict_and_defaults_missing_fields():
 
 
 def test_a_whole_episode_with_the_default_policy():
-    """1 day, RECOVERY, delivery, then bounces that rest 1, 3 and 7 days and a 4th that suppresses."""
+    """1 day, RECOVERY, delivery, then bounces that rest 1 and 3 days and a 3rd that suppresses."""
     s, now, seen = RecipientState(), T0, []
 
     def step(decision: Decision | None) -> None:
@@ -289,14 +289,14 @@ def test_a_whole_episode_with_the_default_policy():
     now += DAY
     step(end_quarantine(s, now))
     step(decide(POLICY, s, event("delivery"), now))
-    for rest in (1, 3, 7):
+    for rest in (1, 3):
         step(decide(POLICY, s, bounce("Transient", "MailboxFull"), now))
         assert s.quarantined_until == now + rest * DAY
         now = s.quarantined_until
         step(end_quarantine(s, now))
     step(decide(POLICY, s, bounce("Transient", "MailboxFull"), now))
     assert seen == [(QUARANTINED, 1), (RECOVERY, 1), (ACTIVE, 0), (QUARANTINED, 1), (RECOVERY, 1),
-                    (QUARANTINED, 2), (RECOVERY, 2), (QUARANTINED, 3), (RECOVERY, 3), (SUPPRESSED, 4)]
+                    (QUARANTINED, 2), (RECOVERY, 2), (SUPPRESSED, 3)]
     assert s.version == len(seen)
 
 
@@ -348,8 +348,8 @@ GAPS = st.one_of(st.integers(0, 3_600), st.integers(0, 4 * 86_400), st.integers(
 
 @st.composite
 def policies(draw) -> Policy:
-    limit = draw(st.integers(1, 5))
-    periods = sorted(draw(st.lists(st.integers(60, 30 * 86_400), min_size=1, max_size=limit)))
+    limit = draw(st.integers(2, 5))
+    periods = sorted(draw(st.lists(st.integers(60, 30 * 86_400), min_size=1, max_size=limit - 1)))
     return policy(
         strike_limit=limit,
         quarantine_seconds=periods,
@@ -363,9 +363,9 @@ def policies(draw) -> Policy:
 
 @st.composite
 def start_states(draw, chosen: Policy) -> RecipientState:
-    """Any state a recipient can be in: at most strike_limit strikes unless SUPPRESSED, each in the window."""
+    """Any state a recipient can be in: under strike_limit strikes unless SUPPRESSED, each in the window."""
     status = draw(st.sampled_from(STATUSES))
-    most = chosen.strike_limit + (1 if status == SUPPRESSED else 0)
+    most = chosen.strike_limit - 1 + (1 if status == SUPPRESSED else 0)
     ages = draw(st.lists(st.integers(0, chosen.strike_window_seconds - 1), max_size=most))
     until = T0 + timedelta(seconds=draw(st.integers(0, 7 * 86_400))) if status == QUARANTINED else None
     return RecipientState(status=status, strike_times=tuple(T0 - timedelta(seconds=a) for a in ages),
@@ -406,7 +406,7 @@ def run(chosen: Policy, steps: list, start: RecipientState | None = None) -> lis
             assert name == "reinstate"
         assert new.version == s.version + 1
         assert decision.reason.strip()
-        assert new.strikes <= chosen.strike_limit or new.status == SUPPRESSED
+        assert new.strikes < chosen.strike_limit or new.status == SUPPRESSED
         if new.status == QUARANTINED:
             started = decision.starts_quarantine
             expected = now + chosen.quarantine_period(new.strikes) if started else s.quarantined_until
@@ -434,7 +434,7 @@ def test_random_sequences_from_any_state_follow_any_valid_policy(data, chosen, s
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2 * 86_400), st.sampled_from(TRANSIENT)), min_size=1, max_size=30))
 def test_soft_bounces_alone_suppress_only_past_the_limit_within_the_window(bounces):
-    """Each soft bounce arrives whatever the status (timers run too); suppression needs limit + 1 live strikes."""
+    """Each soft bounce arrives whatever the status (timers run too); suppression needs limit live strikes."""
     s, now = RecipientState(), T0
     for gap, subtype in bounces:
         now += timedelta(seconds=gap)
@@ -445,7 +445,7 @@ def test_soft_bounces_alone_suppress_only_past_the_limit_within_the_window(bounc
         if s.status == SUPPRESSED:
             assert decision is None
             continue
-        assert (decision.to_status == SUPPRESSED) == (len(live) + 1 > POLICY.strike_limit)
+        assert (decision.to_status == SUPPRESSED) == (len(live) + 1 >= POLICY.strike_limit)
         s = decision.state
 
 
@@ -460,8 +460,8 @@ def test_default_policy_classifies_bounces_as_the_parser_does(bounce_type, subty
 def test_default_policy_is_the_shipped_document():
     assert load_policy(default_document()) == POLICY
     assert load_policy(POLICY.to_dict()) == POLICY
-    assert POLICY.quarantine_seconds == (86_400, 259_200, 604_800) and POLICY.strike_limit == 3
-    assert [POLICY.quarantine_period(n) for n in (1, 2, 3, 4)] == [DAY, 3 * DAY, 7 * DAY, 7 * DAY]
+    assert POLICY.quarantine_seconds == (86_400, 259_200) and POLICY.strike_limit == 3
+    assert [POLICY.quarantine_period(n) for n in (1, 2, 3)] == [DAY, 3 * DAY, 3 * DAY]
 
 
 def test_a_policy_can_move_a_subtype_between_classes():
@@ -473,15 +473,15 @@ def test_a_policy_can_move_a_subtype_between_classes():
 
 BAD_DOCUMENTS = [
     ({"strike_limt": 3}, "strike_limt: not a policy field"),
-    ({"strike_limit": 0}, "strike_limit: must be an integer of at least 1, got 0"),
-    ({"strike_limit": True}, "strike_limit: must be an integer of at least 1, got True"),
-    ({"strike_limit": "3"}, "strike_limit: must be an integer of at least 1, got '3'"),
+    ({"strike_limit": 0}, "strike_limit: must be an integer of at least 2, got 0"),
+    ({"strike_limit": True}, "strike_limit: must be an integer of at least 2, got True"),
+    ({"strike_limit": "3"}, "strike_limit: must be an integer of at least 2, got '3'"),
     ({"quarantine_seconds": []}, "quarantine_seconds: must be a non-empty list of whole seconds"),
     ({"quarantine_seconds": [86400, 0]}, "quarantine_seconds: must be a non-empty list of whole seconds"),
     ({"quarantine_seconds": [1.5]}, "quarantine_seconds: must be a non-empty list of whole seconds"),
     ({"quarantine_seconds": "86400"}, "quarantine_seconds: must be a non-empty list of whole seconds"),
     ({"quarantine_seconds": [259200, 86400]}, "quarantine_seconds: must not decrease"),
-    ({"quarantine_seconds": [1, 2, 3, 4]}, "quarantine_seconds: 4 periods, but strike_limit 3 allows only 3"),
+    ({"quarantine_seconds": [1, 2, 3]}, "quarantine_seconds: 3 periods, but strike_limit 3 allows only 2"),
     ({"strike_window_seconds": 0}, "strike_window_seconds: must be an integer of at least 1"),
     ({"probation_seconds": -5}, "probation_seconds: must be an integer of at least 1"),
     ({"probation_seconds": 365 * 86_400}, "probation_seconds: the longest quarantine plus probation"),

@@ -21,10 +21,10 @@ own through `load_policy(document)`, giving every field; "$comment" is free text
   Any other complaint suppresses, including one with no feedback type (most mailbox providers send none).
   Default ["not-spam"].
 - quarantine_seconds: [seconds, ...]. The n-th strike rests quarantine_seconds[n-1]; strikes past the end of the
-  list rest the last period. Positive, non-decreasing, at most strike_limit entries. Default 1, 3 and 7 days.
-- strike_limit: the most strikes a recipient may hold within the window and still come back; the soft bounce that
-  would make one more suppresses instead (reason: the strike limit). Default 3: strikes rest 1, 3 and 7 days and
-  a 4th soft bounce within the window suppresses.
+  list rest the last period. Positive, non-decreasing, at most strike_limit - 1 entries (the strike_limit-th strike
+  suppresses, so it never rests). Default 1 day, then 3 days.
+- strike_limit: the soft bounce that makes this many strikes within the window suppresses (reason: the strike
+  limit) instead of quarantining. Default 3: the 1st strike rests 1 day, the 2nd 3 days, the 3rd suppresses.
 - strike_window_seconds: how long a strike counts. Default 30 days.
 - strike_decay: what a delivery during probation (RECOVERY -> ACTIVE) takes off: "one" (the oldest strike) or
   "all". Default "one": a delivery proves the mailbox works today, but an address that fails more often than it
@@ -142,6 +142,20 @@ def load_policy(data: dict[str, Any] | None = None) -> Policy:
     return _parse(data)
 
 
+@lru_cache(maxsize=4)
+def policy_with_overrides(text: str | None) -> Policy:
+    """The shipped policy with a deployment's overrides: a JSON object of some policy fields (empty: none)."""
+    if not text or not text.strip():
+        return _default_policy()
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"lifecycle policy: the overrides are not JSON ({error})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError("lifecycle policy: the overrides must be a JSON object of policy fields")
+    return _parse({**default_document(), **overrides})
+
+
 @lru_cache(maxsize=1)
 def _default_policy() -> Policy:
     return _parse(default_document())
@@ -199,7 +213,7 @@ def _parse(data: Any) -> Policy:
     for bounce_type, subtype in sorted(hard & soft):
         problems.append(f"soft_bounces.{bounce_type}: {subtype!r} is also in hard_bounces")
     known = len(problems)
-    strike_limit = integer("strike_limit", 1)
+    strike_limit = integer("strike_limit", 2)  # 1 would make every soft bounce hard
     limit_known = len(problems) == known and "strike_limit" in data
     periods: tuple[int, ...] = (1,)
     raw = data.get("quarantine_seconds")
@@ -209,9 +223,9 @@ def _parse(data: Any) -> Policy:
             problems.append(f"quarantine_seconds: must be a non-empty list of whole seconds of at least 1, got {raw!r}")
         elif any(later < earlier for earlier, later in zip(raw, raw[1:], strict=False)):
             problems.append(f"quarantine_seconds: must not decrease (rests grow with strikes), got {raw!r}")
-        elif limit_known and len(raw) > strike_limit:
+        elif limit_known and len(raw) > strike_limit - 1:
             problems.append(f"quarantine_seconds: {len(raw)} periods, but strike_limit {strike_limit} allows only "
-                            f"{strike_limit} quarantines")
+                            f"{strike_limit - 1} quarantines")
         else:
             periods = tuple(raw)
     probation = integer("probation_seconds", 1)
@@ -397,10 +411,10 @@ def operator_suppress(state: RecipientState, reason: str, now: datetime) -> Deci
 def _strike(policy: Policy, state: RecipientState, now: datetime, label: str) -> Decision:
     times = (*_live(policy, state.strike_times, now), now)
     count, limit = len(times), policy.strike_limit
-    if count > limit:
+    if count >= limit:
         window = _span(timedelta(seconds=policy.strike_window_seconds))
         return _transition(state, now, SUPPRESSED, STRIKE_LIMIT,
-                           f"{label}: strike {count} within {window}, past the strike limit of {limit}",
+                           f"{label}: strike {count} within {window} reaches the strike limit of {limit}",
                            strike_times=times)
     if state.status == QUARANTINED:
         return _transition(state, now, QUARANTINED, SOFT_BOUNCE,

@@ -10,6 +10,7 @@ Not Powertools' BatchProcessor: it handles records one by one, and this handler 
 from typing import Any
 
 from app.clients import client
+from app.domain import lifecycle
 from app.domain.feedback import FeedbackEvent, parse_feedback
 from app.errors import FeedbackParseError
 from app.ingest import apply_events
@@ -34,6 +35,7 @@ def dead_letter(record: dict[str, Any], reason: str, dlq_url: str) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = settings()
     assert config.feedback_dlq_url and config.lifecycle_state_machine_arn, "template gives both to this function"
+    policy = lifecycle.policy_with_overrides(config.lifecycle_policy)  # a bad override fails every batch, loudly
     events: list[FeedbackEvent] = []
     carrying: list[str] = []  # records whose events are applied below
     failures: list[str] = []
@@ -58,7 +60,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         carrying.append(message_id)
     if events:
         try:
-            summary = apply_events(events, config, config.lifecycle_state_machine_arn)
+            summary = apply_events(events, config, config.lifecycle_state_machine_arn, policy)
             logger.info("feedback applied", extra=summary)
             metrics.add_metric(name="FeedbackEvents", unit="Count", value=len(events))
         except Exception:

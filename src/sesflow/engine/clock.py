@@ -18,6 +18,7 @@ class VirtualClock:
         start = (start or datetime.now(UTC)).astimezone(UTC)
         self._now = start.replace(microsecond=start.microsecond // 1000 * 1000)  # AWS times are in ms
         self.sleeps: list[tuple[str, float]] = []
+        self._wakers: list[tuple[datetime, threading.Event]] = []
 
     def now(self) -> datetime:
         with self._lock:
@@ -33,6 +34,7 @@ class VirtualClock:
             start = since or self._now
             self._now = max(self._now, start + timedelta(seconds=seconds))
             self.sleeps.append((reason, seconds))
+            self._wake()
 
     def sleep_until(self, when: datetime, reason: str = "sleep_until") -> None:
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -40,6 +42,20 @@ class VirtualClock:
             seconds = (when - self._now).total_seconds()
             self._now = max(self._now, when.astimezone(UTC))
             self.sleeps.append((reason, max(0.0, seconds)))
+            self._wake()
 
     def advance(self, seconds: float) -> None:
         self.sleep(seconds, reason="advance")
+
+    def wake_at(self, when: datetime, event: threading.Event) -> None:
+        """Set `event` once this clock reaches `when`: how a timed wait (a callback Task's TimeoutSeconds) that
+        nobody answers ends when something else moves virtual time, instead of blocking for real."""
+        with self._lock:
+            self._wakers.append((when, event))
+            self._wake()
+
+    def _wake(self) -> None:
+        due = [(when, event) for when, event in self._wakers if when <= self._now]
+        for when, event in due:
+            self._wakers.remove((when, event))
+            event.set()

@@ -18,6 +18,8 @@ Rules (developerguide: read-write-operations, CapacityUnitCalculations, transact
   for a transactional one, at least one 4 KB step even when nothing is found. GetItem, each BatchGetItem
   key and each TransactGetItems Get are sized per item; Query and Scan sum the sizes of the items read
   (before any filter; index entries for an index) and round up once per request.
+Atomicity: every wrapped call runs under one lock. moto applies a call step by step, so two threads could
+interleave a transaction or a condition check with its write; on AWS each call is atomic.
 Not metered: PartiQL (ExecuteStatement, BatchExecuteStatement, ExecuteTransaction), streams, TTL deletes.
 """
 
@@ -28,6 +30,7 @@ import binascii
 import copy
 import inspect
 import math
+import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import wraps
@@ -45,6 +48,7 @@ READ_UNIT_BYTES = 4096
 # A condition that fails is evaluated against the stored item: the write still consumes (before == after).
 _CONSUMING_ERRORS = {"ConditionalCheckFailedException", "TransactionCanceledException"}
 _WRAPPED = "_sesflow_capacity"
+_ATOMIC = threading.RLock()
 
 
 # --- item size -------------------------------------------------------------------------------------------
@@ -182,6 +186,10 @@ def _write_targets(handler: DynamoHandler, action: str) -> list[tuple[str, Mappi
 def _metered_write(action: str, original: Callable[[DynamoHandler], Any]) -> Callable[[DynamoHandler], Any]:
     @wraps(original)
     def wrapper(self: DynamoHandler) -> Any:
+        with _ATOMIC:
+            return _write(self)
+
+    def _write(self: DynamoHandler) -> Any:
         try:
             touched = [
                 (located, multiplier)
@@ -232,7 +240,8 @@ def _read_targets(handler: DynamoHandler, action: str) -> list[tuple[str, Mappin
 def _metered_read(action: str, original: Callable[[DynamoHandler], Any]) -> Callable[[DynamoHandler], Any]:
     @wraps(original)
     def wrapper(self: DynamoHandler) -> Any:
-        result = original(self)  # an error consumes nothing
+        with _ATOMIC:
+            result = original(self)  # an error consumes nothing
         meter = runtime.current().meter
         for table_name, key, multiplier, consistent in _read_targets(self, action):
             located = _locate(self, table_name, key)

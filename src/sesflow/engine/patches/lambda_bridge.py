@@ -153,6 +153,7 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
         "AWS_LAMBDA_LOG_GROUP_NAME": context.log_group_name,
         "AWS_LAMBDA_LOG_STREAM_NAME": context.log_stream_name,
         "_HANDLER": spec.handler,
+        "SESFLOW_VIRTUAL_CLOCK": "1",  # app.clock.now() reads the engine's clock in this invocation only
     }
     environ = os.environ
     assert isinstance(environ, ThreadEnviron), "lambda_bridge.install() was not called"
@@ -162,7 +163,9 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
     with spec._lock:
         environ.set_overlay(env)
         try:
-            result = spec.load()(event, context)
+            handler = spec.load()
+            _use_virtual_clock()
+            result = handler(event, context)
             payload, errored = json.dumps(result), False
         except Exception as error:  # any exception is the function's error, as on Lambda
             payload = json.dumps({
@@ -177,6 +180,13 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
     duration_ms = (time.perf_counter() - started) * 1000
     runtime.current().meter.count_lambda(spec.name, duration_ms, spec.memory_mb)
     return payload, errored, ""
+
+
+def _use_virtual_clock() -> None:
+    """functions/app/clock.py's now() reads the engine's virtual clock, as Step Functions here does."""
+    module = sys.modules.get("app.clock")
+    if module is not None:
+        module.virtual = runtime.current().clock.now
 
 
 def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:

@@ -21,7 +21,7 @@ import threading
 import types
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -323,6 +323,29 @@ def _fix_wait_timestamp() -> None:
         _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait")
 
     _patch(Timestamp, "_eval_body", original, _eval_body)
+
+
+def _fix_callback_timeout() -> None:
+    """B: a waitForTaskToken Task's TimeoutSeconds runs on the real clock; end it on the virtual one.
+
+    The wait ends when the token is answered, or when virtual time (moved by a Wait, a Retry or the test's
+    clock.advance) reaches the deadline: then the Task fails with States.Timeout, as on AWS.
+    """
+    owner = state_task_service_callback.StateTaskServiceCallback
+    original = _original(owner, "_wait_for_task_token_timeout", "callback_endpoint.wait(",
+                         params=("self", "timeout_seconds", "callback_endpoint"))
+    _original(state_task_service_callback.CallbackEndpoint, "wait", "_notify_event.wait(")
+
+    def _wait_for_task_token_timeout(self, timeout_seconds: int, callback_endpoint: Any) -> Any:
+        clock = _clock()
+        deadline = clock.now() + timedelta(seconds=timeout_seconds)
+        clock.wake_at(deadline, callback_endpoint._notify_event)
+        outcome = callback_endpoint.wait()
+        if outcome is None and clock.now() >= deadline:
+            return state_task_service_callback.CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+        return outcome
+
+    _patch(owner, "_wait_for_task_token_timeout", original, _wait_for_task_token_timeout)
 
 
 def _fix_retry() -> None:
@@ -734,7 +757,7 @@ def _fix_express_map_children() -> None:
 _FIXES = (
     _fix_express_map_children, _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata,
     _fix_assign_string_literal,
-    _fix_wait, _fix_wait_timestamp, _fix_retry, _fix_event_timestamps, _fix_entered_time,
+    _fix_wait, _fix_wait_timestamp, _fix_callback_timeout, _fix_retry, _fix_event_timestamps, _fix_entered_time,
     _fix_execution_start, _fix_stop_date, _fix_execution_name, _fix_root_environment,
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
     _fix_service_normalisation, _fix_client_cache,
