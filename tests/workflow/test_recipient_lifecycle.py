@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from app.domain.feedback import parse_feedback
 
+from sesflow.engine.ses import feedback_record
+
 DAY = timedelta(days=1)
 ADDRESS = "ada@example.com"
 
@@ -17,28 +19,10 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def ses_event(kind: str, at: datetime, address: str = ADDRESS, message: str = "m1", **detail) -> str:
-    """One SES event-publishing record as the configuration set sends it (raw, as EventBridge/SNS raw would)."""
-    mail = {"timestamp": iso(at), "source": "news@example.com", "messageId": f"0100-{message}-000000",
-            "destination": [address], "tags": {"campaign": ["spring-sale"], "variant": ["a"]}}
-    if kind == "soft_bounce":
-        body = {"eventType": "Bounce", "bounce": {
-            "bounceType": "Transient", "bounceSubType": detail.get("subtype", "MailboxFull"), "timestamp": iso(at),
-            "feedbackId": f"fb-{message}", "bouncedRecipients": [{"emailAddress": address}]}}
-    elif kind == "hard_bounce":
-        body = {"eventType": "Bounce", "bounce": {
-            "bounceType": "Permanent", "bounceSubType": "General", "timestamp": iso(at),
-            "feedbackId": f"fb-{message}", "bouncedRecipients": [{"emailAddress": address}]}}
-    elif kind == "complaint":
-        body = {"eventType": "Complaint", "complaint": {
-            "timestamp": iso(at), "feedbackId": f"fb-{message}", "complaintFeedbackType": "abuse",
-            "complainedRecipients": [{"emailAddress": address}]}}
-    elif kind == "delivery":
-        body = {"eventType": "Delivery", "delivery": {
-            "timestamp": iso(at), "recipients": [address], "processingTimeMillis": 100, "smtpResponse": "250 ok"}}
-    else:
-        raise ValueError(kind)
-    return json.dumps({**body, "mail": mail})
+def ses_event(kind: str, at: datetime, address: str = ADDRESS, message: str = "m1") -> str:
+    """One SES event-publishing record, as the configuration set sends it (the body SNS raw or SQS carries)."""
+    tags = {"campaign": ["spring-sale"], "variant": ["a"]}
+    return json.dumps(feedback_record(kind, address, at, f"0100-{message}-000000", tags=tags))
 
 
 class Lifecycle:

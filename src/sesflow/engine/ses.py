@@ -15,7 +15,7 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import takewhile
 
 import boto3
@@ -239,3 +239,43 @@ def publish_event(
             continue
         published += 1
     return published
+
+
+def feedback_record(kind: str, address: str, at: datetime, message_id: str, *,
+                    tags: dict[str, list[str]] | None = None, subtype: str | None = None,
+                    complaint_type: str | None = "abuse") -> dict:
+    """An event-publishing record as SES writes it for one recipient of one message (what publish_event takes).
+
+    kind: send, delivery, soft_bounce (Transient/`subtype`, default MailboxFull), hard_bounce (Permanent/`subtype`,
+    default General), complaint (`complaint_type`; None for none), open, click or delivery_delay."""
+    stamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    mail = {"timestamp": stamp, "source": "news@example.com", "messageId": message_id, "destination": [address],
+            "tags": copy.deepcopy(tags or {})}
+    feedback_id = f"{message_id}-{kind}"
+    if kind in ("soft_bounce", "hard_bounce"):
+        bounce_type = "Transient" if kind == "soft_bounce" else "Permanent"
+        detail = {"bounceType": bounce_type, "bounceSubType": subtype or ("MailboxFull" if bounce_type == "Transient"
+                                                                          else "General"),
+                  "bouncedRecipients": [{"emailAddress": address}], "timestamp": stamp, "feedbackId": feedback_id}
+        return {"eventType": "Bounce", "mail": mail, "bounce": detail}
+    if kind == "complaint":
+        detail = {"complainedRecipients": [{"emailAddress": address}], "timestamp": stamp, "feedbackId": feedback_id}
+        if complaint_type:
+            detail["complaintFeedbackType"] = complaint_type
+        return {"eventType": "Complaint", "mail": mail, "complaint": detail}
+    if kind == "delivery":
+        return {"eventType": "Delivery", "mail": mail, "delivery": {
+            "timestamp": stamp, "recipients": [address], "processingTimeMillis": 120, "smtpResponse": "250 2.0.0 OK"}}
+    if kind == "send":
+        return {"eventType": "Send", "mail": mail, "send": {}}
+    if kind == "open":
+        return {"eventType": "Open", "mail": mail, "open": {"timestamp": stamp, "userAgent": "Mozilla/5.0",
+                                                             "ipAddress": "192.0.2.1"}}
+    if kind == "click":
+        return {"eventType": "Click", "mail": mail, "click": {"timestamp": stamp, "userAgent": "Mozilla/5.0",
+                                                               "ipAddress": "192.0.2.1", "link": "https://example.com/"}}
+    if kind == "delivery_delay":
+        return {"eventType": "DeliveryDelay", "mail": mail, "deliveryDelay": {
+            "timestamp": stamp, "delayType": "TransientCommunicationFailure",
+            "delayedRecipients": [{"emailAddress": address}]}}
+    raise ValueError(f"kind: {kind!r} is not one feedback_record makes")
