@@ -1,10 +1,31 @@
 """The campaign definition and variant assignment, pure (no AWS)."""
 
+import json
+import re
 from collections import Counter
+from decimal import Decimal
 
 import pytest
-from app.domain.campaign import HOLDOUT, assign_variant, parse_campaign
+from app.domain.campaign import (
+    HOLDOUT,
+    MAX_DEFINITION_BYTES,
+    REMAINDER,
+    TEST,
+    AbTest,
+    Campaign,
+    Levels,
+    Thresholds,
+    Variant,
+    assign_variant,
+    cohort,
+    matches_filters,
+    parse_campaign,
+)
 from app.errors import CampaignDefinitionError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT
 
 VALID = {
     "id": "spring-sale",
@@ -75,3 +96,291 @@ def test_another_campaign_shuffles_recipients_independently():
     b = parse_campaign({**VALID, "id": "summer-sale"})
     same = sum(assign_variant(a, f"u{i}@x.io") == assign_variant(b, f"u{i}@x.io") for i in range(2_000))
     assert same < 2_000 * 0.6  # independent draws agree about 0.1^2 + 0.54^2 + 0.36^2 = 43% of the time
+
+
+
+# ---------------------------------------------------------------- issue 5: the full definition
+
+TEST_THEN_WINNER = {**VALID, "ab": {"mode": "test_then_winner"}}
+
+
+def refused(definition) -> str:
+    with pytest.raises(CampaignDefinitionError) as raised:
+        parse_campaign(definition)
+    return str(raised.value)
+
+
+def test_defaults_are_explicit_in_the_normalised_definition():
+    document = parse_campaign(VALID).to_dict()
+    assert document["configuration_set"] is None  # the stack's
+    assert document["stream"] == "marketing"
+    assert document["audience"] == {"list_id": "newsletter", "filters": {"attributes": {}}}
+    assert document["ab"] == {"mode": "split"}
+    assert document["thresholds"] == {"bounce": {"warn": 0.02, "halt": 0.04},
+                                      "complaint": {"warn": 0.0005, "halt": 0.0008},
+                                      "min_sends": 500, "confidence": 0.95}
+    assert document["rate_share"] == 1.0
+    assert document["start_at"] is None
+
+
+def test_test_then_winner_takes_its_defaults():
+    ab = parse_campaign(TEST_THEN_WINNER).ab
+    assert ab == AbTest("test_then_winner", 20.0, 14_400, "click", 500, 0.95, "send_control")
+
+
+def test_every_field_given_round_trips():
+    full = {
+        "id": "full", "name": "Everything", "sender": "a@example.com", "configuration_set": "cs_1",
+        "stream": "marketing",
+        "audience": {"list_id": "l", "filters": {"attributes": {"region": ["eu", "uk"], "tier": 3, "vip": True}}},
+        "variants": [{"name": "a", "weight": 2, "template": "t"},
+                     {"name": "b", "subject": "Hi", "html": "<p>hi</p>"},
+                     {"name": "c", "subject": "Hi", "text": "hi"}],
+        "holdout_percent": 2.5,
+        "ab": {"mode": "test_then_winner", "test_percent": 10, "evaluation_seconds": 3600, "metric": "open",
+               "min_sample_per_variant": 1000, "confidence": 0.99, "no_winner": "stop"},
+        "thresholds": {"bounce": {"warn": 0.01, "halt": 0.03}, "complaint": {"warn": 0.0003, "halt": 0.0006},
+                       "min_sends": 2000, "confidence": 0.9},
+        "rate_share": 0.25,
+        "start_at": "2026-12-01T09:00:00Z",
+    }
+    campaign = parse_campaign(full)
+    assert campaign.thresholds == Thresholds(Levels(0.01, 0.03), Levels(0.0003, 0.0006), 2000, 0.9)
+    assert campaign.audience.attributes == (("region", ("eu", "uk")), ("tier", (3,)), ("vip", (True,)))
+    assert campaign.variants[1] == Variant("b", 1.0, None, "Hi", "<p>hi</p>", None)
+    assert parse_campaign(campaign.to_dict()) == campaign
+    assert parse_campaign(json.loads(json.dumps(campaign.to_dict()))) == campaign
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    holdout=st.floats(0, 99.9),
+    test_percent=st.floats(0.01, 99.99),
+    seconds=st.integers(60, 10**6),
+    min_sample=st.integers(1, 10**6),
+    confidence=st.floats(0.5, 0.999),
+    share=st.floats(0.001, 1.0),
+    warn=st.floats(0.0001, 0.5),
+)
+def test_round_trip_holds_for_any_valid_numbers(holdout, test_percent, seconds, min_sample, confidence, share, warn):
+    campaign = parse_campaign({**VALID, "holdout_percent": holdout, "rate_share": share,
+                               "ab": {"mode": "test_then_winner", "test_percent": test_percent,
+                                      "evaluation_seconds": seconds, "min_sample_per_variant": min_sample,
+                                      "confidence": confidence},
+                               "thresholds": {"bounce": {"warn": warn, "halt": warn * 1.5}}})
+    assert parse_campaign(campaign.to_dict()) == campaign
+
+
+def test_whole_numbers_written_as_floats_pass():
+    # JSON tools (and JSONata) may write 500 as 500.0.
+    campaign = parse_campaign({**TEST_THEN_WINNER, "ab": {"mode": "test_then_winner", "min_sample_per_variant": 500.0,
+                                                          "evaluation_seconds": 3600.0}})
+    assert campaign.ab.min_sample_per_variant == 500 and isinstance(campaign.ab.min_sample_per_variant, int)
+
+
+def test_a_comment_is_allowed_and_dropped():
+    campaign = parse_campaign({**VALID, "$comment": "for people"})
+    assert "$comment" not in campaign.to_dict()
+
+
+def test_campaign_built_the_issue_2_way_still_works():
+    campaign = Campaign("c", "c", "a@example.com", "l", (Variant("a", 1.0, "t"),), 0.0, None)
+    assert campaign.audience.list_id == "l" and campaign.ab.mode == "split"
+    assert parse_campaign(campaign.to_dict()) == campaign
+
+
+BAD = [
+    # unknown fields, by name, with a hint
+    ({"thresold": {}}, "thresold: unknown field (did you mean 'thresholds'?)"),
+    ({"colour": "red"}, "colour: unknown field (known: id, name"),
+    ({"thresholds": {"bounce": {"halts": 0.1}}}, "thresholds.bounce.halts: unknown field (did you mean 'halt'?)"),
+    ({"audience": {"list_id": "l", "segment": "x"}}, "audience.segment: unknown field"),
+    ({"variants": [{"name": "a", "template": "t", "wieght": 2}]},
+     "variants[0].wieght: unknown field (did you mean 'weight'?)"),
+    ({"ab": {"mode": "test_then_winner", "metrc": "open"}}, "ab.metrc: unknown field (did you mean 'metric'?)"),
+    # name, configuration set, stream
+    ({"name": ""}, "name: must be a non-empty string, got ''"),
+    ({"name": 7}, "name: must be a non-empty string, got 7"),
+    ({"configuration_set": "has space"}, "configuration_set: 'has space' is not valid"),
+    ({"configuration_set": ""}, "configuration_set: must be a non-empty string"),
+    ({"stream": "bulk"}, "stream: must be one of 'marketing', 'transactional', got 'bulk'"),
+    # audience
+    ({"audience": "newsletter"}, "audience: must be an object, got 'newsletter'"),
+    ({"audience": {"list_id": "l", "filters": {"attributes": []}}}, "audience.filters.attributes: must be an object"),
+    ({"audience": {"list_id": "l", "filters": {"tags": {}}}}, "audience.filters.tags: unknown field"),
+    ({"audience": {"list_id": "l", "filters": {"attributes": {"status": "ACTIVE"}}}},
+     "audience.filters.attributes.status: sesflow's own field"),
+    ({"audience": {"list_id": "l", "filters": {"attributes": {"region": []}}}},
+     "audience.filters.attributes.region: must be a string, number or boolean, or a non-empty list of them"),
+    ({"audience": {"list_id": "l", "filters": {"attributes": {"region": {"in": "eu"}}}}},
+     "audience.filters.attributes.region: must be a string"),
+    ({"audience": {"list_id": "l", "filters": {"attributes": {"a b": "x"}}}},
+     "audience.filters.attributes.a b: not a valid attribute name"),
+    # variant content: exactly one form
+    ({"variants": [{"name": "a", "template": "t", "subject": "s", "html": "h"}]},
+     "variants[0]: give either template or inline subject/html/text, not both (has template and subject, html)"),
+    ({"variants": [{"name": "a", "html": "<p>x</p>"}]}, "variants[0].subject: required for an inline variant"),
+    ({"variants": [{"name": "a", "subject": "s"}]}, "variants[0]: an inline variant needs html, text or both"),
+    ({"variants": [{"name": "a", "subject": "", "text": "t"}]}, "variants[0].subject: required, a non-empty string"),
+    ({"variants": [{"name": "a", "subject": "s", "text": 3}]}, "variants[0].text: must be a non-empty string"),
+    ({"variants": [{"name": "a", "template": ""}]}, "variants[0].template: required, a non-empty string"),
+    ({"variants": [{"name": "a"}]}, "variants[0].template: required: an SES template name, or inline subject"),
+    ({"variants": [{"name": "a", "weight": True, "template": "t"}]}, "variants[0].weight: must be a number above 0"),
+    ({"variants": [{"name": "a", "weight": float("inf"), "template": "t"}]}, "variants[0].weight: must be a number"),
+    # holdout
+    ({"holdout_percent": -1}, "holdout_percent: must be a number from 0 to below 100, got -1"),
+    ({"holdout_percent": "10"}, "holdout_percent: must be a number from 0 to below 100, got '10'"),
+    # ab
+    ({"ab": "split"}, "ab: must be an object, got 'split'"),
+    ({"ab": {"mode": "bandit"}}, "ab.mode: must be one of 'split', 'test_then_winner', got 'bandit'"),
+    ({"ab": {"test_percent": 20}}, "ab.test_percent: only for mode 'test_then_winner'"),
+    ({"ab": {"mode": "test_then_winner"}, "variants": [{"name": "a", "template": "t"}]},
+     "ab.mode: test_then_winner needs at least 2 variants, got 1"),
+    ({"ab": {"mode": "test_then_winner", "test_percent": 0}}, "ab.test_percent: must be a number above 0 and below"),
+    ({"ab": {"mode": "test_then_winner", "test_percent": 100}}, "ab.test_percent: must be a number above 0"),
+    ({"ab": {"mode": "test_then_winner", "evaluation_seconds": 59}},
+     "ab.evaluation_seconds: must be a whole number from 60 to 31536000, got 59"),
+    ({"ab": {"mode": "test_then_winner", "evaluation_seconds": 90.5}}, "ab.evaluation_seconds: must be a whole"),
+    ({"ab": {"mode": "test_then_winner", "metric": "conversion"}},
+     "ab.metric: must be one of 'open', 'click', got 'conversion'"),
+    ({"ab": {"mode": "test_then_winner", "min_sample_per_variant": 0}},
+     "ab.min_sample_per_variant: must be a whole number of at least 1, got 0"),
+    ({"ab": {"mode": "test_then_winner", "confidence": 0.4}}, "ab.confidence: must be a number from 0.5 to 0.999"),
+    ({"ab": {"mode": "test_then_winner", "confidence": 1}}, "ab.confidence: must be a number from 0.5 to 0.999"),
+    ({"ab": {"mode": "test_then_winner", "no_winner": "random"}},
+     "ab.no_winner: must be one of 'send_control', 'split', 'stop', got 'random'"),
+    # thresholds
+    ({"thresholds": {"bounce": {"warn": 0.05, "halt": 0.04}}}, "thresholds.bounce: warn (0.05) must be below halt"),
+    ({"thresholds": {"complaint": {"halt": 0.0004}}},
+     "thresholds.complaint: warn (0.0005) must be below halt (0.0004)"),
+    ({"thresholds": {"bounce": {"halt": 4}}}, "thresholds.bounce.halt: must be a fraction above 0 and below 1"),
+    ({"thresholds": {"complaint": {"warn": 0}}}, "thresholds.complaint.warn: must be a fraction above 0"),
+    ({"thresholds": {"min_sends": 0}}, "thresholds.min_sends: must be a whole number of at least 1, got 0"),
+    ({"thresholds": {"confidence": 0.9999}}, "thresholds.confidence: must be a number from 0.5 to 0.999"),
+    ({"thresholds": []}, "thresholds: must be an object, got []"),
+    # rate share
+    ({"rate_share": 0}, "rate_share: must be a fraction above 0 and at most 1, got 0"),
+    ({"rate_share": 1.5}, "rate_share: must be a fraction above 0 and at most 1, got 1.5"),
+    # transactional mail is owed to everyone, now
+    ({"stream": "transactional"}, "holdout_percent: must be 0 for a transactional campaign"),
+    ({"stream": "transactional", "holdout_percent": 0, "ab": {"mode": "test_then_winner"}},
+     "ab.mode: test_then_winner holds the remainder back"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BAD)])
+def test_bad_issue_5_field_is_refused_with_its_path(change, message):
+    problems = refused({**VALID, **change}).split("; ")
+    assert any(p.startswith(message) for p in problems), problems
+
+
+def test_a_definition_too_big_for_the_workflow_is_refused():
+    body = "x" * MAX_DEFINITION_BYTES
+    text = refused({**VALID, "variants": [{"name": "a", "subject": "s", "html": body}]})
+    assert text.startswith("campaign: ") and "put large bodies in an SES template" in text
+
+
+def test_problems_in_new_and_old_fields_are_reported_together():
+    text = refused({**VALID, "sender": "x", "rate_share": 2, "thresold": 1, "ab": {"mode": "nope"}})
+    assert ";" not in text.replace("; ", "")  # "; " only between problems
+    assert [p.split(":")[0] for p in text.split("; ")] == ["thresold", "sender", "ab.mode", "rate_share"]
+
+
+def test_ses_content_for_a_template_and_for_inline_content():
+    campaign = parse_campaign({**VALID, "variants": [{"name": "a", "template": "t-a"},
+                                                     {"name": "b", "subject": "S", "text": "T"}]})
+    a, b = campaign.variants
+    assert not a.inline and b.inline
+    assert a.ses_content() == {"Template": {"TemplateName": "t-a", "TemplateData": "{}"}}
+    assert b.ses_content() == {"Template": {"TemplateContent": {"Subject": "S", "Text": "T"}, "TemplateData": "{}"}}
+
+
+FILTERED = {**VALID, "audience": {"list_id": "newsletter",
+                                  "filters": {"attributes": {"region": ["eu", "uk"], "tier": 2, "vip": True}}}}
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"region": "eu", "tier": Decimal("2"), "vip": True}, True),  # DynamoDB numbers are Decimal
+        ({"region": "uk", "tier": 2, "vip": True}, True),
+        ({"region": {"fr", "eu"}, "tier": 2, "vip": True}, True),  # a string set matches when any element does
+        ({"region": "fr", "tier": 2, "vip": True}, False),
+        ({"tier": 2, "vip": True}, False),  # missing attribute
+        ({"region": "eu", "tier": "2", "vip": True}, False),  # "2" is not 2
+        ({"region": "eu", "tier": 2, "vip": 1}, False),  # 1 is not True
+        ({"region": "EU", "tier": 2, "vip": True}, False),  # exact, case and all
+    ],
+)
+def test_audience_filters_match_item_attributes(item, expected):
+    assert matches_filters(parse_campaign(FILTERED), {"address": "a@x.io", **item}) is expected
+
+
+def test_no_filters_match_everyone():
+    assert matches_filters(parse_campaign(VALID), {"address": "a@x.io"})
+
+
+def test_cohort_is_stable_and_sized_by_test_percent():
+    campaign = parse_campaign({**TEST_THEN_WINNER, "ab": {"mode": "test_then_winner", "test_percent": 30}})
+    cohorts = [cohort(campaign, f"user{i}@example.com") for i in range(20_000)]
+    assert cohorts == [cohort(campaign, f"user{i}@example.com") for i in range(20_000)]
+    assert set(cohorts) == {TEST, REMAINDER}
+    assert abs(cohorts.count(TEST) / 20_000 - 0.30) < 0.015
+
+
+def test_cohort_is_independent_of_the_variant():
+    campaign = parse_campaign(TEST_THEN_WINNER)  # a 60 / b 40, 10% holdout, test 20%
+    pairs = [(assign_variant(campaign, f"u{i}@x.io"), cohort(campaign, f"u{i}@x.io")) for i in range(40_000)]
+    counts = Counter(pairs)
+    for variant in ("a", "b"):
+        in_test = counts[(variant, TEST)] / (counts[(variant, TEST)] + counts[(variant, REMAINDER)])
+        assert abs(in_test - 0.20) < 0.015, variant  # each variant's share in the test cohort is the test percent
+    test_a = counts[("a", TEST)] / (counts[("a", TEST)] + counts[("b", TEST)])
+    assert abs(test_a - 0.60) < 0.02  # and the test cohort is split by the weights
+
+
+def test_split_mode_has_no_remainder():
+    campaign = parse_campaign(VALID)
+    assert {cohort(campaign, f"u{i}@x.io") for i in range(1_000)} == {TEST}
+
+
+EXAMPLES = sorted((ROOT / "events" / "campaign").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_each_example_campaign_parses_and_round_trips(path):
+    campaign = parse_campaign(json.loads(path.read_text()))
+    assert parse_campaign(json.loads(json.dumps(campaign.to_dict()))) == campaign
+
+
+def test_examples_show_each_mode_and_stream():
+    campaigns = [parse_campaign(json.loads(p.read_text())) for p in EXAMPLES]
+    assert {c.ab.mode for c in campaigns} == {"split", "test_then_winner"}
+    assert {c.stream for c in campaigns} == {"marketing", "transactional"}
+    assert any(v.inline for c in campaigns for v in c.variants)
+
+
+SCHEMA_DOC = ROOT / "docs" / "campaign-schema.md"
+
+
+def test_each_json_example_in_the_schema_doc_parses():
+    blocks = re.findall(r"```json\n(.*?)```", SCHEMA_DOC.read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        parse_campaign(json.loads(block))
+
+
+def test_the_schema_doc_names_every_field():
+    def paths(value, prefix=""):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield f"{prefix}{key}"
+                yield from paths(inner, f"{prefix}{key}.")
+
+    document = parse_campaign({**json.loads((ROOT / "events/campaign/newsletter_test_then_winner.json").read_text())})
+    text = SCHEMA_DOC.read_text()
+    names = [p for p in paths(document.to_dict()) if not p.startswith("audience.filters.attributes.")]
+    names += ["variants[].name", "variants[].weight", "variants[].template", "variants[].subject",
+              "variants[].html", "variants[].text"]
+    missing = [p for p in names if f"`{p}`" not in text]
+    assert not missing, f"docs/campaign-schema.md does not document {missing}"

@@ -1,10 +1,20 @@
-"""Campaign definitions and variant assignment: pure functions, no AWS, no environment."""
+"""Campaign definitions, variant assignment and test-then-winner cohorts: pure functions, no AWS, no environment.
+
+The schema is docs/campaign-schema.md. parse_campaign validates a definition at the boundary and reports every
+problem at once as "path: what is wrong"; Campaign.to_dict() is the normalised definition with every default
+explicit, and parse_campaign(c.to_dict()) == c, so it can travel through the state machine and be parsed again
+by each handler.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import json
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from app.errors import CampaignDefinitionError
@@ -12,14 +22,116 @@ from app.errors import CampaignDefinitionError
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # SES's own rule for configuration set names
+_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
+
 HOLDOUT = "holdout"
+MARKETING, TRANSACTIONAL = "marketing", "transactional"
+STREAMS = (MARKETING, TRANSACTIONAL)
+SPLIT, TEST_THEN_WINNER = "split", "test_then_winner"
+AB_MODES = (SPLIT, TEST_THEN_WINNER)
+METRICS = ("open", "click")
+SEND_CONTROL, STOP = "send_control", "stop"
+NO_WINNER_POLICIES = (SEND_CONTROL, SPLIT, STOP)
+TEST, REMAINDER = "test", "remainder"
+
+# The definition rides in every batch's input (Step Functions: 256 KiB) and in the claim item (DynamoDB: 400 KB);
+# bodies bigger than this belong in an SES template.
+MAX_DEFINITION_BYTES = 100_000
+# The recipient item's own fields: eligibility is sesflow's decision, never a campaign filter's.
+RESERVED_FILTER_ATTRIBUTES = frozenset({"address", "list_id", "status"})
+MAX_EVALUATION_SECONDS = 365 * 86_400  # a Standard execution lives at most a year
+_TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
+              "ab", "thresholds", "rate_share", "start_at")
+_IGNORED = ("$comment",)  # free text, for people; dropped by to_dict
 
 
 @dataclass(frozen=True)
 class Variant:
+    """Either an SES template (template) or inline content (subject with html and/or text), never both."""
+
     name: str
     weight: float
-    template: str
+    template: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.template is None
+
+    def ses_content(self) -> dict[str, Any]:
+        """SES v2 BulkEmailContent / EmailContent for this variant (TemplateData is filled per send)."""
+        if self.template is not None:
+            return {"Template": {"TemplateName": self.template, "TemplateData": "{}"}}
+        parts = {"Subject": self.subject, "Html": self.html, "Text": self.text}
+        return {"Template": {"TemplateContent": {k: v for k, v in parts.items() if v is not None},
+                             "TemplateData": "{}"}}
+
+    def to_dict(self) -> dict[str, Any]:
+        content = {"template": self.template, "subject": self.subject, "html": self.html, "text": self.text}
+        return {"name": self.name, "weight": self.weight, **{k: v for k, v in content.items() if v is not None}}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A list, narrowed by attribute filters: attribute name -> the values any one of which matches."""
+
+    list_id: str
+    attributes: tuple[tuple[str, tuple[str | int | float | bool, ...]], ...] = ()
+
+    def matches(self, item: dict[str, Any]) -> bool:
+        """Whether a recipient item passes every filter (see matches_filters)."""
+        return all(_attribute_matches(item.get(name), allowed) for name, allowed in self.attributes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"list_id": self.list_id, "filters": {"attributes": {k: list(v) for k, v in self.attributes}}}
+
+
+@dataclass(frozen=True)
+class AbTest:
+    """How variants are chosen: split (every recipient gets its weighted variant now) or test_then_winner."""
+
+    mode: str = SPLIT
+    test_percent: float = 20.0  # of the audience not held out
+    evaluation_seconds: int = 14_400
+    metric: str = "click"
+    min_sample_per_variant: int = 500
+    confidence: float = 0.95
+    no_winner: str = SEND_CONTROL
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.mode == SPLIT:
+            return {"mode": SPLIT}
+        return {"mode": self.mode, "test_percent": self.test_percent, "evaluation_seconds": self.evaluation_seconds,
+                "metric": self.metric, "min_sample_per_variant": self.min_sample_per_variant,
+                "confidence": self.confidence, "no_winner": self.no_winner}
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A rate's warn and halt levels, as fractions: warn < halt."""
+
+    warn: float
+    halt: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"warn": self.warn, "halt": self.halt}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The breaker's levels. Defaults halt well before AWS reviews an account (5% bounces, 0.1% complaints)."""
+
+    bounce: Levels = Levels(0.02, 0.04)
+    complaint: Levels = Levels(0.0005, 0.0008)
+    min_sends: int = 500  # no halt before this many sends
+    confidence: float = 0.95  # of the one-sided lower bound that must clear the halt level
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bounce": self.bounce.to_dict(), "complaint": self.complaint.to_dict(),
+                "min_sends": self.min_sends, "confidence": self.confidence}
 
 
 @dataclass(frozen=True)
@@ -31,88 +143,332 @@ class Campaign:
     variants: tuple[Variant, ...]
     holdout_percent: float
     start_at: str | None
+    configuration_set: str | None = None  # None: the stack's
+    stream: str = MARKETING
+    audience: Audience = None  # type: ignore[assignment]  # None: the whole list (set in __post_init__)
+    ab: AbTest = AbTest()
+    thresholds: Thresholds = Thresholds()
+    rate_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        # list_id stays a field (handlers read it); audience.list_id must be the same list.
+        if self.audience is None:
+            object.__setattr__(self, "audience", Audience(self.list_id))
+        elif self.audience.list_id != self.list_id:
+            raise ValueError(f"audience.list_id: {self.audience.list_id!r} differs from list_id {self.list_id!r}")
+
+    @property
+    def control(self) -> Variant:
+        """The first variant: what the no-winner policy send_control sends."""
+        return self.variants[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "sender": self.sender,
-            "audience": {"list_id": self.list_id},
-            "variants": [{"name": v.name, "weight": v.weight, "template": v.template} for v in self.variants],
+            "configuration_set": self.configuration_set,
+            "stream": self.stream,
+            "audience": self.audience.to_dict(),
+            "variants": [v.to_dict() for v in self.variants],
             "holdout_percent": self.holdout_percent,
+            "ab": self.ab.to_dict(),
+            "thresholds": self.thresholds.to_dict(),
+            "rate_share": self.rate_share,
             "start_at": self.start_at,
         }
 
 
-def parse_campaign(raw: Any) -> Campaign:
-    """Validate a definition; raise CampaignDefinitionError listing every bad field by its path."""
-    problems: list[str] = []
-    if not isinstance(raw, dict):
-        raise CampaignDefinitionError("campaign: must be a JSON object")
+class _Check:
+    """Collects "path: what is wrong" problems while reading a definition, so all are reported at once."""
 
-    def text(path: str, value: Any, pattern: re.Pattern[str] | None = None) -> str:
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"{path}: required, a non-empty string")
-            return ""
-        if pattern and not pattern.match(value):
-            problems.append(f"{path}: {value!r} is not valid")
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def obj(self, path: str, value: Any, known: tuple[str, ...], required: bool = False) -> dict[str, Any]:
+        """An object with only known keys (a typo must not pass silently); {} when absent or wrong."""
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, "required, an object" if value is None else f"must be an object, got {_show(value)}")
+            return {}
+        prefix = f"{path}." if path != "campaign" else ""
+        for key in value:
+            if key in known or (path == "campaign" and key in _IGNORED):
+                continue
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}"
+            self.fail(f"{prefix}{key}", f"unknown field ({hint})")
         return value
 
-    campaign_id = text("id", raw.get("id"), _ID)
-    sender = text("sender", raw.get("sender"), _EMAIL)
-    audience = raw.get("audience")
-    list_id = text("audience.list_id", audience.get("list_id") if isinstance(audience, dict) else None)
+    def text(self, path: str, value: Any, pattern: re.Pattern[str] | None = None, required: bool = True,
+             max_length: int = 10_000_000) -> str | None:
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, "required, a non-empty string" if required else f"must be a non-empty string, "
+                            f"got {_show(value)}")
+            return None
+        if pattern and not pattern.match(value):
+            self.fail(path, f"{value!r} is not valid")
+        elif len(value) > max_length:
+            self.fail(path, f"at most {max_length} characters, got {len(value)}")
+        return value
 
-    variants: list[Variant] = []
-    raw_variants = raw.get("variants")
-    if not isinstance(raw_variants, list) or not raw_variants:
-        problems.append("variants: required, a non-empty list")
-        raw_variants = []
-    for i, item in enumerate(raw_variants):
-        path = f"variants[{i}]"
-        if not isinstance(item, dict):
-            problems.append(f"{path}: must be an object")
-            continue
-        name = text(f"{path}.name", item.get("name"), _ID)
-        if name == HOLDOUT:
-            problems.append(f"{path}.name: {HOLDOUT!r} is reserved for the holdout group")
-        weight = item.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-            problems.append(f"{path}.weight: must be a number above 0, got {weight!r}")
-            weight = 0
-        template = text(f"{path}.template", item.get("template"))
-        variants.append(Variant(name, float(weight), template))
-    names = [v.name for v in variants]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"variants: name {name!r} is used more than once")
+    def number(self, path: str, value: Any, default: float, ok: Any, rule: str) -> float:
+        if value is None:
+            return default
+        if not _finite(value) or not ok(value):
+            self.fail(path, f"must be {rule}, got {_show(value)}")
+            return default
+        return float(value)
 
-    holdout = raw.get("holdout_percent", 0)
-    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 100:
-        problems.append(f"holdout_percent: must be a number from 0 to below 100, got {holdout!r}")
-        holdout = 0
+    def whole(self, path: str, value: Any, default: int, least: int, most: int | None = None) -> int:
+        """A whole number (500.0 passes: JSON tools may write integers that way)."""
+        if value is None:
+            return default
+        ok = _finite(value) and value == int(value) and least <= value and (most is None or value <= most)
+        if not ok:
+            span = f"from {least} to {most}" if most is not None else f"of at least {least}"
+            self.fail(path, f"must be a whole number {span}, got {_show(value)}")
+            return default
+        return int(value)
+
+    def choice(self, path: str, value: Any, default: str, options: tuple[str, ...]) -> str:
+        if value is None:
+            return default
+        if value not in options:
+            self.fail(path, f"must be one of {', '.join(repr(o) for o in options)}, got {_show(value)}")
+            return default
+        return value
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float | Decimal) and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_campaign(raw: Any) -> Campaign:
+    """Validate a definition; raise CampaignDefinitionError listing every bad field by its path."""
+    if not isinstance(raw, dict):
+        raise CampaignDefinitionError("campaign: must be a JSON object")
+    check = _Check()
+    check.obj("campaign", raw, _TOP_LEVEL)
+
+    campaign_id = check.text("id", raw.get("id"), _ID) or ""
+    name = check.text("name", raw.get("name"), required=False, max_length=256) or campaign_id
+    sender = check.text("sender", raw.get("sender"), _EMAIL) or ""
+    configuration_set = check.text("configuration_set", raw.get("configuration_set"), _CONFIGURATION_SET,
+                                   required=False)
+    stream = check.choice("stream", raw.get("stream"), MARKETING, STREAMS)
+    audience = _audience(check, raw.get("audience"))
+    variants = _variants(check, raw.get("variants"))
+    holdout = check.number("holdout_percent", raw.get("holdout_percent"), 0.0, lambda v: 0 <= v < 100,
+                           "a number from 0 to below 100")
+    ab = _ab(check, raw.get("ab"), len(variants))
+    thresholds = _thresholds(check, raw.get("thresholds"))
+    rate_share = check.number("rate_share", raw.get("rate_share"), 1.0, lambda v: 0 < v <= 1,
+                              "a fraction above 0 and at most 1")
 
     start_at = raw.get("start_at")
     if start_at is not None and not (isinstance(start_at, str) and _RFC3339_UTC.match(start_at)):
         # Exactly what a Wait state's Timestamp takes; refused here, before the campaign is claimed.
-        problems.append(f"start_at: {start_at!r} is not a UTC time like 2026-12-01T09:00:00Z")
+        check.fail("start_at", f"{start_at!r} is not a UTC time like 2026-12-01T09:00:00Z")
 
-    if problems:
-        raise CampaignDefinitionError("; ".join(problems))
-    return Campaign(
-        id=campaign_id,
-        name=str(raw.get("name") or campaign_id),
-        sender=sender,
-        list_id=list_id,
-        variants=tuple(variants),
-        holdout_percent=float(holdout),
-        start_at=start_at,
+    if stream == TRANSACTIONAL:
+        # Transactional mail (receipts, resets) is owed to every recipient, and owed now.
+        if holdout:
+            check.fail("holdout_percent", f"must be 0 for a transactional campaign (everyone is owed it), got "
+                                          f"{_show(raw.get('holdout_percent'))}")
+        if ab.mode == TEST_THEN_WINNER:
+            check.fail("ab.mode", "test_then_winner holds the remainder back for the evaluation window, and "
+                                  "a transactional campaign cannot wait (use split)")
+
+    if check.problems:
+        raise CampaignDefinitionError("; ".join(check.problems))
+    campaign = Campaign(
+        id=campaign_id, name=name, sender=sender, list_id=audience.list_id, variants=variants,
+        holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
+        audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share,
     )
+    size = len(json.dumps(campaign.to_dict()).encode())
+    if size > MAX_DEFINITION_BYTES:
+        raise CampaignDefinitionError(f"campaign: {size} bytes as JSON, at most {MAX_DEFINITION_BYTES}: it travels "
+                                      "in every batch's input, so put large bodies in an SES template")
+    return campaign
+
+
+def _audience(check: _Check, raw: Any) -> Audience:
+    audience = check.obj("audience", raw, ("list_id", "filters"), required=True)
+    list_id = check.text("audience.list_id", audience.get("list_id")) or ""
+    filters = check.obj("audience.filters", audience.get("filters"), ("attributes",))
+    raw_attributes = filters.get("attributes")
+    if raw_attributes is None:
+        return Audience(list_id)
+    if not isinstance(raw_attributes, dict):
+        check.fail("audience.filters.attributes", f"must be an object of attribute: value or [values], got "
+                                                  f"{_show(raw_attributes)}")
+        return Audience(list_id)
+    attributes = []
+    for key, value in raw_attributes.items():
+        path = f"audience.filters.attributes.{key}"
+        if not _ATTRIBUTE.match(str(key)):
+            check.fail(path, "not a valid attribute name")
+            continue
+        if key in RESERVED_FILTER_ATTRIBUTES:
+            check.fail(path, "sesflow's own field (sesflow decides eligibility and the list): "
+                             "filter on your own attributes")
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(_filter_value(v) for v in values):
+            check.fail(path, f"must be a string, number or boolean, or a non-empty list of them, got {_show(value)}")
+            continue
+        attributes.append((str(key), tuple(values)))
+    return Audience(list_id, tuple(attributes))
+
+
+def _filter_value(value: Any) -> bool:
+    return isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _variants(check: _Check, raw: Any) -> tuple[Variant, ...]:
+    if not isinstance(raw, list) or not raw:
+        check.fail("variants", "required, a non-empty list")
+        return ()
+    variants: list[Variant] = []
+    for i, item in enumerate(raw):
+        path = f"variants[{i}]"
+        if not isinstance(item, dict):
+            check.fail(path, "must be an object")
+            continue
+        check.obj(path, item, ("name", "weight", "template", "subject", "html", "text"))
+        name = check.text(f"{path}.name", item.get("name"), _ID) or ""
+        if name == HOLDOUT:
+            check.fail(f"{path}.name", f"{HOLDOUT!r} is reserved for the holdout group")
+        weight = check.number(f"{path}.weight", item.get("weight"), 1.0, lambda v: v > 0, "a number above 0")
+        template, subject, html, text = _content(check, path, item)
+        variants.append(Variant(name, weight, template, subject, html, text))
+    names = [v.name for v in variants]
+    for name in sorted({n for n in names if n and names.count(n) > 1}):
+        check.fail("variants", f"name {name!r} is used more than once")
+    return tuple(variants)
+
+
+def _content(check: _Check, path: str, item: dict[str, Any]) -> tuple[str | None, ...]:
+    """Exactly one form: an SES template name, or inline subject with html and/or text."""
+    inline = [k for k in ("subject", "html", "text") if k in item]
+    if "template" in item and inline:
+        check.fail(path, f"give either template or inline subject/html/text, not both (has template and "
+                         f"{', '.join(inline)})")
+        return None, None, None, None
+    if not inline:
+        if "template" not in item:
+            check.fail(f"{path}.template", "required: an SES template name, or inline subject with html and/or text")
+            return None, None, None, None
+        return check.text(f"{path}.template", item.get("template")), None, None, None
+    subject = item.get("subject")
+    if subject is None:
+        check.fail(f"{path}.subject", "required for an inline variant, a non-empty string")
+    else:
+        subject = check.text(f"{path}.subject", subject, max_length=998)  # RFC 5322's line limit
+    html = check.text(f"{path}.html", item.get("html"), required=False)
+    text = check.text(f"{path}.text", item.get("text"), required=False)
+    if "html" not in item and "text" not in item:
+        check.fail(path, "an inline variant needs html, text or both")
+    return None, subject, html, text
+
+
+def _ab(check: _Check, raw: Any, variant_count: int) -> AbTest:
+    ab = check.obj("ab", raw, tuple(AbTest.__dataclass_fields__))
+    mode = check.choice("ab.mode", ab.get("mode"), SPLIT, AB_MODES)
+    if mode == SPLIT:
+        for key in sorted(set(ab) - {"mode"}):
+            if key in AbTest.__dataclass_fields__:
+                check.fail(f"ab.{key}", "only for mode 'test_then_winner'")
+        return AbTest()
+    if variant_count < 2:
+        check.fail("ab.mode", f"test_then_winner needs at least 2 variants, got {variant_count}")
+    defaults = AbTest()
+    return AbTest(
+        mode=mode,
+        test_percent=check.number("ab.test_percent", ab.get("test_percent"), defaults.test_percent,
+                                  lambda v: 0 < v < 100, "a number above 0 and below 100"),
+        evaluation_seconds=check.whole("ab.evaluation_seconds", ab.get("evaluation_seconds"),
+                                       defaults.evaluation_seconds, 60, MAX_EVALUATION_SECONDS),
+        metric=check.choice("ab.metric", ab.get("metric"), defaults.metric, METRICS),
+        min_sample_per_variant=check.whole("ab.min_sample_per_variant", ab.get("min_sample_per_variant"),
+                                           defaults.min_sample_per_variant, 1),
+        confidence=_confidence(check, "ab.confidence", ab.get("confidence"), defaults.confidence),
+        no_winner=check.choice("ab.no_winner", ab.get("no_winner"), defaults.no_winner, NO_WINNER_POLICIES),
+    )
+
+
+def _confidence(check: _Check, path: str, value: Any, default: float) -> float:
+    return check.number(path, value, default, lambda v: 0.5 <= v <= 0.999, "a number from 0.5 to 0.999")
+
+
+def _thresholds(check: _Check, raw: Any) -> Thresholds:
+    thresholds = check.obj("thresholds", raw, ("bounce", "complaint", "min_sends", "confidence"))
+    defaults = Thresholds()
+    return Thresholds(
+        bounce=_levels(check, "thresholds.bounce", thresholds.get("bounce"), defaults.bounce),
+        complaint=_levels(check, "thresholds.complaint", thresholds.get("complaint"), defaults.complaint),
+        min_sends=check.whole("thresholds.min_sends", thresholds.get("min_sends"), defaults.min_sends, 1),
+        confidence=_confidence(check, "thresholds.confidence", thresholds.get("confidence"), defaults.confidence),
+    )
+
+
+def _levels(check: _Check, path: str, raw: Any, default: Levels) -> Levels:
+    levels = check.obj(path, raw, ("warn", "halt"))
+    rule = "a fraction above 0 and below 1 (0.02 is 2%)"
+    warn = check.number(f"{path}.warn", levels.get("warn"), default.warn, lambda v: 0 < v < 1, rule)
+    halt = check.number(f"{path}.halt", levels.get("halt"), default.halt, lambda v: 0 < v < 1, rule)
+    if warn >= halt:
+        check.fail(path, f"warn ({warn:g}) must be below halt ({halt:g})")
+    return Levels(warn, halt)
+
+
+def _attribute_matches(value: Any, allowed: tuple[Any, ...]) -> bool:
+    """A missing attribute never matches; a set or list attribute matches when any element does."""
+    if value is None:
+        return False
+    candidates = value if isinstance(value, set | frozenset | list | tuple) else (value,)
+    return any(_same(c, a) for c in candidates for a in allowed)
+
+
+def _same(value: Any, allowed: Any) -> bool:
+    # DynamoDB gives numbers as Decimal: compare numbers as numbers, and never True with 1.
+    if isinstance(allowed, bool) or isinstance(value, bool):
+        return isinstance(allowed, bool) and isinstance(value, bool) and value == allowed
+    if isinstance(allowed, int | float | Decimal) and isinstance(value, int | float | Decimal):
+        return Decimal(str(value)) == Decimal(str(allowed))
+    return type(value) is type(allowed) and value == allowed
+
+
+def matches_filters(campaign: Campaign, item: dict[str, Any]) -> bool:
+    """Whether a recipient item (its top-level attributes, as DynamoDB returns them) passes audience.filters.
+
+    Every filtered attribute must match (AND); an attribute matches when it equals any of the listed values (OR).
+    """
+    return campaign.audience.matches(item)
+
+
+def _point(salt: str, campaign: Campaign, address: str) -> float:
+    """Uniform in [0, 100), fixed by the salt, the campaign and the address."""
+    digest = hashlib.sha256(f"{salt}{campaign.id}\x00{address}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
 def assign_variant(campaign: Campaign, address: str) -> str:
     """The same campaign and address always get the same variant (or HOLDOUT), in proportion to weights."""
-    digest = hashlib.sha256(f"{campaign.id}\x00{address}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64 * 100  # uniform in [0, 100)
+    point = _point("", campaign, address)  # no salt: the assignment issue 2 made, kept stable
     if point < campaign.holdout_percent:
         return HOLDOUT
     point = (point - campaign.holdout_percent) / (100 - campaign.holdout_percent)  # back to [0, 1)
@@ -123,6 +479,18 @@ def assign_variant(campaign: Campaign, address: str) -> str:
         if point < edge:
             return variant.name
     return campaign.variants[-1].name
+
+
+def cohort(campaign: Campaign, address: str) -> str:
+    """TEST or REMAINDER for a recipient not held out, stable, and independent of its variant.
+
+    Test-then-winner sends the TEST cohort (ab.test_percent of the recipients not held out) its assigned variant
+    now; the REMAINDER waits for the winner. With mode split there is no remainder: everyone is TEST.
+    """
+    if campaign.ab.mode == SPLIT:
+        return TEST
+    # A salt of its own, so the cohort draw and the variant draw are independent.
+    return TEST if _point("cohort\x00", campaign, address) < campaign.ab.test_percent else REMAINDER
 
 
 def batches(items: list[Any], size: int) -> list[list[Any]]:
