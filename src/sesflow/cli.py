@@ -1,6 +1,7 @@
 """sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
-`sesflow local up` brings the stack up and shows it; `sesflow events parse` shows what the feedback
-parser makes of SES feedback files."""
+`sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands);
+`sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow events
+parse` shows what the feedback parser makes of SES feedback files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from sesflow import recipient_cli
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -24,6 +26,19 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 
 def local_up(args: argparse.Namespace) -> int:
+    from sesflow.engine.server import DEFAULT_PORT, EngineServer, ServerError, refuse_if_running
+    from sesflow.target import DEFAULT_STATE_FILE
+
+    if (args.port is not None or args.state_file) and not args.serve:
+        print("sesflow: --port and --state-file go with --serve", file=sys.stderr)
+        return 2
+    state_file = Path(args.state_file) if args.state_file else DEFAULT_STATE_FILE
+    if args.serve:
+        try:
+            refuse_if_running(state_file)  # before spending seconds on deployment
+        except ServerError as error:
+            print(f"sesflow: {error}", file=sys.stderr)
+            return 2
     parameters = _parameters(args.parameter_overrides)
     stack = LocalStack(
         template_path=Path(args.template),
@@ -35,7 +50,15 @@ def local_up(args: argparse.Namespace) -> int:
     except (TemplateError, OSError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
         return 2
+    server = None
     try:
+        if args.serve:
+            try:
+                port = DEFAULT_PORT if args.port is None else args.port
+                server = EngineServer(stack, port=port, state_file=state_file).start()
+            except ServerError as error:
+                print(f"sesflow: {error}", file=sys.stderr)
+                return 2
         if args.json:
             print(json.dumps({
                 "template": str(args.template),
@@ -48,28 +71,39 @@ def local_up(args: argparse.Namespace) -> int:
                 ],
                 "queue_triggers": [t.__dict__ for t in stack.triggers],
                 "outputs": stack.outputs,
-            }, indent=2))
-            return 0
-        created = [d for d in stack.deployed if not d.skipped]
-        skipped = [d for d in stack.deployed if d.skipped]
-        print(f"Local stack {stack.stack_name} up from {args.template} in {stack.up_seconds:.2f} s "
-              f"(moto, in-process; no AWS account, no Docker)\n")
-        print(f"Created {len(created)} resources:")
-        width = max(len(d.logical_id) for d in stack.deployed)
-        for d in created:
-            print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.physical_id}")
-        for t in stack.triggers:
-            print(f"  {'(trigger)':<{width}}  {'SQS -> Lambda':<32}  {t.queue_arn.rsplit(':', 1)[-1]} -> {t.function}"
-                  f" (batch {t.batch_size}{', partial failures' if t.report_item_failures else ''})")
-        if skipped:
-            print(f"\nSkipped {len(skipped)} (nothing locally observable):")
-            for d in skipped:
-                print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.skipped}")
-        print("\nOutputs:")
-        for key, value in stack.outputs.items():
-            print(f"  {key} = {value}")
+                **({"endpoint_url": server.endpoint_url, "state_file": str(state_file)} if server else {}),
+            }, indent=2), flush=True)
+        else:
+            created = [d for d in stack.deployed if not d.skipped]
+            skipped = [d for d in stack.deployed if d.skipped]
+            print(f"Local stack {stack.stack_name} up from {args.template} in {stack.up_seconds:.2f} s "
+                  f"(moto, in-process; no AWS account, no Docker)\n")
+            print(f"Created {len(created)} resources:")
+            width = max(len(d.logical_id) for d in stack.deployed)
+            for d in created:
+                print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.physical_id}")
+            for t in stack.triggers:
+                print(f"  {'(trigger)':<{width}}  {'SQS -> Lambda':<32}  {t.queue_arn.rsplit(':', 1)[-1]} -> "
+                      f"{t.function} (batch {t.batch_size}{', partial failures' if t.report_item_failures else ''})")
+            if skipped:
+                print(f"\nSkipped {len(skipped)} (nothing locally observable):")
+                for d in skipped:
+                    print(f"  {d.logical_id:<{width}}  {d.type:<32}  {d.skipped}")
+            print("\nOutputs:")
+            for key, value in stack.outputs.items():
+                print(f"  {key} = {value}")
+            if server:
+                print(f"\nServing on {server.endpoint_url} (loopback only) until Ctrl-C; state file {state_file}\n"
+                      f"  sesflow commands run in this folder or below find it there; any other AWS tool or SDK: "
+                      f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}", flush=True)
+        if server:
+            server.serve_until_signalled()
+            if not args.json:
+                print("\nStopped; the local stack and everything in it are gone.")
         return 0
     finally:
+        if server:
+            server.stop()
         stack.down()
 
 
@@ -128,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
                     help="template parameters, as with sam deploy")
     up.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    up.add_argument("--serve", action="store_true",
+                    help="keep the stack running on 127.0.0.1 for other commands until Ctrl-C (default: print, exit)")
+    up.add_argument("--port", type=int, default=None, help="with --serve: the port (default 4599; 0 picks a free one)")
+    up.add_argument("--state-file", default=None,
+                    help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
     up.set_defaults(func=local_up)
+    recipient_cli.register(commands)
     events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")
