@@ -3,13 +3,24 @@ that its Step Functions Waits and task timeouts run on: a deadline a Lambda writ
 workflow that waits for it. On AWS (no SESFLOW_VIRTUAL_CLOCK in the environment) it is the real clock."""
 
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-virtual: Callable[[], datetime] | None = None  # set by the engine; used only inside its invocations
+# Set by the engine; used only inside its invocations.
+virtual: Callable[[], datetime] | None = None
+virtual_sleep: Callable[[float], None] | None = None
 
 
 def now() -> datetime:
     if virtual is not None and os.environ.get("SESFLOW_VIRTUAL_CLOCK"):
         return virtual()
     return datetime.now(UTC)
+
+
+def sleep(seconds: float) -> None:
+    """Wait; on the engine, move its virtual clock instead (the SES rate it simulates runs on that clock)."""
+    if virtual_sleep is not None and os.environ.get("SESFLOW_VIRTUAL_CLOCK"):
+        virtual_sleep(seconds)
+    else:
+        time.sleep(seconds)

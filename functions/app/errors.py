@@ -19,3 +19,20 @@ class SesThrottledError(SesflowError):
 
 class FeedbackParseError(SesflowError):
     """A feedback message is not a shape SES produces, or lacks what an event needs; the text says what and where."""
+
+
+class GovernorBusyError(SesflowError):
+    """The account's send rate is booked further ahead than this caller may wait; nothing was reserved. Retry after
+    `retry_after` seconds (a workflow Retry with a few seconds' interval and many attempts)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DailyQuotaExhaustedError(SesflowError):
+    """The account's 24-hour SES quota (less any transactional reserve) is used up; nothing was reserved."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,18 +1,18 @@
 """Applies one Lambda batch of parsed feedback to DynamoDB and the lifecycle workflow (the I/O side).
 
-Per batch: events without tags find their campaign through SendsTable's MessageIdIndex; the recipients the
-events concern are read once; each recipient's events are folded through the lifecycle policy in time order
-(app.domain.lifecycle.decide); then transactions write, all or nothing, per recipient: the audit record of
-each bounce, complaint and reject (also the event's idempotency marker: a conditional put keyed by the event),
-the recipient's new state (conditional on the version read) and the campaign counters. A replayed event finds
-its marker and changes nothing; a recipient changed meanwhile is read again and decided again.
-After the write, episodes start (a soft bounce quarantines) or end (the recipient moved on).
+Per batch: the recipients the events concern are read once; each recipient's events are folded through the
+lifecycle policy in time order (app.domain.lifecycle.decide); then transactions write, all or nothing, per
+recipient: the audit record of each bounce, complaint and reject (also the event's idempotency marker: a
+conditional put keyed by the event), the recipient's new state (conditional on the version read) and the
+campaign counters. A replayed event finds its marker and changes nothing; a recipient changed meanwhile is read
+again and decided again. After the write, episodes start (a soft bounce quarantines) or end (the recipient moved
+on), the campaigns' other counters are added, send batches with unknown outcomes are reconciled, and the breaker
+of each campaign that got a bounce or a complaint is evaluated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import random
 import time
 from collections import Counter, defaultdict
@@ -21,13 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app import clock, recipients
+from app import campaign_breaker, campaign_control, clock, recipients, sends
 from app.clients import client
 from app.domain import lifecycle
 from app.domain.feedback import FeedbackEvent
 from app.domain.feedback_apply import EXACT_KINDS, tally
 from app.domain.lifecycle import Decision, Policy
-from app.observability import logger
+from app.observability import logger, redact
 from app.recipients import Stored
 from app.settings import Settings
 
@@ -37,30 +37,6 @@ _TRANSACTION_LIMIT = 100
 _EVENTS_PER_RECIPIENT = 40  # per transaction; a recipient's further events wait for the next pass
 _CONFLICT_RETRIES = 4
 _MAX_PASSES = 20  # each pass writes, or learns why it could not (a duplicate, a recipient changed)
-
-
-def redact(address: str) -> str:
-    """Addresses never appear in logs: a short stable hash lets an operator correlate lines."""
-    return "rcpt-" + hashlib.sha256(address.encode()).hexdigest()[:12]
-
-
-def resolve_campaigns(events: list[FeedbackEvent], settings: Settings) -> list[FeedbackEvent]:
-    """Identity notifications carry no tags: find campaign and variant from the message id we recorded."""
-    found: dict[str, tuple[str, str | None]] = {}
-    ddb = client("dynamodb")
-    for message_id in {e.message_id for e in events if e.campaign_id is None}:
-        page = ddb.query(
-            TableName=settings.sends_table, IndexName="MessageIdIndex", Limit=1,
-            KeyConditionExpression="message_id = :m", ExpressionAttributeValues={":m": {"S": message_id}},
-        )
-        if page["Items"]:
-            item = page["Items"][0]
-            found[message_id] = (item["campaign_id"]["S"], item.get("variant", {}).get("S"))
-    return [
-        dataclasses.replace(e, campaign_id=found[e.message_id][0], variant=found[e.message_id][1])
-        if e.campaign_id is None and e.message_id in found else e
-        for e in events
-    ]
 
 
 def event_time(event: FeedbackEvent, now: datetime) -> datetime:
@@ -89,18 +65,6 @@ def event_record(event: FeedbackEvent, decision: Decision | None, now: datetime)
                                           "bounce_type": event.bounce_type, "bounce_subtype": event.bounce_subtype,
                                           "complaint_type": event.complaint_type})
     return {**item, **marker_key(event)}
-
-
-def stats_update(campaign_id: str, counts: Counter[str], settings: Settings) -> dict[str, Any]:
-    names = {f"#c{i}": name for i, name in enumerate(sorted(counts))}
-    return {
-        "TableName": settings.campaigns_table,
-        # The campaign's counters, in one small item beside it: what the breaker reads.
-        "Key": {"campaign_id": {"S": f"{campaign_id}#stats"}},
-        "UpdateExpression": "ADD " + ", ".join(f"{alias} :v{alias[2:]}" for alias in names),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {f":v{alias[2:]}": {"N": str(counts[n])} for alias, n in names.items()},
-    }
 
 
 @dataclasses.dataclass
@@ -189,7 +153,7 @@ class _Batch:
         owners = [(u, kind, event) for u in units for kind, event in u.owners]
         counts = tally(e for u in units for e in u.exact)
         for campaign_id, counter in sorted(counts.items()):
-            items.append({"Update": stats_update(campaign_id, counter, self.settings)})
+            items.append({"Update": campaign_control.counts_update(campaign_id, counter, self.settings)})
             owners.append((None, "stats", None))
         if not items:
             self.finish(units)
@@ -241,6 +205,15 @@ class _Batch:
                     episode_token=before.episode_token if unit.episode == before.episode else None)
 
 
+def reconcile(events: list[FeedbackEvent], settings: Settings) -> None:
+    """A delivery or a bounce proves its message went out: count them per send batch, for batches whose SES call
+    had an unknown outcome (app.sends; one conditional write per batch seen, a no-op for the others)."""
+    seen = Counter((e.campaign_id, e.batch) for e in events
+                   if e.kind in ("delivery", "bounce") and e.campaign_id and e.batch)
+    for (campaign_id, batch), count in sorted(seen.items()):
+        sends.confirm(campaign_id, batch.replace("-", "#", 1), count, settings)
+
+
 def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str,
                  policy: Policy | None = None) -> dict[str, int]:
     """Everything a batch changes. Safe to run again on the same events (SQS redelivery)."""
@@ -249,7 +222,7 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
     # The same event twice in one batch (SNS retries, both routes) is one event, the copy that knows its
     # campaign if any (a transaction may not touch one item twice anyway).
     unique: dict[str, FeedbackEvent] = {}
-    for event in resolve_campaigns(events, settings):
+    for event in events:
         if event.event_id not in unique or unique[event.event_id].campaign_id is None:
             unique[event.event_id] = event
     events = list(unique.values())
@@ -265,7 +238,11 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
 
     loose = tally(e for e in events if e.kind not in EXACT_KINDS)
     for campaign_id, counter in sorted(loose.items()):
-        client("dynamodb").update_item(**stats_update(campaign_id, counter, settings))  # at least once
+        campaign_control.add_counts(campaign_id, counter, settings)  # at least once
+    reconcile(events, settings)
+    # The breaker, as feedback arrives: a campaign that just got bounces or complaints is evaluated now.
+    for campaign_id in sorted({e.campaign_id for e in events if e.kind in EXACT_KINDS and e.campaign_id}):
+        campaign_breaker.check_by_id(campaign_id, settings)
 
     started: set[str] = set()
     for before, decisions, episode in batch.moved:

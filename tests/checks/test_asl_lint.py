@@ -66,9 +66,10 @@ KNOWN_FALSE_POSITIVES = [
         "a JSONata Wait may compute Timestamp with {% ... %}; statelint only accepts a literal timestamp",
     ),
     FalsePositive(
-        re.compile(r'(?P<path>.+)\.(TimeoutSeconds|HeartbeatSeconds) is "\{%.*%\}" but should be an Integer'),
+        re.compile(r'(?P<path>.+)\.(TimeoutSeconds|HeartbeatSeconds|Seconds) is "\{%.*%\}" but should be an Integer'),
         lambda definition, match: True,
-        "a JSONata Task may compute TimeoutSeconds and HeartbeatSeconds with {% ... %}; statelint wants a literal",
+        "a JSONata state may compute a Task's TimeoutSeconds and HeartbeatSeconds, and a Wait's Seconds, with "
+        "{% ... %}; statelint wants a literal",
     ),
     FalsePositive(
         re.compile(r"(?P<path>.+)\.ToleratedFailurePercentage is \d+\.\d+ but should be an Integer"),
@@ -129,7 +130,8 @@ def test_known_false_positives_are_still_reported_by_statelint() -> None:
         "QueryLanguage": "JSONata",
         "StartAt": "Wait",
         "States": {
-            "Wait": {"Type": "Wait", "Timestamp": "{% $states.input.at %}", "Next": "Park"},
+            "Wait": {"Type": "Wait", "Timestamp": "{% $states.input.at %}", "Next": "Rest"},
+            "Rest": {"Type": "Wait", "Seconds": "{% $states.input.seconds %}", "Next": "Park"},
             "Park": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                      "TimeoutSeconds": "{% $states.input.seconds %}", "Next": "Fan",
                      "Arguments": {"QueueUrl": "q", "MessageBody": "{% $states.context.Task.Token %}"}},

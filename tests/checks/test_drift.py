@@ -31,6 +31,8 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")  # the same syntax the engine
 # any more is a failure too, so the list cannot rot.
 WORKFLOW_OUTCOMES = {
     "CampaignAlreadyRunning": "ClaimCampaign's conditional put found the campaign id already claimed",
+    "CampaignNotResumable": "ResumeCampaign found the campaign neither PAUSED nor HALTED (or with no audience)",
+    "CampaignHalted": "the breaker halted the campaign: the execution ends with its numbers in the cause",
 }
 
 

@@ -62,24 +62,42 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
     "app.handlers.snapshot_audience": [
         # table(recipients_table).query(IndexName="AudienceIndex", ...)
         ("dynamodb:Query", "{RecipientsTable.Arn}/index/AudienceIndex"),
-        # client("s3").put_object(...) of campaigns/<id>/<run>/manifest.json and holdout.json
+        # account_suppressed(): client("sesv2").list_suppressed_destinations(...)
+        ("ses:ListSuppressedDestinations", "*"),
+        # client("s3").put_object(...) of campaigns/<id>/<run>/<phase>.json and holdout.json
         ("s3:PutObject", "{ManifestBucket.Arn}/campaigns/*"),
     ],
     "app.handlers.send_batch": [
-        # claim(): table(sends_table).put_item(..., ConditionExpression=...)
-        ("dynamodb:PutItem", "{SendsTable.Arn}"),
-        # the outcome of each send: table(sends_table).update_item(...)
+        # app.campaign_control.check(): batch_get_item of the control and stats items; halt()/warn(): update_item
+        # and client("sns").publish() of the alert; add_counts(): update_item of the counters
+        ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
+        ("sns:Publish", "{AlertTopic}"),
+        # app.governor.Governor: get_item and conditional update_item of its item; client("sesv2").get_account()
+        ("dynamodb:GetItem", "{CampaignsTable.Arn}"),
+        ("ses:GetAccount", "*"),
+        # app.sends: conditional update_item of the batch's claim (claim, in flight, finish)
         ("dynamodb:UpdateItem", "{SendsTable.Arn}"),
         # client("sesv2").send_bulk_email(FromEmailAddress, ConfigurationSetName, DefaultContent.Template)
         ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:identity/{SenderIdentity}"),
         ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:configuration-set/{ConfigurationSet}"),
         ("ses:SendBulkEmail", "arn:{partition}:ses:{region}:{account}:template/*"),
     ],
+    "app.handlers.pick_winner": [
+        # app.campaign_control.read(): batch_get_item of the control and stats items; the decision: update_item
+        ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
+    ],
+    "app.handlers.finalize_campaign": [
+        # app.campaign_control: change_status() update_item, read() batch_get_item
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
+        # app.sends.summary(): query of the campaign's claims
+        ("dynamodb:Query", "{SendsTable.Arn}"),
+    ],
     "app.handlers.ingest_feedback": [
         # dead_letter(): client("sqs").send_message(QueueUrl=FEEDBACK_DLQ_URL, ...)
         ("sqs:SendMessage", "{FeedbackDeadLetterQueue.Arn}"),
-        # app.ingest.resolve_campaigns(): query SendsTable's MessageIdIndex
-        ("dynamodb:Query", "{SendsTable.Arn}/index/MessageIdIndex"),
         # app.recipients.read(): batch_get_item on RecipientsTable
         ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
         # app.ingest._Batch.commit(): transact_write_items of markers and audit records (EventsTable: Put, and an
@@ -93,6 +111,24 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:GetItem", "{EventsTable.Arn}"),
         # app.recipients.start_episode(): client("stepfunctions").start_execution(...)
         ("states:StartExecution", "{RecipientLifecycleStateMachine.Arn}"),
+        # app.recipients.end_episode(): client("stepfunctions").send_task_success(taskToken=...)
+        ("states:SendTaskSuccess", "*"),
+        # app.ingest.reconcile() -> app.sends.confirm(): conditional update_item of a send batch's claim
+        ("dynamodb:UpdateItem", "{SendsTable.Arn}"),
+        # app.campaign_control.check_by_id(): get_item and batch_get_item of the campaign, halt()/warn()
+        # update_item and client("sns").publish() of the alert
+        ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:GetItem", "{CampaignsTable.Arn}"),
+        ("sns:Publish", "{AlertTopic}"),
+    ],
+    "app.handlers.unsubscribe": [
+        # app.unsubscribe.secret(): client("secretsmanager").get_secret_value(SecretId=UNSUBSCRIBE_SECRET_ARN)
+        ("secretsmanager:GetSecretValue", "{UnsubscribeSecret}"),
+        # app.recipients.apply_decision() -> read(): batch_get_item on RecipientsTable
+        ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
+        # then transact_write_items: the recipient's versioned Update, its audit record and the link's marker (Puts)
+        ("dynamodb:UpdateItem", "{RecipientsTable.Arn}"),
+        ("dynamodb:PutItem", "{EventsTable.Arn}"),
         # app.recipients.end_episode(): client("stepfunctions").send_task_success(taskToken=...)
         ("states:SendTaskSuccess", "*"),
     ],
@@ -444,12 +480,16 @@ def _calls(module: str, seen: set[str] | None = None) -> tuple[set[str], set[str
     services: set[str] = set()
     methods: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        imported = node.module if isinstance(node, ast.ImportFrom) else None
-        if (imported and imported.startswith("app.") and imported not in seen
-                and (ROOT / "functions" / (imported.replace(".", "/") + ".py")).exists()):
-            more_services, more_methods = _calls(imported, seen)
-            services |= more_services
-            methods |= more_methods
+        imported: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module == "app":  # from app import clients, sends
+            imported = [f"app.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app."):
+            imported = [node.module]
+        for name in imported:
+            if name not in seen and (ROOT / "functions" / (name.replace(".", "/") + ".py")).exists():
+                more_services, more_methods = _calls(name, seen)
+                services |= more_services
+                methods |= more_methods
         if not isinstance(node, ast.Call):
             continue
         func = node.func

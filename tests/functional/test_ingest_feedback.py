@@ -135,15 +135,17 @@ def test_each_recipient_of_a_multi_recipient_bounce_is_applied(stack):
         assert len(history(stack, event.recipient)) == 1
 
 
-def test_identity_notification_finds_its_campaign_by_message_id(stack):
-    parsed = parse_feedback(body("notification_bounce_permanent.json")).events
+def test_identity_notification_finds_its_campaign_by_the_headers_sendbatch_writes(stack):
+    """Identity notifications carry no tags; with original headers included they carry SendBatch's headers."""
+    envelope = json.loads(body("notification_bounce_permanent.json"))
+    notification = json.loads(envelope["Message"])
+    notification["mail"]["headers"] += [{"name": "X-Sesflow-Campaign", "value": "spring-sale"},
+                                        {"name": "X-Sesflow-Variant", "value": "b"}]
+    with_headers = json.dumps({**envelope, "Message": json.dumps(notification)})
+    parsed = parse_feedback(with_headers).events
     add_recipients(stack, *{e.recipient for e in parsed})
-    for event in parsed:
-        stack.client("dynamodb").put_item(TableName=stack.outputs["SendsTableName"], Item={
-            "campaign_id": {"S": "spring-sale"}, "recipient": {"S": event.recipient},
-            "variant": {"S": "b"}, "message_id": {"S": event.message_id}, "status": {"S": "SENT"}})
 
-    send(stack, body("notification_bounce_permanent.json"))
+    send(stack, with_headers, body("notification_bounce_permanent.json"))  # the copy without headers counts nowhere
 
     assert stats(stack) == {"hard_bounces": len(parsed), "hard_bounces#b": len(parsed)}
 

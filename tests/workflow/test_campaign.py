@@ -67,12 +67,16 @@ def test_every_eligible_recipient_gets_exactly_one_email_of_its_variant(stack, a
     assert set(sent) == {a for a, v in expected.items() if v != HOLDOUT}
     for message in simulator().outbox:
         address = message.to[0]
-        assert message.tags == {"campaign": "spring-sale", "variant": expected[address]}
+        assert (message.tags["campaign"], message.tags["variant"]) == ("spring-sale", expected[address])
         assert message.template_name == f"spring-{expected[address]}"
         assert message.configuration_set == stack.outputs["ConfigurationSetName"]
     holdout = sum(v == HOLDOUT for v in expected.values())
-    assert result.output == {"campaign_id": "spring-sale", "status": "COMPLETED", "sent": len(sent),
-                             "skipped": 0, "failed": 0, "holdout": holdout}
+    assert (result.output["status"], result.output["sent"], result.output["holdout"]) == (
+        "COMPLETED", len(sent), holdout)
+    assert {name: counts["sent"] for name, counts in result.output["per_variant"].items()} == dict(
+        Counter(expected[a] for a in sent))
+    assert result.output["accounted"] == {"sent": len(sent), "failed": 0, "not_sent": 0, "unknown_confirmed": 0,
+                                          "unknown": 0}
     row = stack.client("dynamodb").get_item(
         TableName=stack.outputs["CampaignsTableName"], Key={"campaign_id": {"S": "spring-sale"}}
     )["Item"]
@@ -120,11 +124,12 @@ def test_campaign_over_the_send_rate_backs_off_and_sends_everyone_once(stack, au
     assert len(sent) == result.output["sent"] and set(sent.values()) == {1}
     claims = stack.client("dynamodb").scan(TableName=stack.outputs["SendsTableName"])["Items"]
     assert {c["status"]["S"] for c in claims} == {"SENT"}  # no claim left SENDING by a refused call
+    assert result.output["accounted"]["unknown"] == 0
 
 
 def test_campaign_with_no_eligible_recipient_completes_with_nothing_sent(stack, audience):
     result = stack.run("CampaignStateMachine", campaign(audience={"list_id": "nobody-here"}))
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert (result.output["sent"], result.output["holdout"]) == (0, 0)
+    assert (result.output["sent"], result.output["holdout"], result.output["status"]) == (0, 0, "COMPLETED")
     assert simulator().outbox == []

@@ -74,6 +74,7 @@ TOPIC_VALIDATION_CONTROL = "SesTopicValidation"
 _ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 
+CAMPAIGN_HEADER, VARIANT_HEADER = "X-Sesflow-Campaign", "X-Sesflow-Variant"  # written by SendBatch
 
 @dataclass(frozen=True)
 class FeedbackEvent:
@@ -93,6 +94,7 @@ class FeedbackEvent:
     source: str  # "event_publishing" | "notification"
     envelope: str  # "sns" | "sns_raw" | "eventbridge" | "sqs"
     detail: dict[str, Any] = field(default_factory=dict, hash=False)
+    batch: str | None = None  # the SendsTable batch the message went out in (tag "batch"), for reconciliation
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -273,12 +275,15 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
                 hard=hard,
                 complaint_type=complaint_type,
                 message_id=message_id,
-                campaign_id=_tag(tags, "campaign"),
-                variant=_tag(tags, "variant"),
+                # Identity notifications carry no tags, only the original headers (when the identity includes
+                # them): SendBatch writes the campaign and variant in both.
+                campaign_id=_tag(tags, "campaign") or _header(mail, CAMPAIGN_HEADER),
+                variant=_tag(tags, "variant") or _header(mail, VARIANT_HEADER),
                 timestamp=own_time or _text(mail.get("timestamp")),
                 source=source,
                 envelope=envelope,
                 detail=_detail(kind, obj, extra),
+                batch=_tag(tags, "batch"),
             )
     return ParseResult(events=list(events.values()))
 
@@ -340,6 +345,18 @@ def _detail(kind: str, obj: dict[str, Any], recipient: dict[str, Any]) -> dict[s
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _header(mail: dict[str, Any], name: str) -> str | None:
+    """An original header of the message (mail.headers: [{name, value}]), by case-insensitive name."""
+    headers = mail.get("headers")
+    if not isinstance(headers, list):
+        return None
+    wanted = name.lower()
+    for header in headers:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == wanted:
+            return _text(header.get("value"))
+    return None
 
 
 def _tag(tags: dict[str, Any], name: str) -> str | None:

@@ -17,7 +17,7 @@ from app.domain.feedback import FeedbackEvent
 
 EXACT_KINDS = frozenset({"bounce", "complaint", "reject"})
 _COUNTER = {
-    "send": "sent",
+    "send": "ses_sends",  # SES Send events; `sent`, exact, is SendBatch's own count
     "delivery": "delivered",
     "complaint": "complaints",
     "reject": "rejects",

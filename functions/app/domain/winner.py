@@ -19,7 +19,7 @@ recipient (first open, first click), not per event: a proportion test needs succ
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
@@ -170,14 +170,19 @@ def decide_winner(campaign: Campaign, stats_by_variant: Mapping[str, VariantStat
 
 
 def variant_for_remainder(campaign: Campaign, decision: Decision, address: str) -> str | None:
-    """The variant a remainder recipient gets after the decision, or None (stop, or the address is held out).
-    With several remainder variants each recipient keeps its weighted draw among them: with all of them, exactly
-    its assign_variant variant."""
-    if not decision.remainder or assign_variant(campaign, address) == HOLDOUT:
+    """The variant a remainder recipient gets after the decision, or None (stop, or the address is held out)."""
+    return remainder_variant(campaign, decision.remainder, address)
+
+
+def remainder_variant(campaign: Campaign, remainder: Sequence[str], address: str) -> str | None:
+    """The variant a remainder recipient gets among `remainder` (the decision's), or None (nothing more is sent,
+    or the address is held out). With several remainder variants each recipient keeps its weighted draw among
+    them: with all of them, exactly its assign_variant variant."""
+    if not remainder or assign_variant(campaign, address) == HOLDOUT:
         return None
-    if len(decision.remainder) == 1:
-        return decision.remainder[0]
-    subset = tuple(v for v in campaign.variants if v.name in decision.remainder)
+    if len(remainder) == 1:
+        return remainder[0]
+    subset = tuple(v for v in campaign.variants if v.name in remainder)
     return assign_variant(replace(campaign, variants=subset), address)
 
 

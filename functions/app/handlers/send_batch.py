@@ -1,55 +1,78 @@
-"""SendBatchFunction: one manifest batch through SES v2, each recipient claimed in SendsTable first.
+"""SendBatchFunction: one manifest batch through SES v2, exactly once (see app.sends), under the breaker and the
+account's rate governor.
 
-The claim is a conditional put on (campaign, recipient): a retry, a crash or a rerun finds the claim
-and skips that recipient instead of sending again. A claim left SENDING after a crash has an unknown
-outcome; it is reconciled from SES feedback, never resent.
+Before each SES call: the campaign must still be RUNNING after its breaker is evaluated (app.campaign_control);
+the governor grants how many sends may go now. A pause, a halt or a cancel stops the batch before its next call
+(the batch is STOPPED at that recipient, and a resume sends from there). SES refusing a call (4xx) sent nothing
+of it: the batch is STOPPED there and the Map's Retry resumes it. After a 5xx or a timeout the call's outcome is
+unknown: the claim stays SENDING and is never resent (feedback reconciles it).
 """
 
-from collections import defaultdict
-from datetime import UTC, datetime
+from __future__ import annotations
+
+from collections import Counter
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app.clients import client, table
-from app.domain.campaign import parse_campaign
-from app.errors import ManifestError, SesThrottledError
+from app import campaign_breaker, campaign_control, clock, sends
+from app.clients import client
+from app.domain.campaign import Campaign, parse_campaign
+from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
+from app.domain.winner import remainder_variant
+from app.errors import ManifestError, SesflowError, SesThrottledError
+from app.governor import Governor
 from app.observability import logger, metrics, tracer
-from app.settings import settings
-
-
-def claim(sends: Any, campaign_id: str, address: str, variant: str) -> bool:
-    try:
-        sends.put_item(
-            Item={
-                "campaign_id": campaign_id,
-                "recipient": address,
-                "variant": variant,
-                "status": "SENDING",
-                "claimed_at": datetime.now(UTC).isoformat(),
-            },
-            ConditionExpression="attribute_not_exists(recipient)",
-        )
-        return True
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-
+from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+_governor: Governor | None = None
 
 
-def release(sends: Any, campaign_id: str, addresses: list[str]) -> None:
-    """SES refused the call, so nothing was sent: free the claims for the retry (only those still SENDING)."""
-    for address in addresses:
-        try:
-            sends.delete_item(Key={"campaign_id": campaign_id, "recipient": address},
-                              ConditionExpression="#s = :sending", ExpressionAttributeNames={"#s": "status"},
-                              ExpressionAttributeValues={":sending": "SENDING"})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+def governor(config: Settings) -> Governor:
+    global _governor
+    if _governor is None or _governor.table_name != config.campaigns_table:
+        _governor = Governor(client("dynamodb"), config.campaigns_table, client("sesv2"))
+    return _governor
+
+
+def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(address, variant) of each recipient the batch sends to, in manifest order. In a remainder batch the
+    variant comes from the winner decision (none: the policy stopped the campaign, or the address is held out)."""
+    names = {v.name for v in campaign.variants}
+    out: list[tuple[str, str]] = []
+    for position, recipient in enumerate(batch["recipients"]):
+        if not isinstance(recipient, dict) or not isinstance(recipient.get("address"), str):
+            raise ManifestError(f"batch {batch.get('index')}: recipient {position} has no address")
+        variant = recipient.get("variant")
+        if decision:  # a remainder batch: the winner decision's variants
+            variant = remainder_variant(campaign, decision.get("remainder") or (), recipient["address"])
+            if variant is None:
+                continue
+        if variant not in names:
+            raise ManifestError(f"batch {batch.get('index')}: variant {variant!r} is not in the campaign")
+        out.append((recipient["address"], variant))
+    return out
+
+
+def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str, config: Settings) -> list[bool]:
+    """One SendBulkEmail of one variant; True per recipient SES accepted."""
+    content = {v.name: v for v in campaign.variants}[variant].ses_content()
+    # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
+    content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
+                                      {"Name": VARIANT_HEADER, "Value": variant}]
+    response = client("sesv2").send_bulk_email(
+        FromEmailAddress=campaign.sender,
+        ConfigurationSetName=campaign.configuration_set or config.configuration_set,
+        DefaultEmailTags=[
+            {"Name": "campaign", "Value": campaign.id},
+            {"Name": "variant", "Value": variant},
+            {"Name": "batch", "Value": batch.replace("#", "-")},
+        ],
+        DefaultContent=content,
+        BulkEmailEntries=[{"Destination": {"ToAddresses": [a]}} for a in addresses],
+    )
+    return [r.get("Status") == "SUCCESS" for r in response["BulkEmailEntryResults"]]
 
 
 @logger.inject_lambda_context
@@ -58,61 +81,65 @@ def release(sends: Any, campaign_id: str, addresses: list[str]) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     campaign = parse_campaign(event["campaign"])
     batch = event.get("batch")
-    if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list):
-        raise ManifestError(f"batch: expected an object with a recipients list, got {type(batch).__name__}")
-    templates = {v.name: v.template for v in campaign.variants}
+    if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list) \
+            or not isinstance(batch.get("index"), int):
+        raise ManifestError(f"batch: expected an object with an index and a recipients list, got {batch!r:.200}")
+    phase = event.get("phase") or "all"
+    key = sends.batch_key(phase, batch["index"])
     config = settings()
-    sends = table(config.sends_table)
+    todo = recipients_of(campaign, batch, event.get("decision"))
+    result: dict[str, Any] = {"batch": key, "recipients": len(todo), "sent": 0, "failed": 0}
+    if not todo:
+        return result
 
-    claimed: dict[str, list[str]] = defaultdict(list)
-    skipped = 0
-    for recipient in batch["recipients"]:
-        address, variant = recipient["address"], recipient["variant"]
-        if variant not in templates:
-            raise ManifestError(f"batch {batch.get('index')}: variant {variant!r} is not in the campaign")
-        if claim(sends, campaign.id, address, variant):
-            claimed[variant].append(address)
+    control = campaign_breaker.check(campaign, config)
+    if control.status != campaign_control.RUNNING:
+        return {**result, "stopped": control.status}
+    start, status = sends.claim(campaign.id, key, len(todo), config)
+    if start is None:
+        return {**result, "skipped": status}
+
+    counts: Counter[str] = Counter()  # for the campaign's stats item
+    position, unrecorded_failures = start, 0
+    try:
+        while position < len(todo):
+            if position > start:  # stop before the next call if the campaign stopped meanwhile
+                control = campaign_breaker.check(campaign, config)
+            if control.status != campaign_control.RUNNING:
+                sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+                result["stopped"] = control.status
+                break
+            try:
+                allowed = governor(config).acquire(
+                    len(todo) - position, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
+                    now=lambda: clock.now().timestamp(), sleep=clock.sleep)
+            except SesflowError:  # the rate is booked too far ahead, or the day's quota is used: come back later
+                sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+                raise
+            variant = todo[position][1]
+            group = []
+            for address, group_variant in todo[position : position + allowed]:
+                if group_variant != variant:
+                    break  # one variant per call
+                group.append(address)
+            sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
+            accepted = send_call(campaign, variant, group, key, config)
+            position += len(group)
+            unrecorded_failures = len(accepted) - sum(accepted)  # on the batch's item with its next write
+            counts["sent"] += sum(accepted)
+            counts[f"sent#{variant}"] += sum(accepted)
+            counts["failed"] += unrecorded_failures
         else:
-            skipped += 1
-
-    sent = failed = 0
-    done: set[str] = set()
-    ses = client("sesv2")
-    for variant, addresses in claimed.items():
-        try:
-            response = ses.send_bulk_email(
-                FromEmailAddress=campaign.sender,
-                ConfigurationSetName=config.configuration_set,
-                DefaultEmailTags=[
-                    {"Name": "campaign", "Value": campaign.id},
-                    {"Name": "variant", "Value": variant},
-                ],
-                DefaultContent={"Template": {"TemplateName": templates[variant], "TemplateData": "{}"}},
-                BulkEmailEntries=[{"Destination": {"ToAddresses": [a]}} for a in addresses],
-            )
-        except ClientError as error:
-            # A 4xx answer refused the call as a whole, so nothing of it was sent: release the claims not yet
-            # sent and let the Map's Retry send them. After a 5xx or a timeout the outcome is unknown: the
-            # claims stay, to be reconciled from SES Send events, never resent blindly.
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
-                release(sends, campaign.id, [a for v, group in claimed.items() if v not in done for a in group])
-            if error.response["Error"]["Code"] in THROTTLED:
-                raise SesThrottledError(f"batch {batch.get('index')}: {error.response['Error']['Message']}") from error
-            raise
-        done.add(variant)
-        for address, result in zip(addresses, response["BulkEmailEntryResults"], strict=True):
-            ok = result.get("Status") == "SUCCESS"
-            sent += ok
-            failed += not ok
-            sends.update_item(
-                Key={"campaign_id": campaign.id, "recipient": address},
-                UpdateExpression="SET #s = :s, message_id = :m, sent_at = :t",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":s": "SENT" if ok else "FAILED",
-                    ":m": result.get("MessageId", "none"),
-                    ":t": datetime.now(UTC).isoformat(),
-                },
-            )
-    metrics.add_metric(name="EmailsSent", unit="Count", value=sent)
-    return {"index": batch.get("index"), "sent": sent, "skipped": skipped, "failed": failed}
+            sends.finish(campaign.id, key, sends.SENT, position, config, failed=unrecorded_failures)
+    except ClientError as error:
+        # A 4xx refused the call as a whole, so nothing of it was sent: stop the batch there for the Map's Retry.
+        # After a 5xx or a timeout the outcome is unknown: it stays in flight, settled as unknown, never resent.
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+            sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+        campaign_control.add_counts(campaign.id, dict(counts), config)
+        if error.response["Error"]["Code"] in THROTTLED:
+            raise SesThrottledError(f"batch {key}: {error.response['Error']['Message']}") from error
+        raise
+    campaign_control.add_counts(campaign.id, dict(counts), config)
+    metrics.add_metric(name="EmailsSent", unit="Count", value=counts["sent"])
+    return {**result, "sent": counts["sent"], "failed": counts["failed"]}

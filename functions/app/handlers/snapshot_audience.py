@@ -1,4 +1,12 @@
-"""SnapshotAudienceFunction: the campaign's eligible recipients, variants assigned, as an S3 manifest."""
+"""SnapshotAudienceFunction: the campaign's eligible recipients, frozen into S3 manifests of batches.
+
+Eligible: in the campaign's list, ACTIVE or RECOVERY, matching its filters, and not on the account's SES
+suppression list. Each gets its variant (or the holdout) deterministically from campaign and address. Split mode
+writes one phase ("all"); test-then-winner writes the test cohort ("test", variants assigned) and the rest
+("remainder", variant decided by the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) and are
+grouped by variant, so a batch is mostly one SES call. The manifests are frozen: a resume sends from the same
+batches, which is what makes SendsTable's per-batch claims exactly once.
+"""
 
 import json
 from collections import Counter
@@ -7,7 +15,16 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from app.clients import client, table
-from app.domain.campaign import HOLDOUT, assign_variant, batches, parse_campaign
+from app.domain.campaign import (
+    HOLDOUT,
+    REMAINDER,
+    TEST,
+    TEST_THEN_WINNER,
+    assign_variant,
+    batches,
+    cohort,
+    parse_campaign,
+)
 from app.observability import logger, metrics, tracer
 from app.settings import settings
 
@@ -15,21 +32,35 @@ BATCH_SIZE = 50  # SES SendBulkEmail takes at most 50 entries
 SENDABLE = ("ACTIVE", "RECOVERY")
 
 
-def eligible_addresses(list_id: str) -> list[str]:
+def eligible(campaign: Any) -> list[str]:
     recipients = table(settings().recipients_table)
-    query = {
+    query: dict[str, Any] = {
         "IndexName": "AudienceIndex",
-        "KeyConditionExpression": Key("list_id").eq(list_id),
+        "KeyConditionExpression": Key("list_id").eq(campaign.list_id),
         "FilterExpression": Attr("status").is_in(list(SENDABLE)),
-        "ProjectionExpression": "address",
     }
     addresses: list[str] = []
     while True:
         page = recipients.query(**query)
-        addresses.extend(item["address"] for item in page["Items"])
+        addresses.extend(item["address"] for item in page["Items"] if campaign.audience.matches(item))
         if "LastEvaluatedKey" not in page:
             return addresses
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def account_suppressed() -> set[str]:
+    """The account-level SES suppression list: SES would not deliver to these anyway, and would count a bounce."""
+    ses, found, token = client("sesv2"), set(), None
+    while True:
+        page = ses.list_suppressed_destinations(**({"NextToken": token} if token else {}), PageSize=1000)
+        found |= {s["EmailAddress"].lower() for s in page.get("SuppressedDestinationSummaries", [])}
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def write(bucket: str, key: str, document: Any) -> None:
+    client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(document, separators=(",", ":")).encode())
 
 
 @logger.inject_lambda_context
@@ -37,26 +68,41 @@ def eligible_addresses(list_id: str) -> list[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     campaign = parse_campaign(event["campaign"])
-    run = event["execution_name"]
-    assigned = [(address, assign_variant(campaign, address)) for address in eligible_addresses(campaign.list_id)]
-    sendable = [{"address": a, "variant": v} for a, v in assigned if v != HOLDOUT]
-    holdout = [a for a, v in assigned if v == HOLDOUT]
-    manifest = [{"index": i, "recipients": chunk} for i, chunk in enumerate(batches(sendable, BATCH_SIZE))]
-
-    prefix = f"campaigns/{campaign.id}/{run}"
-    s3 = client("s3")
+    prefix = f"campaigns/{campaign.id}/{event['execution_name']}"
     bucket = settings().manifest_bucket
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/holdout.json", Body=json.dumps(holdout).encode())
+    suppressed = account_suppressed()
+    candidates = eligible(campaign)
+    assigned = [(a, assign_variant(campaign, a)) for a in candidates if a not in suppressed]
+    holdout = [a for a, v in assigned if v == HOLDOUT]
+    sendable = [(a, v) for a, v in assigned if v != HOLDOUT]
+    order = {v.name: i for i, v in enumerate(campaign.variants)}
+    if campaign.ab.mode == TEST_THEN_WINNER:
+        cohorts = {TEST: [(a, v) for a, v in sendable if cohort(campaign, a) == TEST],
+                   REMAINDER: [(a, v) for a, v in sendable if cohort(campaign, a) == REMAINDER]}
+    else:
+        cohorts = {"all": sendable}
+
+    phases = []
+    for name, members in cohorts.items():
+        if name == REMAINDER:  # their variant is the winner's, decided after the test
+            rows = [{"address": a} for a, _ in sorted(members)]
+        else:
+            rows = [{"address": a, "variant": v} for a, v in sorted(members, key=lambda m: (order[m[1]], m[0]))]
+        manifest = [{"index": i, "recipients": chunk} for i, chunk in enumerate(batches(rows, BATCH_SIZE))]
+        key = f"{prefix}/{name}.json"
+        write(bucket, key, manifest)
+        phases.append({"name": name, "manifest_key": key, "batches": len(manifest), "recipients": len(rows)})
+    write(bucket, f"{prefix}/holdout.json", holdout)
 
     by_variant = Counter(v for _, v in assigned)
     metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(assigned))
-    logger.info("audience snapshot", extra={"campaign_id": campaign.id, "by_variant": dict(by_variant)})
+    logger.info("audience snapshot", extra={"campaign_id": campaign.id, "by_variant": dict(by_variant),
+                                            "suppressed_by_ses": len(candidates) - len(assigned)})
     return {
-        "manifest_key": f"{prefix}/manifest.json",
+        "phases": phases,
         "holdout_key": f"{prefix}/holdout.json",
-        "batches": len(manifest),
         "recipients": len(sendable),
         "holdout": len(holdout),
+        "excluded_by_ses_suppression": len(candidates) - len(assigned),
         "by_variant": dict(sorted(by_variant.items())),
     }

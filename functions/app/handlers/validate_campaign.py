@@ -1,14 +1,24 @@
-"""ValidateCampaignFunction: refuse a bad definition (CampaignDefinitionError) before anything happens."""
+"""ValidateCampaignFunction: refuse a bad definition (CampaignDefinitionError) before anything happens.
+
+Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED or HALTED campaign of that id
+(e.g. with raised thresholds): it sends only what was not sent, from the frozen audience.
+"""
 
 from typing import Any
 
 from app.domain.campaign import parse_campaign
+from app.errors import CampaignDefinitionError
 from app.observability import logger, tracer
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    campaign = parse_campaign(event)
-    logger.info("campaign valid", extra={"campaign_id": campaign.id, "variants": len(campaign.variants)})
-    return campaign.to_dict()
+    definition = dict(event) if isinstance(event, dict) else event
+    resume = definition.pop("resume", False) if isinstance(definition, dict) else False
+    campaign = parse_campaign(definition)
+    if not isinstance(resume, bool):
+        raise CampaignDefinitionError(f"resume: must be true or false, got {resume!r}")
+    logger.info("campaign valid", extra={"campaign_id": campaign.id, "variants": len(campaign.variants),
+                                         "resume": resume})
+    return {"campaign": campaign.to_dict(), "resume": resume}

@@ -186,7 +186,9 @@ def _use_virtual_clock() -> None:
     """functions/app/clock.py's now() reads the engine's virtual clock, as Step Functions here does."""
     module = sys.modules.get("app.clock")
     if module is not None:
-        module.virtual = runtime.current().clock.now
+        clock = runtime.current().clock
+        module.virtual = clock.now
+        module.virtual_sleep = lambda seconds: clock.sleep(seconds, "Lambda sleep")
 
 
 def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:

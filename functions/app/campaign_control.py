@@ -1,0 +1,93 @@
+"""A campaign's control item and its counters (app.campaign_breaker trips it; operators pause, resume, cancel).
+
+CampaignsTable holds, per campaign:
+  <id>         the control item: status (RUNNING, PAUSED, HALTED, CANCELLED, COMPLETED), definition (JSON),
+               execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn details
+  <id>#stats   counters: sent (exact, by SendBatch after each SES call), hard_bounces, complaints, rejects
+               (exact, by ingestion), delivered, opens, clicks, ... (at least once), and name#variant of each
+
+Every status change is a conditional update from the statuses it may leave, so a pause, a cancel and the
+breaker racing each other end in one well-defined status; the writer that wins publishes the alert.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from app import clock
+from app.clients import client
+from app.settings import Settings
+
+RUNNING, PAUSED, HALTED, CANCELLED, COMPLETED = "RUNNING", "PAUSED", "HALTED", "CANCELLED", "COMPLETED"
+# Which statuses each change may leave.
+LEAVES = {
+    PAUSED: (RUNNING,),
+    HALTED: (RUNNING,),
+    CANCELLED: (RUNNING, PAUSED, HALTED),
+    COMPLETED: (RUNNING,),
+}
+
+
+def stats_key(campaign_id: str) -> dict[str, Any]:
+    return {"campaign_id": {"S": f"{campaign_id}#stats"}}
+
+
+def read(campaign_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str, int]]:
+    """The control item (plain values) and the counters, in one request."""
+    keys = [{"campaign_id": {"S": campaign_id}}, stats_key(campaign_id)]
+    request = {settings.campaigns_table: {"Keys": keys, "ConsistentRead": True}}
+    found: dict[str, dict[str, Any]] = {}
+    while request:
+        response = client("dynamodb").batch_get_item(RequestItems=request)
+        for item in response["Responses"].get(settings.campaigns_table, []):
+            found[item["campaign_id"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
+        request = response.get("UnprocessedKeys") or {}
+    stats = {k: int(v) for k, v in found.get(f"{campaign_id}#stats", {}).items() if k != "campaign_id"}
+    return found.get(campaign_id, {}), stats
+
+
+def change_status(campaign_id: str, to: str, settings: Settings, details: dict[str, Any] | None = None) -> bool:
+    """Move the campaign to `to` if it is in a status `to` may leave; False if it is not (or does not exist)."""
+    allowed = LEAVES[to]
+    values: dict[str, Any] = {":to": {"S": to}, ":at": {"S": clock.now().isoformat()}}
+    names = {"#s": "status"}
+    sets = ["#s = :to", "status_changed_at = :at"]
+    for i, status in enumerate(allowed):
+        values[f":from{i}"] = {"S": status}
+    for key, value in (details or {}).items():
+        names[f"#d_{key}"] = key
+        values[f":d_{key}"] = {"S": json.dumps(value) if not isinstance(value, str) else value}
+        sets.append(f"#d_{key} = :d_{key}")
+    try:
+        client("dynamodb").update_item(
+            TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=f"#s IN ({', '.join(f':from{i}' for i in range(len(allowed)))})",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def counts_update(campaign_id: str, counts: dict[str, int], settings: Settings) -> dict[str, Any]:
+    """The UpdateItem (plain or in a transaction) that ADDs `counts` to the campaign's counters."""
+    names = {f"#c{i}": name for i, name in enumerate(sorted(counts))}
+    return {
+        "TableName": settings.campaigns_table,
+        "Key": stats_key(campaign_id),
+        "UpdateExpression": "ADD " + ", ".join(f"{alias} :v{alias[2:]}" for alias in names),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {f":v{alias[2:]}": {"N": str(counts[n])} for alias, n in names.items()},
+    }
+
+
+def add_counts(campaign_id: str, counts: dict[str, int], settings: Settings) -> None:
+    """ADD to the campaign's counters: one write, whatever the number of counters."""
+    counts = {name: n for name, n in counts.items() if n}
+    if counts:
+        client("dynamodb").update_item(**counts_update(campaign_id, counts, settings))

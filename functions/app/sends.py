@@ -1,0 +1,144 @@
+"""Exactly-once sending: one claim per manifest batch in SendsTable, and an in-flight mark before every SES call.
+
+Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the frozen manifest's, in order:
+  status      SENDING (claimed by a running SendBatch), STOPPED (a pause, halt, refused call or a wait for the rate
+              stopped it; resumable from `next`), SENT (every call made)
+  next        position of the first recipient not yet sent
+  inflight    how many recipients from `next` on are in an SES call whose answer has not been recorded (0: none)
+  unknown     recipients whose call's outcome was never recorded (a crash, a timeout, a 5xx): never resent
+  confirmed   how many of those unknown ones SES feedback has since confirmed as sent (reconciliation)
+  failed      recipients SES refused one by one in an accepted call
+  recipients, claimed_at, sent_at, expires_at
+
+The claim is conditional: a new batch, a STOPPED one, or one SENDING with nothing in flight (its SendBatch died
+between calls) is taken over from `next`. One SENDING with a call in flight first moves that call's recipients
+to `unknown` (they may have been sent), so the rest can go, and nobody gets the campaign twice.
+Cost: three writes per batch in the common case (claim, in flight, finish), two more per extra SES call.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from app import clock
+from app.clients import client
+from app.settings import Settings
+
+SENDING, STOPPED, SENT = "SENDING", "STOPPED", "SENT"
+RETENTION = timedelta(days=400)
+_NAMES = {"#s": "status", "#next": "next"}
+
+
+def batch_key(phase: str, index: int) -> str:
+    return f"{phase}#{index:06d}"
+
+
+def _key(campaign_id: str, batch: str) -> dict[str, Any]:
+    return {"campaign_id": {"S": campaign_id}, "batch": {"S": batch}}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _update(campaign_id: str, batch: str, settings: Settings, **kwargs: Any) -> dict[str, Any] | None:
+    """update_item; None when its condition failed (with the item as it was under "Item")."""
+    try:
+        return client("dynamodb").update_item(TableName=settings.sends_table, Key=_key(campaign_id, batch),
+                                              ExpressionAttributeNames=_NAMES, **kwargs)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return {"Failed": error.response.get("Item", {})}
+
+
+def claim(campaign_id: str, batch: str, recipients: int, settings: Settings) -> tuple[int | None, str | None]:
+    """Claim the batch before sending: (position to send from, None), or (None, status) when it is done (SENT) or
+    another SendBatch holds it (SENDING with a call in flight is first settled as unknown, then claimed)."""
+    now = clock.now()
+    for _ in range(2):
+        response = _update(
+            campaign_id, batch, settings,
+            UpdateExpression="SET #s = :sending, recipients = :n, claimed_at = :now, expires_at = :ttl, "
+                             "#next = if_not_exists(#next, :zero), inflight = :zero",
+            ConditionExpression="attribute_not_exists(#s) OR #s = :stopped OR (#s = :sending AND inflight = :zero)",
+            ExpressionAttributeValues={
+                ":sending": {"S": SENDING}, ":stopped": {"S": STOPPED}, ":n": _n(recipients),
+                ":now": {"S": now.isoformat()}, ":zero": _n(0),
+                ":ttl": _n(int((now + RETENTION).timestamp()))},
+            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        if "Failed" not in response:
+            return int(response["Attributes"]["next"]["N"]), None
+        item = response["Failed"]
+        status = item.get("status", {}).get("S", SENT)
+        inflight = int(item.get("inflight", {}).get("N", "0"))
+        if status != SENDING or not inflight:
+            return None, status
+        settle_unknown(campaign_id, batch, int(item["next"]["N"]), inflight, settings)
+    return None, SENDING
+
+
+def settle_unknown(campaign_id: str, batch: str, position: int, inflight: int, settings: Settings) -> None:
+    """A call whose answer was never recorded: its recipients become unknown (never resent); the batch goes on."""
+    _update(campaign_id, batch, settings,
+            UpdateExpression="SET #s = :stopped, #next = :after, inflight = :zero ADD unknown :inflight",
+            ConditionExpression="#s = :sending AND #next = :next AND inflight = :inflight",
+            ExpressionAttributeValues={":stopped": {"S": STOPPED}, ":sending": {"S": SENDING},
+                                       ":next": _n(position), ":after": _n(position + inflight),
+                                       ":inflight": _n(inflight), ":zero": _n(0)})
+
+
+def in_flight(campaign_id: str, batch: str, position: int, count: int, settings: Settings,
+              failed: int = 0) -> None:
+    """Record, before an SES call, that recipients [position, position + count) are in it."""
+    _update(campaign_id, batch, settings,
+            UpdateExpression="SET #next = :next, inflight = :count ADD failed :failed",
+            ConditionExpression="#s = :sending",
+            ExpressionAttributeValues={":next": _n(position), ":count": _n(count), ":failed": _n(failed),
+                                       ":sending": {"S": SENDING}})
+
+
+def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings, failed: int = 0) -> None:
+    """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight."""
+    values = {":to": {"S": status}, ":next": _n(position), ":zero": _n(0), ":failed": _n(failed),
+              ":sending": {"S": SENDING}}
+    sets = "SET #s = :to, #next = :next, inflight = :zero"
+    if status == SENT:
+        sets += ", sent_at = :now"
+        values[":now"] = {"S": clock.now().isoformat()}
+    _update(campaign_id, batch, settings, UpdateExpression=sets + " ADD failed :failed",
+            ConditionExpression="#s = :sending", ExpressionAttributeValues=values)
+
+
+def confirm(campaign_id: str, batch: str, count: int, settings: Settings) -> None:
+    """SES feedback confirmed `count` sends of a batch with unknown outcomes (reconciliation; at least once)."""
+    _update(campaign_id, batch, settings, UpdateExpression="ADD confirmed :n",
+            ConditionExpression="unknown > :zero OR inflight > :zero",
+            ExpressionAttributeValues={":n": _n(count), ":zero": _n(0)})
+
+
+def summary(campaign_id: str, settings: Settings) -> dict[str, int]:
+    """Every claimed recipient, accounted for: sent, failed, not_sent (stopped), unknown_confirmed, unknown."""
+    totals = {"sent": 0, "failed": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
+    query: dict[str, Any] = {
+        "TableName": settings.sends_table, "KeyConditionExpression": "campaign_id = :c",
+        "ExpressionAttributeValues": {":c": {"S": campaign_id}}}
+    while True:
+        page = client("dynamodb").query(**query)
+        for item in page["Items"]:
+            value = {k: int(v["N"]) for k, v in item.items() if "N" in v}
+            size, position = value.get("recipients", 0), value.get("next", 0)
+            unknown = value.get("unknown", 0) + value.get("inflight", 0)
+            confirmed = min(value.get("confirmed", 0), unknown)
+            done = size if item["status"]["S"] == SENT else position
+            totals["failed"] += value.get("failed", 0)
+            totals["sent"] += done - value.get("unknown", 0) - value.get("failed", 0)
+            totals["unknown_confirmed"] += confirmed
+            totals["unknown"] += unknown - confirmed
+            totals["not_sent"] += size - done - value.get("inflight", 0)
+        if "LastEvaluatedKey" not in page:
+            return totals
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
