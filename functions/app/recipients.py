@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -213,6 +214,56 @@ def start_episode(address: str, episode: str, deadline: datetime, policy: Policy
             raise
 
 
+def apply_decision(address: str, decide: Callable[[RecipientState, datetime], Decision | None], settings: Settings,
+                   *, event_id: str, actor: str, reinstated: bool = False, marker: str | None = None,
+                   audit_extra: dict[str, Any] | None = None) -> tuple[Stored, Decision | None]:
+    """Decide one change from the recipient as it is and write it: the conditional, versioned update with its audit
+    record in one transaction, then end the episode it leaves. When the recipient changed between the read and the
+    write, it is read and decided again (up to _OPERATOR_RETRIES times, then RuntimeError).
+
+    `marker` makes the change idempotent: an EventsTable item (pk `marker`) written in the same transaction only if
+    absent, so the same change asked again writes nothing even when the recipient could move again (reinstated).
+    Returns the recipient as last read and the decision written; None when the recipient does not exist (nothing
+    is written), `decide` returns None, or the marker was there already. `decide` may raise (a bad reason)."""
+    address = normalize(address)
+    for _ in range(_OPERATOR_RETRIES):
+        stored = read({address}, settings)[address]
+        if not stored.exists:
+            return stored, None
+        now = clock.now()
+        decision = decide(stored.state, now)
+        if decision is None:
+            return stored, None
+        episode = episode_after(stored, [(decision, event_id)])
+        items = [
+            transition_update(stored, decision, episode, event_id, settings, now, reinstated=reinstated),
+            {"Put": {"TableName": settings.events_table,
+                     "Item": audit_record(address, decision, event_id=event_id, actor=actor, at=now,
+                                          extra=audit_extra)}},
+        ]
+        if marker:
+            items.append({"Put": {
+                "TableName": settings.events_table,
+                "Item": {"pk": {"S": marker}, "sk": {"S": "marker"}, "event_id": {"S": event_id},
+                         "recorded_at": {"S": iso(now)},
+                         "expires_at": {"N": str(int((now + AUDIT_RETENTION).timestamp()))}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }})
+        try:
+            client("dynamodb").transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
+            if marker and len(reasons) == len(items) and reasons[-1] == "ConditionalCheckFailed":
+                return stored, None  # this very change was applied before
+            continue  # it changed between the read and the write: decide again from what it is now
+        if episode != stored.episode:
+            end_episode(stored, decision)
+        return stored, decision
+    raise RuntimeError(f"{address}: changed {_OPERATOR_RETRIES} times while being updated; try again")
+
+
 def operator_change(address: str, action: str, reason: str, settings: Settings, actor: str) -> Decision | None:
     """An operator reinstates or suppresses a recipient, audited; None when it is already so.
 
@@ -220,30 +271,12 @@ def operator_change(address: str, action: str, reason: str, settings: Settings, 
     change = {"reinstate": lifecycle.operator_reinstate, "suppress": lifecycle.operator_suppress}.get(action)
     if change is None:
         raise ValueError(f"action: must be reinstate or suppress, got {action!r}")
-    address = normalize(address)
-    for _ in range(_OPERATOR_RETRIES):
-        stored = read({address}, settings)[address]
-        if not stored.exists:
-            raise LookupError(f"{address}: no such recipient in {settings.recipients_table}")
-        now = clock.now()
-        decision = change(stored.state, reason, now)
-        if decision is None:
-            return None
-        change_id = f"operator-{uuid.uuid4()}"
-        items = [
-            transition_update(stored, decision, None, change_id, settings, now, reinstated=action == "reinstate"),
-            {"Put": {"TableName": settings.events_table,
-                     "Item": audit_record(address, decision, event_id=change_id, actor=actor, at=now)}},
-        ]
-        try:
-            client("dynamodb").transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException":
-                continue  # it changed between the read and the write: decide again from what it is now
-            raise
-        end_episode(stored, decision)
-        return decision
-    raise RuntimeError(f"{address}: changed {_OPERATOR_RETRIES} times while being updated; try again")
+    stored, decision = apply_decision(address, lambda state, now: change(state, reason, now), settings,
+                                      event_id=f"operator-{uuid.uuid4()}", actor=actor,
+                                      reinstated=action == "reinstate")
+    if not stored.exists:
+        raise LookupError(f"{stored.address}: no such recipient in {settings.recipients_table}")
+    return decision
 
 
 def history(address: str, settings: Settings, limit: int = 100) -> list[dict[str, Any]]:

@@ -120,9 +120,11 @@ def confirm(campaign_id: str, batch: str, count: int, settings: Settings) -> Non
             ExpressionAttributeValues={":n": _n(count), ":zero": _n(0)})
 
 
-def summary(campaign_id: str, settings: Settings) -> dict[str, int]:
-    """Every claimed recipient, accounted for: sent, failed, not_sent (stopped), unknown_confirmed, unknown."""
+def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:
+    """Every recipient of an `audience` of that many, accounted for: sent, failed (SES refused it), not_sent (a
+    stop came first, claimed or not), unknown_confirmed (sent, by feedback), unknown."""
     totals = {"sent": 0, "failed": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
+    claimed = 0
     query: dict[str, Any] = {
         "TableName": settings.sends_table, "KeyConditionExpression": "campaign_id = :c",
         "ExpressionAttributeValues": {":c": {"S": campaign_id}}}
@@ -139,6 +141,8 @@ def summary(campaign_id: str, settings: Settings) -> dict[str, int]:
             totals["unknown_confirmed"] += confirmed
             totals["unknown"] += unknown - confirmed
             totals["not_sent"] += size - done - value.get("inflight", 0)
+            claimed += size
         if "LastEvaluatedKey" not in page:
+            totals["not_sent"] += max(0, audience - claimed)  # batches a stop kept from being claimed at all
             return totals
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

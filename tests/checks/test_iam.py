@@ -76,6 +76,8 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         # app.governor.Governor: get_item and conditional update_item of its item; client("sesv2").get_account()
         ("dynamodb:GetItem", "{CampaignsTable.Arn}"),
         ("ses:GetAccount", "*"),
+        # app.unsubscribe.secret(): the key that signs each message's one-click unsubscribe link
+        ("secretsmanager:GetSecretValue", "{UnsubscribeSecret}"),
         # app.sends: conditional update_item of the batch's claim (claim, in flight, finish)
         ("dynamodb:UpdateItem", "{SendsTable.Arn}"),
         # client("sesv2").send_bulk_email(FromEmailAddress, ConfigurationSetName, DefaultContent.Template)

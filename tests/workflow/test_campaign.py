@@ -70,6 +70,9 @@ def test_every_eligible_recipient_gets_exactly_one_email_of_its_variant(stack, a
         assert (message.tags["campaign"], message.tags["variant"]) == ("spring-sale", expected[address])
         assert message.template_name == f"spring-{expected[address]}"
         assert message.configuration_set == stack.outputs["ConfigurationSetName"]
+        assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message.headers["List-Unsubscribe"].startswith(f"<{stack.outputs['UnsubscribeUrl']}")
+        assert message.headers["X-Sesflow-Campaign"] == "spring-sale"
     holdout = sum(v == HOLDOUT for v in expected.values())
     assert (result.output["status"], result.output["sent"], result.output["holdout"]) == (
         "COMPLETED", len(sent), holdout)
@@ -133,3 +136,21 @@ def test_campaign_with_no_eligible_recipient_completes_with_nothing_sent(stack, 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert (result.output["sent"], result.output["holdout"], result.output["status"]) == (0, 0, "COMPLETED")
     assert simulator().outbox == []
+
+
+def test_the_one_click_link_in_an_email_unsubscribes_and_the_next_campaign_leaves_the_recipient_out(stack, audience):
+    stack.run("CampaignStateMachine", campaign())
+    message = simulator().outbox[0]
+    link = message.headers["List-Unsubscribe"].strip("<>")
+
+    answer = stack.request(link, "POST", body="List-Unsubscribe=One-Click",
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+
+    assert answer["statusCode"] == 200
+    recipient = stack.client("dynamodb").get_item(TableName=stack.outputs["RecipientsTableName"],
+                                                  Key={"address": {"S": message.to[0]}})["Item"]
+    assert (recipient["status"]["S"], recipient["status_reason"]["S"]) == ("SUPPRESSED", "unsubscribed")
+    simulator().outbox.clear()
+    second = stack.run("CampaignStateMachine", campaign(id="spring-sale-2"))
+    assert second.status == "SUCCEEDED"
+    assert message.to[0] not in {r for m in simulator().outbox for r in m.to}

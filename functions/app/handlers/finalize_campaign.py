@@ -32,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "sent": stats.get("sent", 0),
         "per_variant": per_variant,
         "feedback": {name: stats[name] for name in FEEDBACK if name in stats},
-        "accounted": sends.summary(campaign.id, config),
+        "accounted": sends.summary(campaign.id, config, audience=event.get("recipients", 0)),
         "holdout": event.get("holdout", 0),
         "decision": json.loads(item["decision"]) if "decision" in item else None,
         "halt": json.loads(item["halt"]) if "halt" in item else None,

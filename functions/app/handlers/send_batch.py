@@ -10,12 +10,13 @@ unknown: the claim stays SENDING and is never resent (feedback reconciles it).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app import campaign_breaker, campaign_control, clock, sends
+from app import campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
@@ -56,7 +57,9 @@ def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str,
 
 
 def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str, config: Settings) -> list[bool]:
-    """One SendBulkEmail of one variant; True per recipient SES accepted."""
+    """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058);
+    True per recipient SES accepted."""
+    base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
     content = {v.name: v for v in campaign.variants}[variant].ses_content()
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
     content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
@@ -70,7 +73,8 @@ def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str
             {"Name": "batch", "Value": batch.replace("#", "-")},
         ],
         DefaultContent=content,
-        BulkEmailEntries=[{"Destination": {"ToAddresses": [a]}} for a in addresses],
+        BulkEmailEntries=[{"Destination": {"ToAddresses": [a]},
+                           "ReplacementHeaders": unsubscribe.headers(base, key, campaign.id, a)} for a in addresses],
     )
     return [r.get("Status") == "SUCCESS" for r in response["BulkEmailEntryResults"]]
 

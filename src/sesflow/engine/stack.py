@@ -9,9 +9,12 @@ template is refused with UnsupportedResourceError, so the local stack cannot sil
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import random
 import re
+import string
 import threading
 import time
 import zipfile
@@ -23,7 +26,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from sesflow.engine import runtime, ses
+from sesflow.engine import function_url, runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
 from sesflow.engine.patches import install_all, lambda_bridge
@@ -112,6 +115,7 @@ class LocalStack:
     template: Template | None = field(default=None, init=False)
     deployed: list[Deployed] = field(default_factory=list, init=False)
     triggers: list[QueueTrigger] = field(default_factory=list, init=False)
+    function_urls: dict[str, str] = field(default_factory=dict, init=False)  # scheme://host -> function name
     runtime: runtime.Runtime | None = field(default=None, init=False)
     _mock: Any = field(default=None, init=False, repr=False)
     # Failed SQS messages waiting out their visibility timeout: (virtual time due, queue URL, receipt handle).
@@ -296,6 +300,19 @@ class LocalStack:
                 return int(queue.properties.get("VisibilityTimeout", 30))
         return 30
 
+    # ---------------------------------------------------------------- function URLs
+    def request(self, url: str, method: str = "GET", body: str | bytes | None = None,
+                headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """An HTTP request to one of the stack's function URLs, answered as Lambda answers it: the function gets
+        the payload format 2.0 event; returns {"statusCode", "headers", "body"}."""
+        name = self.function_urls.get(function_url.base(url))
+        if name is None:
+            raise KeyError(f"{url}: not a function URL of this stack (it has {sorted(self.function_urls)})")
+        event = function_url.request_event(url, method, body, headers)
+        payload, errored, _ = lambda_bridge.invoke_in_process(lambda_bridge.function(name), event,
+                                                              self._function_arn(name))
+        return function_url.http_response(payload, errored)
+
     def _function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
 
@@ -304,6 +321,7 @@ class LocalStack:
         assert self.template is not None
         order = [
             ("AWS::DynamoDB::Table", self._deploy_table),
+            ("AWS::SecretsManager::Secret", self._deploy_secret),
             ("AWS::Serverless::SimpleTable", self._deploy_simple_table),
             ("AWS::S3::Bucket", self._deploy_bucket),
             ("AWS::SQS::Queue", self._deploy_queue),
@@ -312,6 +330,7 @@ class LocalStack:
             ("AWS::SES::ConfigurationSetEventDestination", self._deploy_event_destination),
             ("AWS::Events::Rule", self._deploy_rule),
             ("AWS::Serverless::Function", self._deploy_function),
+            ("AWS::Lambda::Url", self._deploy_function_url),
             ("AWS::SNS::Subscription", self._deploy_subscription),
             ("AWS::Serverless::StateMachine", self._deploy_state_machine),
             ("AWS::StepFunctions::StateMachine", self._deploy_state_machine),
@@ -549,6 +568,33 @@ class LocalStack:
                 f"{r.logical_id}.Events.{event_name}: event type {event.get('Type')} is not run by the local engine"
             )
 
+    def _deploy_secret(self, r: Resource) -> None:
+        p = r.properties
+        if "SecretString" in p:
+            value = str(p["SecretString"])
+        elif "GenerateSecretString" in p:
+            value = generated_secret_string(p["GenerateSecretString"], f"{self.stack_name}/{r.logical_id}")
+        else:
+            raise TemplateError(f"{r.logical_id}: needs SecretString or GenerateSecretString")
+        extra = {"Description": p["Description"]} if "Description" in p else {}
+        self.client("secretsmanager").create_secret(Name=r.physical_id.rsplit(":", 1)[1], SecretString=value, **extra)
+
+    def _deploy_function_url(self, r: Resource) -> None:
+        """moto's URL config for the function, at the URL the template resolved (moto would pick another)."""
+        from moto.awslambda.models import lambda_backends
+
+        p = r.properties
+        if p.get("Qualifier"):
+            raise UnsupportedResourceError(f"{r.logical_id}: function URLs of an alias are not run locally")
+        name = str(p["TargetFunctionArn"]).rsplit(":", 1)[-1]
+        config = {"AuthType": p["AuthType"], **({"Cors": p["Cors"]} if "Cors" in p else {})}
+        self.client("lambda").create_function_url_config(FunctionName=name, **config)
+        lambda_backends[ACCOUNT_ID][self.region].get_function(name).url_config.url = r.physical_id
+        given = self.client("lambda").get_function_url_config(FunctionName=name)["FunctionUrl"]
+        if given != r.physical_id:
+            raise TemplateError(f"{r.logical_id}: moto gave URL {given}, the template resolved {r.physical_id}")
+        self.function_urls[function_url.base(r.physical_id)] = name
+
     def _deploy_state_machine(self, r: Resource) -> None:
         assert self.template is not None
         p = r.properties
@@ -581,6 +627,32 @@ def substitute_definition(text: str, substitutions: dict[str, Any], where: str) 
     except json.JSONDecodeError as error:
         raise TemplateError(f"{where}: the definition is not JSON after substitution: {error}") from error
     return result
+
+
+def generated_secret_string(spec: dict[str, Any], seed: str) -> str:
+    """GenerateSecretString's value as Secrets Manager draws it (length, excluded classes and characters, at least
+    one of each included class, SecretStringTemplate + GenerateStringKey), from a generator seeded by the stack and
+    logical id: stable across local stacks like physical names, so a warm function's cached copy stays right."""
+    def flag(name: str, default: bool = False) -> bool:
+        return str(spec.get(name, default)).lower() == "true"
+
+    excluded = set(str(spec.get("ExcludeCharacters", "")))
+    switches = ((string.ascii_lowercase, "ExcludeLowercase"), (string.ascii_uppercase, "ExcludeUppercase"),
+                (string.digits, "ExcludeNumbers"), (string.punctuation, "ExcludePunctuation"))
+    classes = [chars for chars, switch in switches if not flag(switch)] + ([" "] if flag("IncludeSpace") else [])
+    classes = [kept for kept in ("".join(c for c in chars if c not in excluded) for chars in classes) if kept]
+    length = int(spec.get("PasswordLength", 32))
+    each = flag("RequireEachIncludedType", True)
+    if not classes or length < (len(classes) if each else 1):
+        raise TemplateError(f"GenerateSecretString {spec}: no string of length {length} can satisfy it")
+    draw = random.Random(hashlib.sha256(seed.encode()).digest())
+    chars = [draw.choice(c) for c in classes] if each else []
+    chars += [draw.choice("".join(classes)) for _ in range(length - len(chars))]
+    draw.shuffle(chars)
+    value = "".join(chars)
+    if "GenerateStringKey" in spec:
+        return json.dumps({**json.loads(spec.get("SecretStringTemplate") or "{}"), spec["GenerateStringKey"]: value})
+    return value
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -111,6 +111,11 @@ class _Resolver:
             for logical_id, body in self.raw["Resources"].items()
             if "Condition" not in body or self._condition(body["Condition"])
         }
+        for logical_id, body in list(raw_resources.items()):  # what SAM generates that a template may name
+            url_config = (body.get("Properties") or {}).get("FunctionUrlConfig")
+            if body.get("Type") == "AWS::Serverless::Function" and url_config:
+                raw_resources[f"{logical_id}Url"] = {"Type": "AWS::Lambda::Url", "Properties": {
+                    **url_config, "TargetFunctionArn": {"Ref": logical_id}}}
         for logical_id, body in raw_resources.items():  # names first: intrinsics may point anywhere
             self.resources[logical_id] = self._name(logical_id, body)
         for logical_id, body in raw_resources.items():
@@ -193,6 +198,14 @@ class _Resolver:
         elif rtype == "AWS::Logs::LogGroup":
             physical = explicit("LogGroupName", f"/aws/{self.stack_name}/{logical_id}")
             attrs = {"Arn": f"arn:{p}:logs:{region}:{acct}:log-group:{physical}:*"}
+        elif rtype == "AWS::Lambda::Url":  # SAM's <Function>Url of FunctionUrlConfig; AWS picks a random url id
+            url_id = hashlib.sha256(f"{self.stack_name}/{logical_id}".encode()).hexdigest()[:32]
+            physical = f"https://{url_id}.lambda-url.{region}.on.aws/"
+            attrs = {"FunctionUrl": physical}
+        elif rtype == "AWS::SecretsManager::Secret":  # a partial ARN (AWS appends -XXXXXX); GetSecretValue takes it
+            physical = f"arn:{p}:secretsmanager:{region}:{acct}:secret:" + explicit(
+                "Name", _physical_id(self.stack_name, logical_id, 256))
+            attrs = {"Id": physical}
         elif rtype == "AWS::Events::Rule":
             physical = explicit("Name", _physical_id(self.stack_name, logical_id, 64))
             attrs = {"Arn": f"arn:{p}:events:{region}:{acct}:rule/{physical}"}

@@ -1,0 +1,170 @@
+"""A campaign stopped mid-send on the engine: the breaker halts it on a complaint spike fed back through the real
+ingestion path, an operator pauses or cancels it, and a resume sends the rest, nobody twice."""
+
+import json
+import threading
+from collections import Counter
+
+import pytest
+from app import campaign_breaker, campaign_control
+
+from sesflow.engine.ses import feedback_record, simulator
+from tests.workflow.test_campaign import LIST, seed
+
+RECIPIENTS = 2000
+
+
+def definition(**changes):
+    return {
+        "id": "autumn-sale",
+        "sender": "news@example.com",
+        "audience": {"list_id": LIST},
+        "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
+                     {"name": "b", "weight": 50, "template": "spring-b"}],
+        "thresholds": {"complaint": {"warn": 0.0005, "halt": 0.0008}, "min_sends": 200},
+        **changes,
+    }
+
+
+@pytest.fixture
+def audience(stack):
+    simulator().configure(enforce_rate=False)
+    statuses = {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS)}
+    seed(stack, statuses)
+    return statuses
+
+
+class Feedback(threading.Thread):
+    """SES's side while the campaign sends: every 10th recipient of variant b complains, through the feedback
+    queue and IngestFeedbackFunction (the pump runs the queue trigger as Lambda's poller would)."""
+
+    def __init__(self, stack, on_sent=None):
+        super().__init__(daemon=True)
+        self.stack, self.on_sent, self.done = stack, on_sent, threading.Event()
+        self.seen = 0
+
+    def run(self):
+        sqs, queue = self.stack.client("sqs"), self.stack.outputs["FeedbackQueueUrl"]
+        while not self.done.is_set():
+            outbox = list(simulator().outbox)
+            for message in outbox[self.seen:]:
+                address = message.to[0]
+                if message.tags.get("variant") == "b" and int(address[4:8]) % 10 == 0:
+                    record = feedback_record("complaint", address, self.stack.clock.now(), message.message_id,
+                                             tags={k: [v] for k, v in message.tags.items()})
+                    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
+            self.seen = len(outbox)
+            if self.on_sent:
+                self.on_sent(len(outbox))
+            self.stack.deliver_queues()
+            self.done.wait(0.02)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+
+def sent_counts():
+    return Counter(r for m in simulator().outbox for r in m.to)
+
+
+def test_complaint_spike_halts_mid_send_then_a_resume_with_raised_thresholds_sends_the_rest_once(
+        stack, audience, monkeypatch):
+    halted_at: list[int] = []
+    original_halt = campaign_breaker.halt
+
+    def halt(campaign_id, verdict, settings):
+        tripped = original_halt(campaign_id, verdict, settings)
+        if tripped:
+            halted_at.append(len(simulator().outbox))
+        return tripped
+
+    monkeypatch.setattr(campaign_breaker, "halt", halt)
+    feedback = Feedback(stack)
+    feedback.start()
+    try:
+        result = stack.run("CampaignStateMachine", definition())
+    finally:
+        feedback.stop()
+
+    assert (result.status, result.error) == ("FAILED", "CampaignHalted"), result.cause
+    cause = json.loads(result.cause)
+    assert "complaint" in cause["reason"]
+    sent = sent_counts()
+    assert set(sent.values()) == {1} and 0 < len(sent) < RECIPIENTS
+    (at_halt,) = halted_at
+    after = simulator().outbox[at_halt:]
+    calls_after = {(m.tags["batch"], m.tags["variant"]) for m in after}
+    assert len(calls_after) <= 10, "more SES calls after the halt than batches in flight (MaxConcurrency 10)"
+    control = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                                Key={"campaign_id": {"S": "autumn-sale"}})["Item"]
+    assert control["status"]["S"] == "HALTED" and json.loads(control["halt"]["S"])["metric"] == "complaint"
+    alerts = stack.client("sns").list_topics()  # the alert went to the AlertTopic (counted by the meter)
+    assert alerts and stack.meter.snapshot()["api_calls"].get("sns:Publish", 0) >= 1
+
+    raised = definition(thresholds={"complaint": {"warn": 0.2, "halt": 0.5}, "min_sends": 200}, resume=True)
+    resumed = stack.run("CampaignStateMachine", raised)
+
+    assert resumed.status == "SUCCEEDED", (resumed.error, resumed.cause)
+    sent = sent_counts()
+    assert set(sent.values()) == {1}, "someone got the campaign twice"
+    assert set(sent) == set(audience)
+    assert resumed.output["status"] == "COMPLETED"
+    assert resumed.output["accounted"]["sent"] == RECIPIENTS and resumed.output["accounted"]["unknown"] == 0
+
+
+def test_pause_stops_before_the_next_batch_and_resume_sends_only_the_rest(stack, audience):
+    config = None
+
+    def pause_after(count):
+        nonlocal config
+        if count >= 300 and config is None:
+            from app.settings import Settings
+            outputs = stack.outputs
+            config = Settings(recipients_table=outputs["RecipientsTableName"],
+                              campaigns_table=outputs["CampaignsTableName"], sends_table=outputs["SendsTableName"],
+                              events_table=outputs["EventsTableName"], manifest_bucket=outputs["ManifestBucketName"],
+                              alert_topic_arn=outputs["AlertTopicArn"],
+                              configuration_set=outputs["ConfigurationSetName"], feedback_dlq_url=None,
+                              lifecycle_state_machine_arn=None, lifecycle_policy=None)
+            assert campaign_control.change_status("calm-sale", campaign_control.PAUSED, config)
+
+    feedback = Feedback(stack, on_sent=pause_after)
+    feedback.start()
+    try:
+        paused = stack.run("CampaignStateMachine", definition(id="calm-sale", thresholds={}))
+    finally:
+        feedback.stop()
+
+    assert paused.status == "SUCCEEDED" and paused.output["status"] == "PAUSED"
+    first = sent_counts()
+    assert 300 <= len(first) < RECIPIENTS
+    assert paused.output["accounted"]["not_sent"] + len(first) == RECIPIENTS - paused.output["accounted"]["unknown"]
+
+    resumed = stack.run("CampaignStateMachine", definition(id="calm-sale", thresholds={}, resume=True))
+
+    assert resumed.status == "SUCCEEDED" and resumed.output["status"] == "COMPLETED"
+    sent = sent_counts()
+    assert set(sent.values()) == {1} and set(sent) == set(audience)
+
+
+def test_a_cancelled_campaign_stops_and_cannot_be_resumed(stack, audience):
+    outputs = stack.outputs
+
+    def cancel_after(count):
+        if count >= 200:
+            stack.client("dynamodb").update_item(
+                TableName=outputs["CampaignsTableName"], Key={"campaign_id": {"S": "gone-sale"}},
+                UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":c": {"S": "CANCELLED"}})
+
+    feedback = Feedback(stack, on_sent=cancel_after)
+    feedback.start()
+    try:
+        cancelled = stack.run("CampaignStateMachine", definition(id="gone-sale", thresholds={}))
+    finally:
+        feedback.stop()
+
+    assert cancelled.output["status"] == "CANCELLED" and len(sent_counts()) < RECIPIENTS
+    again = stack.run("CampaignStateMachine", definition(id="gone-sale", thresholds={}, resume=True))
+    assert (again.status, again.error) == ("FAILED", "CampaignNotResumable")
