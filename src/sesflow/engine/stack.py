@@ -121,6 +121,7 @@ class LocalStack:
     # Failed SQS messages waiting out their visibility timeout: (virtual time due, queue URL, receipt handle).
     _retries: list[tuple[datetime, str, str]] = field(default_factory=list, init=False, repr=False)
     _retry_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _deliver_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # ---------------------------------------------------------------- lifecycle
     def up(self) -> LocalStack:
@@ -130,7 +131,8 @@ class LocalStack:
             parameter_overrides=self.parameters,
         )
         install_all()
-        self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter()))
+        self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
+                                                        before_wait=self._deliver_before_wait))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
@@ -231,6 +233,10 @@ class LocalStack:
         next retry. moto moves a message to the dead-letter queue when its receive count passes
         maxReceiveCount.
         """
+        with self._deliver_lock:  # one poller at a time (a test's pump and a Wait's catch-up may overlap)
+            return self._deliver_queues(max_rounds)
+
+    def _deliver_queues(self, max_rounds: int) -> int:
         sqs = self.client("sqs")
         batches = 0
         for _ in range(max_rounds):
@@ -244,6 +250,10 @@ class LocalStack:
             if not progressed and not self._release_next_retries(sqs):
                 break
         return batches
+
+    def _deliver_before_wait(self) -> None:
+        if self._mock is not None and self.triggers:
+            self.deliver_queues()
 
     def _release_next_retries(self, sqs: Any) -> bool:
         """Move the virtual clock to the earliest hidden failure and make everything due visible again."""
