@@ -19,7 +19,7 @@ def invoke(stack, logical_id, path):
 def test_valid_campaign_sample_is_accepted(stack):
     error, body = invoke(stack, "ValidateCampaignFunction", "validate_campaign/valid.json")
     assert error is None
-    assert [v["name"] for v in body["variants"]] == ["a", "b", "c"]
+    assert [v["name"] for v in body["campaign"]["variants"]] == ["a", "b", "c"] and body["resume"] is False
 
 
 def test_invalid_campaign_sample_is_refused_naming_each_bad_field(stack):
@@ -40,7 +40,7 @@ def test_snapshot_sample_writes_a_manifest_of_the_eligible_list(stack):
 
     assert error is None, body
     manifest = json.loads(stack.client("s3").get_object(
-        Bucket=stack.outputs["ManifestBucketName"], Key=body["manifest_key"])["Body"].read())
+        Bucket=stack.outputs["ManifestBucketName"], Key=body["phases"][0]["manifest_key"])["Body"].read())
     addresses = [r["address"] for batch in manifest for r in batch["recipients"]]
     assert max(len(batch["recipients"]) for batch in manifest) <= 50
     assert len(addresses) == body["recipients"] and body["recipients"] + body["holdout"] == 120
@@ -58,8 +58,8 @@ def test_send_batch_sample_sends_each_recipient_once_when_invoked_twice(stack):
     first = invoke(stack, "SendBatchFunction", "send_batch/two_recipients.json")
     again = invoke(stack, "SendBatchFunction", "send_batch/two_recipients.json")
 
-    assert first == (None, {"index": 0, "sent": 2, "skipped": 0, "failed": 0})
-    assert again == (None, {"index": 0, "sent": 0, "skipped": 2, "failed": 0})
+    assert first == (None, {"batch": "all#000000", "recipients": 2, "sent": 2, "failed": 0})
+    assert again == (None, {"batch": "all#000000", "recipients": 2, "sent": 0, "failed": 0, "skipped": "SENT"})
     assert sorted(r for m in simulator().outbox for r in m.to) == ["ada@example.org", "success@simulator.amazonses.com"]
 
 
