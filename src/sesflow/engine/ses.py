@@ -17,10 +17,14 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import takewhile
+from typing import Any
 
 import boto3
 import botocore.session
 from moto.core.exceptions import JsonRESTError
+from moto.core.models import botocore_stubber
+from moto.events.models import events_backends
+from moto.sns.models import sns_backends
 
 from sesflow.engine import runtime
 
@@ -81,6 +85,9 @@ class SesConfig:
     max_24h_send: float = SANDBOX_MAX_24H_SEND
     enforce_rate: bool = True
     production_access: bool = False
+    # A feedback_model.FeedbackModel, or None (no events). When set, every accepted message sent with a
+    # configuration set publishes the events the model gives it to that set's destinations, as SES does.
+    feedback: Any = None
 
 
 @dataclass(frozen=True)
@@ -187,8 +194,30 @@ def simulator() -> SesSimulator:
     return _simulator
 
 
+_clients_lock = threading.Lock()
+_clients: dict[tuple[str, str, bool], Any] = {}
+_clients_session: Any = None
+
+
+def _client(service: str, region: str) -> Any:
+    """One boto3 client per service and region for the current default session (building one costs ~10 ms,
+    as much as the publish itself); mock_aws replaces that session on entry, which empties the cache."""
+    global _clients_session
+    with _clients_lock:
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        if _clients_session is not boto3.DEFAULT_SESSION:
+            _clients_session = boto3.DEFAULT_SESSION
+            _clients.clear()
+        key = (service, region, botocore_stubber.enabled)
+        if key not in _clients:
+            _clients[key] = boto3.client(service, region_name=region)
+        return _clients[key]
+
+
 def publish_event(
-    configuration_set: str, record: dict, *, region: str | None = None, account_id: str | None = None
+    configuration_set: str, record: dict, *, region: str | None = None, account_id: str | None = None,
+    direct: bool = False,
 ) -> int:
     """Do what SES does with an event of a message sent with `configuration_set`: publish the record to
     every enabled event destination of that set whose MatchingEventTypes include the record's eventType.
@@ -201,6 +230,10 @@ def publish_event(
     the record, Resources [the configuration set's ARN], Time the virtual clock) on the destination's bus.
     CloudWatch destinations are recorded but receive nothing (metrics are not evaluated locally).
     The destinations searched are those of every simulated account and region unless narrowed.
+
+    direct=True hands the event to moto's SNS or EventBridge backend as SES does, service to service: no
+    API call (none in the meter's api_calls), the same publish, delivery and event counts, and 3 to 4 times
+    faster than through boto3 (which is what the feedback model uses while a campaign sends).
     """
     event_type = record.get("eventType")
     if event_type not in EVENT_TYPES:
@@ -221,20 +254,28 @@ def publish_event(
     body, published = json.dumps(record), 0
     for acct, reg, destination in targets:
         if "SnsDestination" in destination:
-            boto3.client("sns", region_name=reg).publish(
-                TopicArn=destination["SnsDestination"]["TopicArn"], Message=body
-            )
+            topic = destination["SnsDestination"]["TopicArn"]
+            if direct:
+                _, _, _, topic_region, topic_account, _ = topic.split(":", 5)
+                sns_backends[topic_account][topic_region].publish(body, arn=topic)
+            else:
+                _client("sns", reg).publish(TopicArn=topic, Message=body)
         elif "EventBridgeDestination" in destination:
-            response = boto3.client("events", region_name=reg).put_events(Entries=[{
+            entry = {
                 "Source": "aws.ses",
                 "DetailType": detail_type,
                 "Detail": body,
                 "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
                 "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
                 "Time": runtime.current().clock.now(),
-            }])
-            if response.get("FailedEntryCount"):
-                raise RuntimeError(f"EventBridge refused the {event_type} event: {response['Entries']}")
+            }
+            if direct:
+                entry["Time"] = entry["Time"].timestamp()  # as PutEvents hands it to the backend
+                entries = events_backends[acct][reg].put_events([entry])
+            else:
+                entries = _client("events", reg).put_events(Entries=[entry])["Entries"]
+            if any("ErrorCode" in e for e in entries):
+                raise RuntimeError(f"EventBridge refused the {event_type} event: {entries}")
         else:
             continue
         published += 1
@@ -243,39 +284,58 @@ def publish_event(
 
 def feedback_record(kind: str, address: str, at: datetime, message_id: str, *,
                     tags: dict[str, list[str]] | None = None, subtype: str | None = None,
-                    complaint_type: str | None = "abuse") -> dict:
+                    complaint_type: str | None = "abuse", destination: list[str] | None = None,
+                    source: str = "news@example.com", sent_at: datetime | None = None,
+                    detail: dict | None = None, recipient: dict | None = None) -> dict:
     """An event-publishing record as SES writes it for one recipient of one message (what publish_event takes).
 
     kind: send, delivery, soft_bounce (Transient/`subtype`, default MailboxFull), hard_bounce (Permanent/`subtype`,
-    default General), complaint (`complaint_type`; None for none), open, click or delivery_delay."""
-    stamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    mail = {"timestamp": stamp, "source": "news@example.com", "messageId": message_id, "destination": [address],
-            "tags": copy.deepcopy(tags or {})}
+    default General), complaint (`complaint_type`; None for none), open, click, delivery_delay or
+    rendering_failure. `at` is when the event happened; mail.timestamp is `sent_at` (default `at`), mail.destination
+    `destination` (default [address]). `detail` adds to (or overrides) the event's own object (bounce, delivery,
+    open, failure, ...), `recipient` to the address's entry in bouncedRecipients, complainedRecipients or
+    delayedRecipients (action, status, diagnosticCode)."""
+    stamp = _stamp(at)
+    mail = {"timestamp": _stamp(sent_at) if sent_at is not None else stamp, "source": source,
+            "messageId": message_id, "destination": list(destination) if destination is not None else [address],
+            "tags": {name: list(v) if isinstance(v, list) else copy.deepcopy(v) for name, v in (tags or {}).items()}}
     feedback_id = f"{message_id}-{kind}"
+    entry = {"emailAddress": address, **(recipient or {})}
     if kind in ("soft_bounce", "hard_bounce"):
         bounce_type = "Transient" if kind == "soft_bounce" else "Permanent"
-        detail = {"bounceType": bounce_type, "bounceSubType": subtype or ("MailboxFull" if bounce_type == "Transient"
-                                                                          else "General"),
-                  "bouncedRecipients": [{"emailAddress": address}], "timestamp": stamp, "feedbackId": feedback_id}
-        return {"eventType": "Bounce", "mail": mail, "bounce": detail}
-    if kind == "complaint":
-        detail = {"complainedRecipients": [{"emailAddress": address}], "timestamp": stamp, "feedbackId": feedback_id}
+        obj = {"bounceType": bounce_type, "bounceSubType": subtype or ("MailboxFull" if bounce_type == "Transient"
+                                                                       else "General"),
+               "bouncedRecipients": [entry], "timestamp": stamp, "feedbackId": feedback_id}
+        event_type, name = "Bounce", "bounce"
+    elif kind == "complaint":
+        obj = {"complainedRecipients": [entry], "timestamp": stamp, "feedbackId": feedback_id}
         if complaint_type:
-            detail["complaintFeedbackType"] = complaint_type
-        return {"eventType": "Complaint", "mail": mail, "complaint": detail}
-    if kind == "delivery":
-        return {"eventType": "Delivery", "mail": mail, "delivery": {
-            "timestamp": stamp, "recipients": [address], "processingTimeMillis": 120, "smtpResponse": "250 2.0.0 OK"}}
-    if kind == "send":
-        return {"eventType": "Send", "mail": mail, "send": {}}
-    if kind == "open":
-        return {"eventType": "Open", "mail": mail, "open": {"timestamp": stamp, "userAgent": "Mozilla/5.0",
-                                                             "ipAddress": "192.0.2.1"}}
-    if kind == "click":
-        return {"eventType": "Click", "mail": mail, "click": {"timestamp": stamp, "userAgent": "Mozilla/5.0",
-                                                               "ipAddress": "192.0.2.1", "link": "https://example.com/"}}
-    if kind == "delivery_delay":
-        return {"eventType": "DeliveryDelay", "mail": mail, "deliveryDelay": {
-            "timestamp": stamp, "delayType": "TransientCommunicationFailure",
-            "delayedRecipients": [{"emailAddress": address}]}}
-    raise ValueError(f"kind: {kind!r} is not one feedback_record makes")
+            obj["complaintFeedbackType"] = complaint_type
+        event_type, name = "Complaint", "complaint"
+    elif kind == "delivery":
+        obj = {"timestamp": stamp, "recipients": [address], "processingTimeMillis": 120,
+               "smtpResponse": "250 2.0.0 OK"}
+        event_type, name = "Delivery", "delivery"
+    elif kind == "send":
+        obj, event_type, name = {}, "Send", "send"
+    elif kind == "open":
+        obj = {"timestamp": stamp, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1"}
+        event_type, name = "Open", "open"
+    elif kind == "click":
+        obj = {"timestamp": stamp, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1", "link": "https://example.com/"}
+        event_type, name = "Click", "click"
+    elif kind == "delivery_delay":
+        obj = {"timestamp": stamp, "delayType": "TransientCommunicationFailure", "delayedRecipients": [entry]}
+        event_type, name = "DeliveryDelay", "deliveryDelay"
+    elif kind == "rendering_failure":
+        obj = {"errorMessage": "Attribute 'name' is not present in the rendering data.", "templateName": "template"}
+        event_type, name = "Rendering Failure", "failure"
+    else:
+        raise ValueError(f"kind: {kind!r} is not one feedback_record makes")
+    if detail:
+        obj.update(detail)
+    return {"eventType": event_type, "mail": mail, name: obj}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,7 +9,7 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sqs
+    from sesflow.engine.patches import events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sns, sqs
 
     sfn.install()
     sesv2.install()
@@ -17,4 +17,5 @@ def install_all() -> None:
     metering.install()
     sdk_retry.install()
     sqs.install()
+    sns.install()
     events.install()

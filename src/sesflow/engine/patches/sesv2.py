@@ -25,10 +25,15 @@ Simulated:
   unknown configuration set or destination -> NotFoundException; duplicate name -> AlreadyExistsException;
   more than 10 per set -> LimitExceededException; no or unknown MatchingEventTypes, not exactly one
   destination, an EventBridge bus other than default -> BadRequestException.
+- Feedback: with a model set (`simulator().configure(feedback=engine.feedback_model.FeedbackModel(...))`),
+  each accepted message sent with a configuration set publishes the model's events (Send, Delivery, Bounce,
+  Complaint, Open, Click, Rendering Failure) to the set's destinations; the mailbox simulator's addresses
+  behave as AWS documents. Off by default: then nothing is published unless a test calls `ses.publish_event`.
 
-Not simulated: the sandbox's verified-recipient rule, automatic suppression from bounces and
-complaints, generating events from sends (call `ses.publish_event`), contact-list unsubscribe filtering, inline
-TemplateContent (NotImplementedError), attachments (accepted, not recorded), tenants, message size.
+Not simulated: the sandbox's verified-recipient rule, automatic suppression from bounces and complaints
+(unless the feedback model's auto_suppress is on), the mailbox simulator's exemption from the 24-hour quota
+(its recipients count like any others), contact-list unsubscribe filtering, inline TemplateContent
+(NotImplementedError), attachments (accepted, not recorded), tenants, message size.
 """
 
 from __future__ import annotations
@@ -256,6 +261,10 @@ def _accept(
                 )
             )
         sim.outbox.extend(records)
+        feedback = sim.config.feedback
+    if feedback is not None:  # SES publishes the events of a message sent with a configuration set
+        for record in records:
+            feedback.publish(record)
     return records
 
 
