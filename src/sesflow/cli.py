@@ -1,5 +1,6 @@
 """sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
 `sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands);
+`sesflow campaign start|status|pause|resume|cancel` runs and steers campaigns;
 `sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow events
 parse` shows what the feedback parser makes of SES feedback files."""
 
@@ -10,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from sesflow import recipient_cli
+from sesflow import campaign_cli, recipient_cli
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-file", default=None,
                     help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
     up.set_defaults(func=local_up)
+    campaign_cli.register(commands)
     recipient_cli.register(commands)
     events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "

@@ -1,0 +1,131 @@
+"""`sesflow campaign start|status|pause|resume|cancel`: run and steer campaigns on the local engine
+(`sesflow local up --serve`) or a deployed stack (`--stack NAME`), through the Lambda code's own app.* modules.
+
+start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
+                one execution of CampaignStateMachine named after the campaign
+status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
+pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
+resume ID       PAUSED or HALTED -> a new execution from the frozen audience, sending only what was not sent
+                (--definition FILE: e.g. with raised thresholds)
+cancel ID       ends the campaign for good
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sesflow.recipient_cli import lambda_code
+from sesflow.target import Target, TargetError, resolve_target
+
+
+def _definition(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a campaign definition is a JSON object")
+    return data
+
+
+def _modules(target: Target) -> dict[str, Any]:
+    lambda_code(target)  # functions/ on sys.path, the target's environment
+    from app import campaign_control, sends
+    from app.domain.campaign import parse_campaign
+    from app.errors import CampaignDefinitionError
+    from app.settings import settings
+
+    return {"control": campaign_control, "sends": sends, "parse": parse_campaign,
+            "definition_error": CampaignDefinitionError, "settings": settings()}
+
+
+def _start(target: Target, definition: dict[str, Any], resume: bool) -> str:
+    app = _modules(target)
+    try:
+        campaign = app["parse"](definition)
+    except app["definition_error"] as error:
+        raise ValueError(f"the campaign definition is not valid: {error}") from None
+    name = f"{campaign.id}-{'resume-' if resume else ''}{int(time.time())}"
+    response = target.client("stepfunctions").start_execution(
+        stateMachineArn=target.output("CampaignStateMachineArn"), name=name[:80],
+        input=json.dumps({**campaign.to_dict(), **({"resume": True} if resume else {})}))
+    return response["executionArn"]
+
+
+def status(target: Target, campaign_id: str) -> dict[str, Any]:
+    app = _modules(target)
+    item, stats = app["control"].read(campaign_id, app["settings"])
+    if not item:
+        raise LookupError(f"no campaign {campaign_id} on {target.name}")
+    definition = json.loads(item.get("definition", "{}"))
+    variants = [v["name"] for v in definition.get("variants", [])]
+    return {
+        "campaign_id": campaign_id,
+        "status": item.get("status"),
+        "execution_arn": item.get("execution_arn"),
+        "sent": stats.get("sent", 0),
+        "per_variant": {v: {k.split("#")[0]: n for k, n in stats.items() if k.endswith(f"#{v}")} for v in variants},
+        "feedback": {k: n for k, n in stats.items() if "#" not in k and k != "sent"},
+        "thresholds": definition.get("thresholds"),
+        "halt": json.loads(item["halt"]) if "halt" in item else None,
+        "warnings": {k: json.loads(v) for k, v in item.items() if k.startswith("warned_")},
+        "decision": json.loads(item["decision"]) if "decision" in item else None,
+        "accounted": app["sends"].summary(campaign_id, app["settings"]),
+    }
+
+
+def campaign(args: argparse.Namespace) -> int:
+    try:
+        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        if args.action == "start":
+            print(f"started {_start(target, _definition(args.file), resume=False)}")
+        elif args.action == "status":
+            shown = status(target, args.id)
+            print(json.dumps(shown, indent=2))
+        elif args.action in ("pause", "cancel"):
+            app = _modules(target)
+            to = app["control"].PAUSED if args.action == "pause" else app["control"].CANCELLED
+            if not app["control"].change_status(args.id, to, app["settings"]):
+                current = app["control"].read(args.id, app["settings"])[0].get("status")
+                raise LookupError(f"campaign {args.id} is {current or 'unknown here'}: it cannot be {to.lower()}")
+            print(f"campaign {args.id}: {to} (batches in flight stop before their next SES call)")
+        elif args.action == "resume":
+            app = _modules(target)
+            item = app["control"].read(args.id, app["settings"])[0]
+            if not item:
+                raise LookupError(f"no campaign {args.id} on {target.name}")
+            definition = _definition(args.definition) if args.definition else json.loads(item["definition"])
+            if definition.get("id") != args.id:
+                raise ValueError(f"{args.definition}: its id is {definition.get('id')!r}, not {args.id!r}")
+            print(f"resumed {_start(target, definition, resume=True)}")
+    except (TargetError, LookupError, ValueError) as error:
+        print(f"sesflow: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add `campaign start|status|pause|resume|cancel` to the CLI's subcommands."""
+    group = commands.add_parser("campaign", help="start, inspect and steer campaigns")
+    actions = group.add_subparsers(dest="action", required=True)
+    for name, text in (("start", "validate a definition and start its execution"),
+                       ("status", "status, counts, breaker, decision"),
+                       ("pause", "stop before the next SES call; resume later"),
+                       ("resume", "send what was not sent (PAUSED or HALTED)"),
+                       ("cancel", "end the campaign for good")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("file" if name == "start" else "id", help="definition JSON" if name == "start"
+                            else "the campaign id")
+        if name == "resume":
+            action.add_argument("--definition", default=None, help="a new definition (same id), e.g. new thresholds")
+        action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
+        action.add_argument("--region", default=None, help="with --stack: its region")
+        action.add_argument("--state-file", default=None, help="the local engine's state file")
+        action.set_defaults(func=campaign)

@@ -1,0 +1,75 @@
+"""`sesflow campaign start|status|pause|resume|cancel` against a stack on the engine."""
+
+import argparse
+import json
+import os
+
+import pytest
+
+from sesflow import campaign_cli
+from sesflow.engine.ses import simulator
+from sesflow.target import Target
+from tests.workflow.test_campaign import campaign, seed
+
+
+@pytest.fixture
+def target(stack, monkeypatch):
+    saved = dict(os.environ)
+    simulator().configure(enforce_rate=False)
+    seed(stack, {f"user{i:03d}@example.org": "ACTIVE" for i in range(120)})
+    found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
+    monkeypatch.setattr(campaign_cli, "resolve_target", lambda *a, **k: found)
+    yield found
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def run(action, **options):
+    args = argparse.Namespace(action=action, stack="test-stack", region=None, state_file=None,
+                              definition=None, file=None, id=None, **{})
+    for key, value in options.items():
+        setattr(args, key, value)
+    return campaign_cli.campaign(args)
+
+
+def test_start_runs_the_campaign_and_status_reports_it(stack, target, tmp_path, capsys):
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign()))
+
+    assert run("start", file=str(path)) == 0
+
+    arn = capsys.readouterr().out.split()[-1]
+    assert stack.wait(arn).status == "SUCCEEDED"
+    assert run("status", id="spring-sale") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "COMPLETED" and shown["sent"] == len(simulator().outbox) > 0
+    assert sum(v.get("sent", 0) for v in shown["per_variant"].values()) == shown["sent"]
+    assert shown["accounted"]["sent"] == shown["sent"] and shown["accounted"]["unknown"] == 0
+
+
+def test_a_bad_file_or_definition_is_refused_before_anything_starts(stack, target, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(campaign(sender="nobody")))
+    assert run("start", file=str(bad)) == 1
+    assert "the campaign definition is not valid: sender: 'nobody' is not valid" in capsys.readouterr().err
+    assert run("start", file=str(tmp_path / "missing.json")) == 1
+    assert "missing.json: cannot read it" in capsys.readouterr().err
+    bad.write_text("{ not json")
+    assert run("start", file=str(bad)) == 1
+    assert "not JSON" in capsys.readouterr().err
+    assert stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"] == []
+
+
+def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, capsys):
+    assert run("pause", id="nothing-here") == 1
+    assert "campaign nothing-here is unknown here: it cannot be paused" in capsys.readouterr().err
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign()))
+    run("start", file=str(path))
+    stack.wait(capsys.readouterr().out.split()[-1])
+    assert run("pause", id="spring-sale") == 1
+    assert "campaign spring-sale is COMPLETED: it cannot be paused" in capsys.readouterr().err
+    assert run("resume", id="spring-sale") == 0  # starts; the workflow refuses a COMPLETED campaign
+    result = stack.wait(capsys.readouterr().out.split()[-1])
+    assert (result.status, result.error) == ("FAILED", "CampaignNotResumable")
