@@ -154,3 +154,22 @@ def test_the_one_click_link_in_an_email_unsubscribes_and_the_next_campaign_leave
     second = stack.run("CampaignStateMachine", campaign(id="spring-sale-2"))
     assert second.status == "SUCCEEDED"
     assert message.to[0] not in {r for m in simulator().outbox for r in m.to}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"variants": [{"name": "a", "weight": 1, "template": "spring-a", "subject": "Hi"}]}, "variants[0]"),
+    ({"holdout_percent": 100}, "holdout_percent"),
+    ({"thresholds": {"complaint": {"warn": 0.01, "halt": 0.005}}}, "thresholds.complaint"),
+    ({"ab": {"mode": "test_then_winner"}, "variants": [{"name": "a", "template": "spring-a"}]}, "ab"),
+    ({"start_at": "tomorrow 9am"}, "start_at"),
+    ({"rate_share": 0}, "rate_share"),
+    ({"sendr": "news@example.com"}, "sendr"),
+])
+def test_each_bad_definition_is_refused_naming_its_field_before_anything_is_written_or_sent(
+        stack, audience, change, message):
+    result = stack.run("CampaignStateMachine", campaign(**change))
+
+    assert (result.status, result.error) == ("FAILED", "CampaignDefinitionError")
+    assert message in result.cause
+    assert simulator().outbox == []
+    assert stack.client("dynamodb").scan(TableName=stack.outputs["CampaignsTableName"])["Count"] == 0
