@@ -7,7 +7,7 @@ Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the fr
   inflight    how many recipients from `next` on are in an SES call whose answer has not been recorded (0: none)
   unknown     recipients whose call's outcome was never recorded (a crash, a timeout, a 5xx): never resent
   confirmed   how many of those unknown ones SES feedback has since confirmed as sent (reconciliation)
-  failed      recipients SES refused one by one in an accepted call
+  failed      how many recipients SES refused one by one in an accepted call; failed_addresses: which
   recipients, claimed_at, sent_at, expires_at
 
 The claim is conditional: a new batch, a STOPPED one, or one SENDING with nothing in flight (its SendBatch died
@@ -44,11 +44,14 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _update(campaign_id: str, batch: str, settings: Settings, **kwargs: Any) -> dict[str, Any] | None:
-    """update_item; None when its condition failed (with the item as it was under "Item")."""
+def _update(campaign_id: str, batch: str, settings: Settings, names: dict[str, str] | None = None,
+            **kwargs: Any) -> dict[str, Any]:
+    """update_item; {"Failed": the item as it was} when its condition failed."""
+    used = " ".join((kwargs.get("UpdateExpression", ""), kwargs.get("ConditionExpression", "")))
+    aliases = {alias: name for alias, name in {**_NAMES, **(names or {})}.items() if alias in used}
     try:
         return client("dynamodb").update_item(TableName=settings.sends_table, Key=_key(campaign_id, batch),
-                                              ExpressionAttributeNames=_NAMES, **kwargs)
+                                              ExpressionAttributeNames=aliases, **kwargs)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
@@ -84,40 +87,52 @@ def claim(campaign_id: str, batch: str, recipients: int, settings: Settings) -> 
 def settle_unknown(campaign_id: str, batch: str, position: int, inflight: int, settings: Settings) -> None:
     """A call whose answer was never recorded: its recipients become unknown (never resent); the batch goes on."""
     _update(campaign_id, batch, settings,
-            UpdateExpression="SET #s = :stopped, #next = :after, inflight = :zero ADD unknown :inflight",
+            UpdateExpression="SET #s = :stopped, #next = :after, inflight = :zero ADD #unknown :inflight",
+            names={"#unknown": "unknown"},
             ConditionExpression="#s = :sending AND #next = :next AND inflight = :inflight",
             ExpressionAttributeValues={":stopped": {"S": STOPPED}, ":sending": {"S": SENDING},
                                        ":next": _n(position), ":after": _n(position + inflight),
                                        ":inflight": _n(inflight), ":zero": _n(0)})
 
 
+def _failures(failed: list[str]) -> tuple[str, dict[str, Any]]:
+    """The ADD clause recording the recipients SES refused one by one in the last call (their outcome)."""
+    if not failed:
+        return "", {}
+    return " ADD failed :failed, failed_addresses :addresses", {":failed": _n(len(failed)),
+                                                                 ":addresses": {"SS": sorted(set(failed))}}
+
+
 def in_flight(campaign_id: str, batch: str, position: int, count: int, settings: Settings,
-              failed: int = 0) -> None:
-    """Record, before an SES call, that recipients [position, position + count) are in it."""
+              failed: list[str] | None = None) -> None:
+    """Record, before an SES call, that recipients [position, position + count) are in it (and the last
+    call's refused recipients)."""
+    add, extra = _failures(failed or [])
     _update(campaign_id, batch, settings,
-            UpdateExpression="SET #next = :next, inflight = :count ADD failed :failed",
+            UpdateExpression="SET #next = :next, inflight = :count" + add,
             ConditionExpression="#s = :sending",
-            ExpressionAttributeValues={":next": _n(position), ":count": _n(count), ":failed": _n(failed),
-                                       ":sending": {"S": SENDING}})
+            ExpressionAttributeValues={":next": _n(position), ":count": _n(count), ":sending": {"S": SENDING},
+                                       **extra})
 
 
-def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings, failed: int = 0) -> None:
+def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings,
+           failed: list[str] | None = None) -> None:
     """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight."""
-    values = {":to": {"S": status}, ":next": _n(position), ":zero": _n(0), ":failed": _n(failed),
-              ":sending": {"S": SENDING}}
+    add, extra = _failures(failed or [])
+    values = {":to": {"S": status}, ":next": _n(position), ":zero": _n(0), ":sending": {"S": SENDING}, **extra}
     sets = "SET #s = :to, #next = :next, inflight = :zero"
     if status == SENT:
         sets += ", sent_at = :now"
         values[":now"] = {"S": clock.now().isoformat()}
-    _update(campaign_id, batch, settings, UpdateExpression=sets + " ADD failed :failed",
+    _update(campaign_id, batch, settings, UpdateExpression=sets + add,
             ConditionExpression="#s = :sending", ExpressionAttributeValues=values)
 
 
 def confirm(campaign_id: str, batch: str, count: int, settings: Settings) -> None:
     """SES feedback confirmed `count` sends of a batch with unknown outcomes (reconciliation; at least once)."""
     _update(campaign_id, batch, settings, UpdateExpression="ADD confirmed :n",
-            ConditionExpression="unknown > :zero OR inflight > :zero",
-            ExpressionAttributeValues={":n": _n(count), ":zero": _n(0)})
+            ConditionExpression="#unknown > :zero OR inflight > :zero",
+            ExpressionAttributeValues={":n": _n(count), ":zero": _n(0)}, names={"#unknown": "unknown"})
 
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:

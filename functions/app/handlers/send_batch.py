@@ -20,6 +20,7 @@ from app import campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
+from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
 from app.errors import ManifestError, SesflowError, SesThrottledError
 from app.governor import Governor
@@ -33,7 +34,9 @@ _governor: Governor | None = None
 def governor(config: Settings) -> Governor:
     global _governor
     if _governor is None or _governor.table_name != config.campaigns_table:
-        _governor = Governor(client("dynamodb"), config.campaigns_table, client("sesv2"))
+        reserve = float(os.environ.get("TRANSACTIONAL_RESERVE") or 0)  # the template's TransactionalReserve
+        _governor = Governor(client("dynamodb"), config.campaigns_table, client("sesv2"),
+                             policy=Policy(transactional_reserve=reserve))
     return _governor
 
 
@@ -104,7 +107,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**result, "skipped": status}
 
     counts: Counter[str] = Counter()  # for the campaign's stats item
-    position, unrecorded_failures = start, 0
+    position, unrecorded_failures = start, []
     try:
         while position < len(todo):
             if position > start:  # stop before the next call if the campaign stopped meanwhile
@@ -127,12 +130,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     break  # one variant per call
                 group.append(address)
             sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
+            unrecorded_failures = []
             accepted = send_call(campaign, variant, group, key, config)
             position += len(group)
-            unrecorded_failures = len(accepted) - sum(accepted)  # on the batch's item with its next write
+            # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
+            unrecorded_failures = [a for a, ok in zip(group, accepted, strict=True) if not ok]
             counts["sent"] += sum(accepted)
             counts[f"sent#{variant}"] += sum(accepted)
-            counts["failed"] += unrecorded_failures
+            counts["failed"] += len(unrecorded_failures)
         else:
             sends.finish(campaign.id, key, sends.SENT, position, config, failed=unrecorded_failures)
     except ClientError as error:
