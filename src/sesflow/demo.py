@@ -42,9 +42,9 @@ def run_demo(campaign_file: Path, recipients: int = 1_000, seed: int = 1, templa
     rng = random.Random(seed)
     started = time.perf_counter()
     with LocalStack(template_path=template, ses_identities=(definition["sender"].split("@")[1],)) as stack:
-        # Pacing under the SES quota is the rate governor's job (issue 5); until then the demo's account
-        # accepts every send, and the quota checks are exercised by the engine's own tests.
-        simulator().configure(enforce_rate=False)
+        # A production account's quota (the sandbox's 1/s would make a long demo); the rate governor paces
+        # every send under it, and SES's per-second limit is enforced.
+        simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
         statuses = seed_audience(stack, definition["audience"]["list_id"], recipients, rng)
         for variant in definition["variants"]:
             stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={

@@ -15,7 +15,7 @@ from tests.workflow.test_campaign import campaign, seed
 @pytest.fixture
 def target(stack, monkeypatch):
     saved = dict(os.environ)
-    simulator().configure(enforce_rate=False)
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     seed(stack, {f"user{i:03d}@example.org": "ACTIVE" for i in range(120)})
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
     monkeypatch.setattr(campaign_cli, "resolve_target", lambda *a, **k: found)

@@ -42,8 +42,7 @@ def campaign(**changes):
 
 @pytest.fixture
 def audience(stack):
-    # Pacing under the SES quota is the rate governor's job (issue 5); this test is about who is sent to.
-    simulator().configure(enforce_rate=False)
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     statuses = {f"user{i:03d}@example.org": "ACTIVE" for i in range(240)}
     statuses |= {f"probation{i}@example.org": "RECOVERY" for i in range(10)}
     statuses |= {f"gone{i}@example.org": "SUPPRESSED" for i in range(5)}

@@ -2,13 +2,13 @@
 ingestion path, an operator pauses or cancels it, and a resume sends the rest, nobody twice."""
 
 import json
-import threading
 from collections import Counter
 
 import pytest
 from app import campaign_breaker, campaign_control
 
-from sesflow.engine.ses import feedback_record, simulator
+from sesflow.engine.ses import simulator
+from tests.workflow.feedback import Feedback
 from tests.workflow.test_campaign import LIST, seed
 
 RECIPIENTS = 2000
@@ -28,40 +28,15 @@ def definition(**changes):
 
 @pytest.fixture
 def audience(stack):
-    simulator().configure(enforce_rate=False)
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     statuses = {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS)}
     seed(stack, statuses)
     return statuses
 
 
-class Feedback(threading.Thread):
-    """SES's side while the campaign sends: every 10th recipient of variant b complains, through the feedback
-    queue and IngestFeedbackFunction (the pump runs the queue trigger as Lambda's poller would)."""
-
-    def __init__(self, stack, on_sent=None):
-        super().__init__(daemon=True)
-        self.stack, self.on_sent, self.done = stack, on_sent, threading.Event()
-        self.seen = 0
-
-    def run(self):
-        sqs, queue = self.stack.client("sqs"), self.stack.outputs["FeedbackQueueUrl"]
-        while not self.done.is_set():
-            outbox = list(simulator().outbox)
-            for message in outbox[self.seen:]:
-                address = message.to[0]
-                if message.tags.get("variant") == "b" and int(address[4:8]) % 10 == 0:
-                    record = feedback_record("complaint", address, self.stack.clock.now(), message.message_id,
-                                             tags={k: [v] for k, v in message.tags.items()})
-                    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
-            self.seen = len(outbox)
-            if self.on_sent:
-                self.on_sent(len(outbox))
-            self.stack.deliver_queues()
-            self.done.wait(0.02)
-
-    def stop(self):
-        self.done.set()
-        self.join()
+def every_tenth_b_complains(message):
+    """A variant whose content offends: every 10th recipient of variant b complains."""
+    return ["complaint"] if message.tags.get("variant") == "b" and int(message.to[0][4:8]) % 10 == 0 else []
 
 
 def sent_counts():
@@ -80,12 +55,8 @@ def test_complaint_spike_halts_mid_send_then_a_resume_with_raised_thresholds_sen
         return tripped
 
     monkeypatch.setattr(campaign_breaker, "halt", halt)
-    feedback = Feedback(stack)
-    feedback.start()
-    try:
+    with Feedback(stack, every_tenth_b_complains):
         result = stack.run("CampaignStateMachine", definition())
-    finally:
-        feedback.stop()
 
     assert (result.status, result.error) == ("FAILED", "CampaignHalted"), result.cause
     cause = json.loads(result.cause)
@@ -129,12 +100,8 @@ def test_pause_stops_before_the_next_batch_and_resume_sends_only_the_rest(stack,
                               lifecycle_state_machine_arn=None, lifecycle_policy=None)
             assert campaign_control.change_status("calm-sale", campaign_control.PAUSED, config)
 
-    feedback = Feedback(stack, on_sent=pause_after)
-    feedback.start()
-    try:
+    with Feedback(stack, lambda message: [], on_sent=pause_after):
         paused = stack.run("CampaignStateMachine", definition(id="calm-sale", thresholds={}))
-    finally:
-        feedback.stop()
 
     assert paused.status == "SUCCEEDED" and paused.output["status"] == "PAUSED"
     first = sent_counts()
@@ -143,7 +110,7 @@ def test_pause_stops_before_the_next_batch_and_resume_sends_only_the_rest(stack,
 
     resumed = stack.run("CampaignStateMachine", definition(id="calm-sale", thresholds={}, resume=True))
 
-    assert resumed.status == "SUCCEEDED" and resumed.output["status"] == "COMPLETED"
+    assert resumed.status == "SUCCEEDED" and resumed.output["status"] == "COMPLETED", (resumed.error, resumed.cause)
     sent = sent_counts()
     assert set(sent.values()) == {1} and set(sent) == set(audience)
 
@@ -158,12 +125,8 @@ def test_a_cancelled_campaign_stops_and_cannot_be_resumed(stack, audience):
                 UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":c": {"S": "CANCELLED"}})
 
-    feedback = Feedback(stack, on_sent=cancel_after)
-    feedback.start()
-    try:
+    with Feedback(stack, lambda message: [], on_sent=cancel_after):
         cancelled = stack.run("CampaignStateMachine", definition(id="gone-sale", thresholds={}))
-    finally:
-        feedback.stop()
 
     assert cancelled.output["status"] == "CANCELLED" and len(sent_counts()) < RECIPIENTS
     again = stack.run("CampaignStateMachine", definition(id="gone-sale", thresholds={}, resume=True))

@@ -39,7 +39,7 @@ def clicks(rates: dict[str, float]):
 
 @pytest.fixture
 def audience(stack):
-    simulator().configure(enforce_rate=False)
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     seed(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS)})
     return [f"user{i:04d}@example.org" for i in range(RECIPIENTS)]
 
