@@ -296,12 +296,16 @@ class LocalStack:
                 if not failed_ids <= {m["MessageId"] for m in messages}:  # AWS: a bad id fails the batch
                     failed_ids = {m["MessageId"] for m in messages}
         retry_at = self.clock.now() + timedelta(seconds=trigger.visibility_timeout_s)
+        done = []
         for message in messages:
             if message["MessageId"] in failed_ids:
                 with self._retry_lock:
                     self._retries.append((retry_at, trigger.queue_url, message["ReceiptHandle"]))
             else:
-                sqs.delete_message(QueueUrl=trigger.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                done.append(message)
+        for start in range(0, len(done), 10):  # Lambda's poller deletes in batches of 10, as billed
+            sqs.delete_message_batch(QueueUrl=trigger.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])])
 
     def _queue_visibility(self, queue_name: str) -> int:
         assert self.template is not None

@@ -158,9 +158,9 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
     environ = os.environ
     assert isinstance(environ, ThreadEnviron), "lambda_bridge.install() was not called"
     previous = environ.overlay
-    started = time.perf_counter()
     # One invocation of a function at a time, like one warm container: module globals are shared.
     with spec._lock:
+        started = time.perf_counter()  # billed from here: waiting for the container is not the function's time
         environ.set_overlay(env)
         try:
             handler = spec.load()
@@ -177,7 +177,7 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
             errored = True
         finally:
             environ.set_overlay(previous)
-    duration_ms = (time.perf_counter() - started) * 1000
+        duration_ms = (time.perf_counter() - started) * 1000
     runtime.current().meter.count_lambda(spec.name, duration_ms, spec.memory_mb)
     return payload, errored, ""
 
