@@ -13,10 +13,11 @@ of each campaign that got a bounce or a complaint is evaluated.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,6 +37,7 @@ LIFECYCLE_KINDS = frozenset({"bounce", "complaint", "delivery", "subscription"})
 _TRANSACTION_LIMIT = 100
 _EVENTS_PER_RECIPIENT = 40  # per transaction; a recipient's further events wait for the next pass
 _CONFLICT_RETRIES = 4
+UNIQUE_MARKER_RETENTION = timedelta(days=30)
 _MAX_PASSES = 20  # each pass writes, or learns why it could not (a duplicate, a recipient changed)
 
 
@@ -187,7 +189,7 @@ class _Batch:
             elif kind == "completion" and event is not None:
                 self._drop(event)
             elif kind == "recipient" and unit is not None:
-                self.stored.update(recipients.read({unit.address}, self.settings))
+                self.stored.update(recipients.read({unit.address}, self.settings, consistent=True))
 
     def _drop(self, event: FeedbackEvent) -> None:
         self.pending[event.recipient] = [e for e in self.pending[event.recipient] if e.event_id != event.event_id]
@@ -203,6 +205,44 @@ class _Batch:
                 self.stored[unit.address] = dataclasses.replace(
                     before, state=final.state, episode=unit.episode,
                     episode_token=before.episode_token if unit.episode == before.episode else None)
+
+
+def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> None:
+    """Test-then-winner compares unique openers or clickers per variant (an Apple Mail privacy proxy opens every
+    message, some people open ten times): while a campaign's test is open, the first open and the first click of
+    each recipient get a marker (EventsTable, conditional put) and count as unique_opens / unique_clicks. Other
+    campaigns skip this write. At most once: a crash between the marker and the counter loses that count."""
+    engaged = {(e.campaign_id, e.recipient, e.kind): e for e in events
+               if e.kind in ("open", "click") and e.campaign_id}
+    if not engaged:
+        return
+    ddb = client("dynamodb")
+    testing = {}
+    for campaign_id in {c for c, _, _ in engaged}:
+        item = ddb.get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+                            ProjectionExpression="#d, decision", ExpressionAttributeNames={"#d": "definition"}
+                            ).get("Item", {})
+        definition = json.loads(item["definition"]["S"]) if "definition" in item else {}
+        testing[campaign_id] = (definition.get("ab") or {}).get("mode") == "test_then_winner" and \
+            "decision" not in item
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    expires = int((clock.now() + UNIQUE_MARKER_RETENTION).timestamp())
+    for (campaign_id, recipient, kind), event in sorted(engaged.items()):
+        if not testing[campaign_id]:
+            continue
+        try:
+            ddb.put_item(TableName=settings.events_table, ConditionExpression="attribute_not_exists(pk)", Item={
+                "pk": {"S": f"ENGAGED#{campaign_id}"}, "sk": {"S": f"{kind}#{recipient}"},
+                "expires_at": {"N": str(expires)}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                continue  # not this recipient's first
+            raise
+        counts[campaign_id][f"unique_{kind}s"] += 1
+        if event.variant:
+            counts[campaign_id][f"unique_{kind}s#{event.variant}"] += 1
+    for campaign_id, counter in sorted(counts.items()):
+        campaign_control.add_counts(campaign_id, counter, settings)
 
 
 def reconcile(events: list[FeedbackEvent], settings: Settings) -> None:
@@ -239,6 +279,7 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
     loose = tally(e for e in events if e.kind not in EXACT_KINDS)
     for campaign_id, counter in sorted(loose.items()):
         campaign_control.add_counts(campaign_id, counter, settings)  # at least once
+    count_unique_engagement(events, settings)
     reconcile(events, settings)
     # The breaker, as feedback arrives: a campaign that just got bounces or complaints is evaluated now.
     for campaign_id in sorted({e.campaign_id for e in events if e.kind in EXACT_KINDS and e.campaign_id}):

@@ -87,13 +87,14 @@ def from_item(address: str, item: dict[str, Any] | None) -> Stored:
     )
 
 
-def read(addresses: set[str], settings: Settings) -> dict[str, Stored]:
-    """Every address's state, consistently read (a transition's condition is the version read here)."""
+def read(addresses: set[str], settings: Settings, consistent: bool = False) -> dict[str, Stored]:
+    """Every address's state. Eventually consistent (half the read units): a transition is conditional on the
+    version read, so a stale read only costs a retry, which reads consistently."""
     found = {a: Stored(a, RecipientState()) for a in addresses}
     ddb = client("dynamodb")
     keys = [{"address": {"S": a}} for a in sorted(addresses)]
     for start in range(0, len(keys), 100):  # BatchGetItem's limit
-        request = {settings.recipients_table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+        request = {settings.recipients_table: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}}
         while request:
             response = ddb.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(settings.recipients_table, []):
@@ -226,8 +227,8 @@ def apply_decision(address: str, decide: Callable[[RecipientState, datetime], De
     Returns the recipient as last read and the decision written; None when the recipient does not exist (nothing
     is written), `decide` returns None, or the marker was there already. `decide` may raise (a bad reason)."""
     address = normalize(address)
-    for _ in range(_OPERATOR_RETRIES):
-        stored = read({address}, settings)[address]
+    for attempt in range(_OPERATOR_RETRIES):
+        stored = read({address}, settings, consistent=attempt > 0)[address]
         if not stored.exists:
             return stored, None
         now = clock.now()

@@ -33,6 +33,7 @@ SENDABLE = ("ACTIVE", "RECOVERY")
 
 
 def eligible(campaign: Any) -> list[str]:
+    """The list's sendable members (AudienceIndex projects status only), narrowed by the campaign's filters."""
     recipients = table(settings().recipients_table)
     query: dict[str, Any] = {
         "IndexName": "AudienceIndex",
@@ -42,10 +43,43 @@ def eligible(campaign: Any) -> list[str]:
     addresses: list[str] = []
     while True:
         page = recipients.query(**query)
-        addresses.extend(item["address"] for item in page["Items"] if campaign.audience.matches(item))
+        addresses.extend(item["address"] for item in page["Items"])
         if "LastEvaluatedKey" not in page:
-            return addresses
+            break
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    if not campaign.audience.attributes:
+        return addresses
+    names = sorted({name for name, _ in campaign.audience.attributes})
+    kept: list[str] = []
+    for start in range(0, len(addresses), 100):  # BatchGetItem's limit
+        chunk = addresses[start : start + 100]
+        found = filter_attributes(chunk, names)
+        kept += [a for a in chunk if campaign.audience.matches(found.get(a, {}))]
+    return kept
+
+
+def filter_attributes(addresses: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """The named attributes of up to 100 recipients (only filtered campaigns read them)."""
+    ddb, table_name = client("dynamodb"), settings().recipients_table
+    aliases = {f"#f{i}": n for i, n in enumerate(names)}
+    request = {table_name: {"Keys": [{"address": {"S": a}} for a in addresses],
+                            "ProjectionExpression": ", ".join(["#a", *aliases]),
+                            "ExpressionAttributeNames": {"#a": "address", **aliases}}}
+    found: dict[str, dict[str, Any]] = {}
+    while request:
+        response = ddb.batch_get_item(RequestItems=request)
+        for item in response["Responses"].get(table_name, []):
+            found[item["address"]["S"]] = {k: _plain(v) for k, v in item.items()}
+        request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    kind, raw = next(iter(value.items()))
+    if kind == "N":
+        number = float(raw)
+        return int(number) if number.is_integer() else number
+    return raw
 
 
 def account_suppressed() -> set[str]:
