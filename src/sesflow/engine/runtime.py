@@ -7,6 +7,7 @@ time. With no engine up, a default Runtime is used, so patched moto still works 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sesflow.engine.clock import VirtualClock
@@ -17,6 +18,9 @@ from sesflow.engine.metering import Meter
 class Runtime:
     clock: VirtualClock = field(default_factory=VirtualClock)
     meter: Meter = field(default_factory=Meter)
+    # Called before a Wait state moves virtual time: the stack runs its queue triggers, as Lambda's pollers
+    # would have during that time on AWS (feedback arrives while a campaign waits out its evaluation window).
+    before_wait: Callable[[], None] | None = None
 
 
 _lock = threading.Lock()

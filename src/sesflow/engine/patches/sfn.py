@@ -147,6 +147,13 @@ def _clock():
     return runtime.current().clock
 
 
+def _before_wait() -> None:
+    """What happens during the waited time besides the wait: the stack's queue triggers run (see Runtime)."""
+    hook = runtime.current().before_wait
+    if hook is not None:
+        hook()
+
+
 def _iso(moment: datetime) -> str:
     """The context object's time format on AWS: 2024-05-01T12:00:00.123Z."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -302,6 +309,7 @@ def _fix_wait() -> None:
 
     def _wait_interval(self, env: Environment, wait_seconds: float) -> None:
         entered = env.states.context_object.context_object_data["State"]["EnteredTime"]
+        _before_wait()
         _clock().sleep(wait_seconds, "Wait", since=datetime.fromisoformat(entered))
 
     _patch(WaitFunction, "_wait_interval", original, _wait_interval)
@@ -320,6 +328,7 @@ def _fix_wait_timestamp() -> None:
         moment = self._from_timestamp_string(timestamp=text)
         if moment is None:
             raise FailureEventException(self._create_failure_event(env, text))
+        _before_wait()
         _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait")
 
     _patch(Timestamp, "_eval_body", original, _eval_body)
