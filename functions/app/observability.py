@@ -5,9 +5,11 @@ import hashlib
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Named here, not only in the environment: a module imported before the environment is set (a test, a tool)
+# must still log and publish metrics under the right names.
+logger = Logger(service="sesflow")
+tracer = Tracer(service="sesflow")
+metrics = Metrics(namespace="sesflow", service="sesflow")
 
 
 def redact(address: str) -> str:

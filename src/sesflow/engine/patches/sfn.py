@@ -343,11 +343,22 @@ def _fix_callback_timeout() -> None:
     owner = state_task_service_callback.StateTaskServiceCallback
     original = _original(owner, "_wait_for_task_token_timeout", "callback_endpoint.wait(",
                          params=("self", "timeout_seconds", "callback_endpoint"))
+    original_eval = _original(owner, "_eval_wait_for_task_token", "_wait_for_task_token_timeout(",
+                              params=("self", "env", "timeout_seconds", "callback_endpoint"))
     _original(state_task_service_callback.CallbackEndpoint, "wait", "_notify_event.wait(")
+
+    def _eval_wait_for_task_token(self, env: Environment, timeout_seconds: int, callback_endpoint: Any,
+                                  heartbeat_endpoint: Any) -> Any:
+        # The timeout counts from when the state was entered, as on AWS, not from when this thread got to
+        # waiting: a clock moved in between (the token is visible before the wait starts) still ends it.
+        entered = env.states.context_object.context_object_data["State"]["EnteredTime"]
+        callback_endpoint.sesflow_entered = datetime.fromisoformat(entered)
+        return original_eval(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)
 
     def _wait_for_task_token_timeout(self, timeout_seconds: int, callback_endpoint: Any) -> Any:
         clock = _clock()
-        deadline = clock.now() + timedelta(seconds=timeout_seconds)
+        since = getattr(callback_endpoint, "sesflow_entered", None) or clock.now()
+        deadline = since + timedelta(seconds=timeout_seconds)
         clock.wake_at(deadline, callback_endpoint._notify_event)
         outcome = callback_endpoint.wait()
         if outcome is None and clock.now() >= deadline:
@@ -355,6 +366,7 @@ def _fix_callback_timeout() -> None:
         return outcome
 
     _patch(owner, "_wait_for_task_token_timeout", original, _wait_for_task_token_timeout)
+    _patch(owner, "_eval_wait_for_task_token", original_eval, _eval_wait_for_task_token)
 
 
 def _fix_retry() -> None:
