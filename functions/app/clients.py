@@ -6,11 +6,18 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 
 @cache
 def client(service: str) -> Any:
     return boto3.client(service)
+
+
+@cache
+def client_without_retries(service: str) -> Any:
+    """For a call that must not be repeated blindly (SendBulkEmail: after a 5xx or a timeout SES may have sent)."""
+    return boto3.client(service, config=Config(retries={"total_max_attempts": 1}))
 
 
 @cache

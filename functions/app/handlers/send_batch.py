@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app import campaign_breaker, campaign_control, clock, sends, unsubscribe
-from app.clients import client
+from app.clients import client, client_without_retries
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.token_bucket import Policy
@@ -67,7 +67,7 @@ def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
     content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
                                       {"Name": VARIANT_HEADER, "Value": variant}]
-    response = client("sesv2").send_bulk_email(
+    response = client_without_retries("sesv2").send_bulk_email(
         FromEmailAddress=campaign.sender,
         ConfigurationSetName=campaign.configuration_set or config.configuration_set,
         DefaultEmailTags=[
