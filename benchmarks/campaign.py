@@ -221,16 +221,6 @@ def governor_refusals(counter: Counter) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------ figures
 
 
-def history(stack: LocalStack, arn: str) -> list[dict]:
-    sfn, events, token = stack.client("stepfunctions"), [], None
-    while True:
-        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
-
-
 def largest_payload(events: list[dict]) -> tuple[int, str]:
     """Bytes and place of the largest state input, output, or assigned variable in a history."""
     best = (0, "")
@@ -509,7 +499,7 @@ def parent_history(size: int) -> dict:
                              7200)
         run_wall = time.perf_counter() - seeded
         log(f"history: {size} recipients, {result.status}")
-        events = history(stack, result.arn)
+        events = stack.history(result.arn)
         manifest = stack.client("s3").list_objects_v2(Bucket=stack.outputs["ManifestBucketName"])["Contents"]
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     size_bytes, where = largest_payload(events)

@@ -94,16 +94,6 @@ def test_three_campaigns_at_once_share_the_quota_without_a_throttle_and_everyone
     assert {c["status"]["S"] for c in claims} == {"SENT"}
 
 
-def history(stack, arn: str) -> list[dict]:
-    sfn, events, token = stack.client("stepfunctions"), [], None
-    while True:
-        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
-
-
 def largest_payload(events: list[dict]) -> int:
     """Bytes of the largest state input, output, task result or assigned variable in a history."""
     sizes = [0]
@@ -128,7 +118,7 @@ def test_parent_history_and_payloads_do_not_grow_with_the_audience(stack):
         result = stack.run("CampaignStateMachine", definition(f"size-{size}", f"size{size}"), timeout=240)
         assert result.status == "SUCCEEDED", (result.error, result.cause)
         assert result.output["sent"] == size
-        runs[size] = history(stack, result.arn)
+        runs[size] = stack.history(result.arn)
 
     small, large = runs[1_000], runs[10_000]
     assert [e["type"] for e in small] == [e["type"] for e in large]

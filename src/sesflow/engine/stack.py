@@ -197,6 +197,17 @@ class LocalStack:
             args["name"] = name
         return self.client("stepfunctions").start_execution(**args)["executionArn"]
 
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every event of an execution's history, oldest first, page by page."""
+        sfn, events, token = self.client("stepfunctions"), [], None
+        while True:
+            page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000,
+                                             **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                return events
+
     def wait(self, execution_arn: str, timeout: float = 300) -> ExecutionResult:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
