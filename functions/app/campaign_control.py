@@ -31,8 +31,11 @@ LEAVES = {
 }
 
 
+STATS_SUFFIX = "#stats"
+
+
 def stats_key(campaign_id: str) -> dict[str, Any]:
-    return {"campaign_id": {"S": f"{campaign_id}#stats"}}
+    return {"campaign_id": {"S": campaign_id + STATS_SUFFIX}}
 
 
 def read(campaign_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str, int]]:
@@ -45,7 +48,8 @@ def read(campaign_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str
         for item in response["Responses"].get(settings.campaigns_table, []):
             found[item["campaign_id"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
         request = response.get("UnprocessedKeys") or {}
-    stats = {k: int(v) for k, v in found.get(f"{campaign_id}#stats", {}).items() if k != "campaign_id"}
+    stats = {k: int(v) for k, v in found.get(campaign_id + STATS_SUFFIX, {}).items()
+             if k not in ("campaign_id", "unknown_calls")}
     return found.get(campaign_id, {}), stats
 
 
@@ -91,3 +95,27 @@ def add_counts(campaign_id: str, counts: dict[str, int], settings: Settings) -> 
     counts = {name: n for name, n in counts.items() if n}
     if counts:
         client("dynamodb").update_item(**counts_update(campaign_id, counts, settings))
+
+
+def add_unknown_call(campaign_id: str, call: str, settings: Settings) -> None:
+    """Note on the counters item an SES call whose outcome is unknown (app.sends.call_id)."""
+    client("dynamodb").update_item(TableName=settings.campaigns_table, Key=stats_key(campaign_id),
+                                   UpdateExpression="ADD unknown_calls :call",
+                                   ExpressionAttributeValues={":call": {"SS": [call]}})
+
+
+def unknown_calls(campaign_ids: set[str], settings: Settings) -> dict[str, set[str]]:
+    """The calls with unknown outcomes of each campaign that has any: one BatchGetItem per 100 campaigns."""
+    found: dict[str, set[str]] = {}
+    ids = sorted(campaign_ids)
+    for start in range(0, len(ids), 100):
+        request = {settings.campaigns_table: {"Keys": [stats_key(c) for c in ids[start : start + 100]],
+                                              "ProjectionExpression": "campaign_id, unknown_calls"}}
+        while request:
+            response = client("dynamodb").batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(settings.campaigns_table, []):
+                if "unknown_calls" in item:
+                    found[item["campaign_id"]["S"].removesuffix(STATS_SUFFIX)] = set(item["unknown_calls"]["SS"])
+            request = response.get("UnprocessedKeys") or {}
+    return found
+

@@ -246,12 +246,17 @@ def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> 
 
 
 def reconcile(events: list[FeedbackEvent], settings: Settings) -> None:
-    """A delivery or a bounce proves its message went out: count them per send batch, for batches whose SES call
-    had an unknown outcome (app.sends; one conditional write per batch seen, a no-op for the others)."""
-    seen = Counter((e.campaign_id, e.batch) for e in events
-                   if e.kind in ("delivery", "bounce") and e.campaign_id and e.batch)
-    for (campaign_id, batch), count in sorted(seen.items()):
-        sends.confirm(campaign_id, batch.replace("-", "#", 1), count, settings)
+    """Any event about a message proves its SES call was made. For the calls whose outcome was unknown (listed on
+    their campaign's counters item, read once per batch), record which of their recipients the events name."""
+    tagged = [e for e in events if e.campaign_id and e.batch and e.call is not None]
+    unknown = campaign_control.unknown_calls({e.campaign_id for e in tagged}, settings) if tagged else {}
+    seen: dict[tuple[str, str, int], set[str]] = defaultdict(set)
+    for e in tagged:
+        batch = e.batch.replace("-", "#", 1)
+        if sends.call_id(batch, e.call) in unknown.get(e.campaign_id, ()):
+            seen[(e.campaign_id, batch, e.call)].add(e.recipient)
+    for (campaign_id, batch, call), addresses in sorted(seen.items()):
+        sends.confirm(campaign_id, batch, call, addresses, settings)
 
 
 def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str,

@@ -5,8 +5,10 @@ Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the fr
               stopped it; resumable from `next`), SENT (every call made)
   next        position of the first recipient not yet sent
   inflight    how many recipients from `next` on are in an SES call whose answer has not been recorded (0: none)
-  unknown     recipients whose call's outcome was never recorded (a crash, a timeout, a 5xx): never resent
-  confirmed   how many of those unknown ones SES feedback has since confirmed as sent (reconciliation)
+  unknown     recipients whose call's outcome was never recorded (a crash, a timeout, a 5xx): never resent;
+              unknown_calls: those calls, by their first position (SendBatch tags each message with it, "call")
+  confirmed   which of those unknown recipients SES feedback has since shown were sent (reconciliation): short
+              hashes of their addresses, so a duplicate event counts once and only that call's recipients count
   failed      how many recipients SES refused one by one in an accepted call; failed_addresses: which
   recipients, claimed_at, sent_at, expires_at
 
@@ -18,18 +20,20 @@ Cost: three writes per batch in the common case (claim, in flight, finish), two 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app import clock
+from app import campaign_control, clock
 from app.clients import client
 from app.settings import Settings
 
 SENDING, STOPPED, SENT = "SENDING", "STOPPED", "SENT"
 RETENTION = timedelta(days=400)
 _NAMES = {"#s": "status", "#next": "next"}
+OBSERVED = {"sent": "sent", "bounces": "hard_bounces", "complaints": "complaints"}  # observed's fields: counters
 
 
 def batch_key(phase: str, index: int) -> str:
@@ -85,14 +89,18 @@ def claim(campaign_id: str, batch: str, recipients: int, settings: Settings) -> 
 
 
 def settle_unknown(campaign_id: str, batch: str, position: int, inflight: int, settings: Settings) -> None:
-    """A call whose answer was never recorded: its recipients become unknown (never resent); the batch goes on."""
+    """A call whose answer was never recorded: its recipients become unknown (never resent); the batch goes on.
+    The campaign's counters item lists the call first, so feedback ingestion knows which calls to reconcile
+    without a write per event."""
+    campaign_control.add_unknown_call(campaign_id, call_id(batch, position), settings)
     _update(campaign_id, batch, settings,
-            UpdateExpression="SET #s = :stopped, #next = :after, inflight = :zero ADD #unknown :inflight",
+            UpdateExpression="SET #s = :stopped, #next = :after, inflight = :zero "
+                             "ADD #unknown :inflight, unknown_calls :call",
             names={"#unknown": "unknown"},
             ConditionExpression="#s = :sending AND #next = :next AND inflight = :inflight",
             ExpressionAttributeValues={":stopped": {"S": STOPPED}, ":sending": {"S": SENDING},
                                        ":next": _n(position), ":after": _n(position + inflight),
-                                       ":inflight": _n(inflight), ":zero": _n(0)})
+                                       ":inflight": _n(inflight), ":zero": _n(0), ":call": {"NS": [str(position)]}})
 
 
 def _failures(failed: list[str]) -> tuple[str, dict[str, Any]]:
@@ -116,23 +124,39 @@ def in_flight(campaign_id: str, batch: str, position: int, count: int, settings:
 
 
 def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings,
-           failed: list[str] | None = None) -> None:
-    """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight."""
+           failed: list[str] | None = None, observed: dict[str, int] | None = None) -> None:
+    """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight. `observed`:
+    the campaign's counters as the breaker last read them in this batch (kept for the report's rates over time)."""
     add, extra = _failures(failed or [])
     values = {":to": {"S": status}, ":next": _n(position), ":zero": _n(0), ":sending": {"S": SENDING}, **extra}
     sets = "SET #s = :to, #next = :next, inflight = :zero"
+    now = {"S": clock.now().isoformat()}
     if status == SENT:
         sets += ", sent_at = :now"
-        values[":now"] = {"S": clock.now().isoformat()}
+        values[":now"] = now
+    if observed is not None:
+        sets += ", observed = :observed"
+        values[":observed"] = {"M": {"at": now, **{name: _n(observed.get(counter, 0))
+                                                   for name, counter in OBSERVED.items()}}}
     _update(campaign_id, batch, settings, UpdateExpression=sets + add,
             ConditionExpression="#s = :sending", ExpressionAttributeValues=values)
 
 
-def confirm(campaign_id: str, batch: str, count: int, settings: Settings) -> None:
-    """SES feedback confirmed `count` sends of a batch with unknown outcomes (reconciliation; at least once)."""
-    _update(campaign_id, batch, settings, UpdateExpression="ADD confirmed :n",
-            ConditionExpression="#unknown > :zero OR inflight > :zero",
-            ExpressionAttributeValues={":n": _n(count), ":zero": _n(0)}, names={"#unknown": "unknown"})
+def confirm(campaign_id: str, batch: str, call: int, addresses: set[str], settings: Settings) -> None:
+    """SES feedback showed these recipients of the call at `call` were sent: counted if that call's outcome is
+    unknown, a no-op for the others (reconciliation; repeat events count once)."""
+    _update(campaign_id, batch, settings, UpdateExpression="ADD confirmed :ids",
+            ConditionExpression="contains(unknown_calls, :call)",
+            ExpressionAttributeValues={":ids": {"SS": sorted(map(address_hash, addresses))}, ":call": _n(call)})
+
+
+def call_id(batch: str, position: int) -> str:
+    return f"{batch}@{position}"
+
+
+def address_hash(address: str) -> str:
+    """12 hex digits of the address's SHA-256: tells recipients apart without storing their address."""
+    return hashlib.sha256(address.lower().encode()).hexdigest()[:12]
 
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:
@@ -149,7 +173,7 @@ def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str
             value = {k: int(v["N"]) for k, v in item.items() if "N" in v}
             size, position = value.get("recipients", 0), value.get("next", 0)
             unknown = value.get("unknown", 0) + value.get("inflight", 0)
-            confirmed = min(value.get("confirmed", 0), unknown)
+            confirmed = min(len(item.get("confirmed", {}).get("SS", ())), unknown)
             done = size if item["status"]["S"] == SENT else position
             totals["failed"] += value.get("failed", 0)
             totals["sent"] += done - value.get("unknown", 0) - value.get("failed", 0)

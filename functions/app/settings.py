@@ -20,6 +20,7 @@ class Settings:
     feedback_dlq_url: str | None  # IngestFeedbackFunction only
     lifecycle_state_machine_arn: str | None  # IngestFeedbackFunction only
     lifecycle_policy: str | None  # IngestFeedbackFunction only: JSON overrides of the shipped policy
+    probation_configuration_set: str | None = None  # for recipients in RECOVERY; None: configuration_set
 
 
 def settings() -> Settings:
@@ -35,4 +36,5 @@ def settings() -> Settings:
         feedback_dlq_url=env.get("FEEDBACK_DLQ_URL"),
         lifecycle_state_machine_arn=env.get("LIFECYCLE_STATE_MACHINE_ARN"),
         lifecycle_policy=env.get("LIFECYCLE_POLICY"),
+        probation_configuration_set=env.get("PROBATION_CONFIGURATION_SET"),
     )

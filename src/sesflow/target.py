@@ -41,6 +41,7 @@ ENV_FROM_OUTPUTS = {
     "MANIFEST_BUCKET": "ManifestBucketName",
     "ALERT_TOPIC_ARN": "AlertTopicArn",
     "CONFIGURATION_SET": "ConfigurationSetName",
+    "PROBATION_CONFIGURATION_SET": "ProbationConfigurationSetName",
     "FEEDBACK_DLQ_URL": "FeedbackDeadLetterQueueUrl",
     "LIFECYCLE_STATE_MACHINE_ARN": "RecipientLifecycleStateMachineArn",
 }
@@ -48,7 +49,8 @@ ENV_FROM_OUTPUTS = {
 ENV_FROM_PARAMETERS = {
     "LIFECYCLE_POLICY": "LifecyclePolicy",
 }
-OPTIONAL_ENV = {"FEEDBACK_DLQ_URL", "LIFECYCLE_STATE_MACHINE_ARN", "LIFECYCLE_POLICY"}  # settings.py uses .get
+OPTIONAL_ENV = {  # settings.py uses .get
+    "FEEDBACK_DLQ_URL", "PROBATION_CONFIGURATION_SET", "LIFECYCLE_STATE_MACHINE_ARN", "LIFECYCLE_POLICY"}
 
 # A stack in these states never finished creating (or is going away): its outputs point at nothing.
 _NOT_DEPLOYED = {"CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED", "ROLLBACK_COMPLETE",

@@ -75,34 +75,40 @@ def expected_record(stack, record):
 # Every type but SEND: SendBatch counts its own sends, and Send events would be ~40% of the feedback bill.
 EVERY_TYPE = ["REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK", "RENDERING_FAILURE",
               "DELIVERY_DELAY", "SUBSCRIPTION"]
+# The campaign configuration set publishes every type but Delivery (and Send); only the probation one, which
+# recipients in RECOVERY are sent through, publishes Delivery, which ends a probation.
+ALL_BUT_DELIVERY = [t for t in EVERY_TYPE if t != "DELIVERY"]
 
 
-def the_destination(stack):
+def the_destination(stack, output="ConfigurationSetName"):
     [destination] = stack.client("sesv2").get_configuration_set_event_destinations(
-        ConfigurationSetName=stack.outputs["ConfigurationSetName"]
+        ConfigurationSetName=stack.outputs[output]
     )["EventDestinations"]
     return destination
 
 
-def test_sns_route_records_one_enabled_destination_for_every_event_type(stack):
+def test_sns_route_records_one_enabled_destination_per_configuration_set(stack):
+    target = {"SnsDestination": {"TopicArn": stack.outputs["FeedbackTopicArn"]}}
     assert the_destination(stack) == {
-        "Name": "sesflow-feedback-sns", "Enabled": True, "MatchingEventTypes": EVERY_TYPE,
-        "SnsDestination": {"TopicArn": stack.outputs["FeedbackTopicArn"]},
-    }
+        "Name": "sesflow-feedback-sns", "Enabled": True, "MatchingEventTypes": ALL_BUT_DELIVERY, **target}
+    assert the_destination(stack, "ProbationConfigurationSetName") == {
+        "Name": "sesflow-feedback-sns", "Enabled": True, "MatchingEventTypes": EVERY_TYPE, **target}
     assert "FeedbackRule" not in stack.template.resources
 
 
 def test_eventbridge_route_records_the_default_bus_and_creates_the_rule(eventbridge_stack):
     stack = eventbridge_stack
+    target = {"EventBridgeDestination": {
+        "EventBusArn": f"arn:aws:events:{stack.region}:123456789012:event-bus/default"}}
     assert the_destination(stack) == {
-        "Name": "sesflow-feedback-eventbridge", "Enabled": True, "MatchingEventTypes": EVERY_TYPE,
-        "EventBridgeDestination": {"EventBusArn": f"arn:aws:events:{stack.region}:123456789012:event-bus/default"},
-    }
+        "Name": "sesflow-feedback-eventbridge", "Enabled": True, "MatchingEventTypes": ALL_BUT_DELIVERY, **target}
+    assert the_destination(stack, "ProbationConfigurationSetName") == {
+        "Name": "sesflow-feedback-eventbridge", "Enabled": True, "MatchingEventTypes": EVERY_TYPE, **target}
     rule = stack.client("events").describe_rule(Name=stack.physical_id("FeedbackRule"))
     assert rule["Arn"] == stack.resource("FeedbackRule").attributes["Arn"]
     assert rule["State"] == "ENABLED"
     assert json.loads(rule["EventPattern"])["detail"]["mail"]["tags"] == {
-        "ses:configuration-set": [stack.outputs["ConfigurationSetName"]]
+        "ses:configuration-set": [stack.outputs["ConfigurationSetName"], stack.outputs["ProbationConfigurationSetName"]]
     }
     assert "FeedbackTopic" not in stack.template.resources
 
@@ -190,7 +196,7 @@ def test_bounce_arrives_through_eventbridge_in_the_eventbridge_envelope(eventbri
 def test_every_event_type_gets_the_detail_type_ses_gives_it(eventbridge_stack):
     stack = eventbridge_stack
     for event_type in ses.EVENT_TYPES:
-        ses.publish_event(stack.outputs["ConfigurationSetName"], {**bounce(), "eventType": event_type})
+        ses.publish_event(stack.outputs["ProbationConfigurationSetName"], {**bounce(), "eventType": event_type})
 
     received = drain(stack, stack.outputs["FeedbackQueueUrl"])
 

@@ -68,7 +68,9 @@ def test_every_eligible_recipient_gets_exactly_one_email_of_its_variant(stack, a
         address = message.to[0]
         assert (message.tags["campaign"], message.tags["variant"]) == ("spring-sale", expected[address])
         assert message.template_name == f"spring-{expected[address]}"
-        assert message.configuration_set == stack.outputs["ConfigurationSetName"]
+        # Recipients on probation go through the configuration set that publishes Delivery (it ends probation).
+        assert message.configuration_set == stack.outputs[
+            "ProbationConfigurationSetName" if audience[address] == "RECOVERY" else "ConfigurationSetName"]
         assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message.headers["List-Unsubscribe"].startswith(f"<{stack.outputs['UnsubscribeUrl']}")
         assert message.headers["X-Sesflow-Campaign"] == "spring-sale"

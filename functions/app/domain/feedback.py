@@ -95,6 +95,7 @@ class FeedbackEvent:
     envelope: str  # "sns" | "sns_raw" | "eventbridge" | "sqs"
     detail: dict[str, Any] = field(default_factory=dict, hash=False)
     batch: str | None = None  # the SendsTable batch the message went out in (tag "batch"), for reconciliation
+    call: int | None = None  # the SES call's first position in that batch (tag "call"), for reconciliation
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -284,8 +285,13 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
                 envelope=envelope,
                 detail=_detail(kind, obj, extra),
                 batch=_tag(tags, "batch"),
+                call=_position(_tag(tags, "call")),
             )
     return ParseResult(events=list(events.values()))
+
+
+def _position(tag: str | None) -> int | None:
+    return int(tag) if tag is not None and tag.isdigit() else None
 
 
 def _recipients(kind: str, obj: dict[str, Any], mail: dict[str, Any], prefix: str) -> list[tuple[str, dict]]:

@@ -40,11 +40,13 @@ def governor(config: Settings) -> Governor:
     return _governor
 
 
-def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """(address, variant) of each recipient the batch sends to, in manifest order. In a remainder batch the
-    variant comes from the winner decision (none: the policy stopped the campaign, or the address is held out)."""
+def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str, Any] | None,
+                  ) -> list[tuple[str, str, bool]]:
+    """(address, variant, on probation) of each recipient the batch sends to, in manifest order. In a remainder
+    batch the variant comes from the winner decision (none: the policy stopped the campaign, or the address is
+    held out)."""
     names = {v.name for v in campaign.variants}
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, bool]] = []
     for position, recipient in enumerate(batch["recipients"]):
         if not isinstance(recipient, dict) or not isinstance(recipient.get("address"), str):
             raise ManifestError(f"batch {batch.get('index')}: recipient {position} has no address")
@@ -55,13 +57,23 @@ def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str,
                 continue
         if variant not in names:
             raise ManifestError(f"batch {batch.get('index')}: variant {variant!r} is not in the campaign")
-        out.append((recipient["address"], variant))
+        out.append((recipient["address"], variant, recipient.get("probation") is True))
     return out
 
 
-def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str, config: Settings) -> list[bool]:
+def configuration_set(campaign: Campaign, probation: bool, config: Settings) -> str:
+    """The campaign's own configuration set, if it names one; else the stack's, the probation one for
+    recipients in RECOVERY (it alone publishes Delivery events, which end a probation)."""
+    if campaign.configuration_set:
+        return campaign.configuration_set
+    return (probation and config.probation_configuration_set) or config.configuration_set
+
+
+def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
+              config: Settings) -> list[bool]:
     """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058);
-    True per recipient SES accepted."""
+    True per recipient SES accepted. Tagged with its batch and call (its first position in the batch), so
+    feedback can reconcile a call whose answer was lost."""
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
     content = {v.name: v for v in campaign.variants}[variant].ses_content()
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
@@ -69,11 +81,12 @@ def send_call(campaign: Campaign, variant: str, addresses: list[str], batch: str
                                       {"Name": VARIANT_HEADER, "Value": variant}]
     response = client_without_retries("sesv2").send_bulk_email(
         FromEmailAddress=campaign.sender,
-        ConfigurationSetName=campaign.configuration_set or config.configuration_set,
+        ConfigurationSetName=configuration_set(campaign, probation, config),
         DefaultEmailTags=[
             {"Name": "campaign", "Value": campaign.id},
             {"Name": "variant", "Value": variant},
             {"Name": "batch", "Value": batch.replace("#", "-")},
+            {"Name": "call", "Value": str(call)},
         ],
         DefaultContent=content,
         BulkEmailEntries=[{"Destination": {"ToAddresses": [a]},
@@ -108,30 +121,32 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     counts: Counter[str] = Counter()  # for the campaign's stats item
     position, unrecorded_failures = start, []
+
+    def finish(status: str) -> None:  # with the counters the breaker last saw: the report's rates over the send
+        sends.finish(campaign.id, key, status, position, config, failed=unrecorded_failures, observed=control.stats)
+
     try:
         while position < len(todo):
             if position > start:  # stop before the next call if the campaign stopped meanwhile
                 control = campaign_breaker.check(campaign, config)
             if control.status != campaign_control.RUNNING:
-                sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+                finish(sends.STOPPED)
                 result["stopped"] = control.status
                 break
-            try:
+            variant, probation = todo[position][1:]  # one variant and configuration set per call
+            run = next((i for i in range(position, len(todo)) if todo[i][1:] != (variant, probation)),
+                       len(todo)) - position
+            try:  # ask only for the call's own recipients (one variant per call): tokens granted are spent
                 allowed = governor(config).acquire(
-                    len(todo) - position, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
+                    run, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
                     now=lambda: clock.now().timestamp(), sleep=clock.sleep)
             except SesflowError:  # the rate is booked too far ahead, or the day's quota is used: come back later
-                sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+                finish(sends.STOPPED)
                 raise
-            variant = todo[position][1]
-            group = []
-            for address, group_variant in todo[position : position + allowed]:
-                if group_variant != variant:
-                    break  # one variant per call
-                group.append(address)
+            group = [address for address, _, _ in todo[position : position + allowed]]
             sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
             unrecorded_failures = []
-            accepted = send_call(campaign, variant, group, key, config)
+            accepted = send_call(campaign, variant, probation, group, key, position, config)
             position += len(group)
             # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
             unrecorded_failures = [a for a, ok in zip(group, accepted, strict=True) if not ok]
@@ -139,12 +154,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             counts[f"sent#{variant}"] += sum(accepted)
             counts["failed"] += len(unrecorded_failures)
         else:
-            sends.finish(campaign.id, key, sends.SENT, position, config, failed=unrecorded_failures)
+            finish(sends.SENT)
     except ClientError as error:
         # A 4xx refused the call as a whole, so nothing of it was sent: stop the batch there for the Map's Retry.
         # After a 5xx or a timeout the outcome is unknown: it stays in flight, settled as unknown, never resent.
         if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
-            sends.finish(campaign.id, key, sends.STOPPED, position, config, failed=unrecorded_failures)
+            finish(sends.STOPPED)
         campaign_control.add_counts(campaign.id, dict(counts), config)
         if error.response["Error"]["Code"] in THROTTLED:
             raise SesThrottledError(f"batch {key}: {error.response['Error']['Message']}") from error

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Key
 
 from app.clients import client, table
 from app.domain.campaign import (
@@ -32,30 +32,32 @@ BATCH_SIZE = 50  # SES SendBulkEmail takes at most 50 entries
 SENDABLE = ("ACTIVE", "RECOVERY")
 
 
-def eligible(campaign: Any) -> list[str]:
-    """The list's sendable members (AudienceIndex projects status only), narrowed by the campaign's filters."""
+def eligible(campaign: Any) -> tuple[dict[str, str], Counter[str]]:
+    """The list's sendable members with their status (AudienceIndex projects status only), narrowed by the
+    campaign's filters; and how many members the list has in each status (the report's "before")."""
     recipients = table(settings().recipients_table)
-    query: dict[str, Any] = {
-        "IndexName": "AudienceIndex",
-        "KeyConditionExpression": Key("list_id").eq(campaign.list_id),
-        "FilterExpression": Attr("status").is_in(list(SENDABLE)),
-    }
-    addresses: list[str] = []
-    while True:
+    query: dict[str, Any] = {"IndexName": "AudienceIndex",
+                             "KeyConditionExpression": Key("list_id").eq(campaign.list_id)}
+    found: dict[str, str] = {}
+    states: Counter[str] = Counter()
+    while True:  # no FilterExpression: it would read (and bill) the same items, and hide the others' states
         page = recipients.query(**query)
-        addresses.extend(item["address"] for item in page["Items"])
+        for item in page["Items"]:
+            states[item.get("status", "ACTIVE")] += 1
+            if item.get("status") in SENDABLE:
+                found[item["address"]] = item["status"]
         if "LastEvaluatedKey" not in page:
             break
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     if not campaign.audience.attributes:
-        return addresses
+        return found, states
     names = sorted({name for name, _ in campaign.audience.attributes})
-    kept: list[str] = []
+    addresses, kept = list(found), {}
     for start in range(0, len(addresses), 100):  # BatchGetItem's limit
         chunk = addresses[start : start + 100]
-        found = filter_attributes(chunk, names)
-        kept += [a for a in chunk if campaign.audience.matches(found.get(a, {}))]
-    return kept
+        attributes = filter_attributes(chunk, names)
+        kept |= {a: found[a] for a in chunk if campaign.audience.matches(attributes.get(a, {}))}
+    return kept, states
 
 
 def filter_attributes(addresses: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -93,6 +95,16 @@ def account_suppressed() -> set[str]:
             return found
 
 
+def row(address: str, variant: str | None, status: str) -> dict[str, Any]:
+    """A manifest entry; `probation` marks a recipient in RECOVERY."""
+    entry: dict[str, Any] = {"address": address}
+    if variant is not None:
+        entry["variant"] = variant
+    if status == "RECOVERY":
+        entry["probation"] = True
+    return entry
+
+
 def write(bucket: str, key: str, document: Any) -> None:
     client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(document, separators=(",", ":")).encode())
 
@@ -105,7 +117,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     prefix = f"campaigns/{campaign.id}/{event['execution_name']}"
     bucket = settings().manifest_bucket
     suppressed = account_suppressed()
-    candidates = eligible(campaign)
+    candidates, states = eligible(campaign)
     assigned = [(a, assign_variant(campaign, a)) for a in candidates if a not in suppressed]
     holdout = [a for a, v in assigned if v == HOLDOUT]
     sendable = [(a, v) for a, v in assigned if v != HOLDOUT]
@@ -118,10 +130,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     phases = []
     for name, members in cohorts.items():
+        # Recipients on probation go out through the probation configuration set (the only one that publishes
+        # Delivery events, which end probation), so they are grouped after the others of their variant: one
+        # extra SES call per variant at most, not one per probationer.
         if name == REMAINDER:  # their variant is the winner's, decided after the test
-            rows = [{"address": a} for a, _ in sorted(members)]
+            members = sorted(members, key=lambda m: (candidates[m[0]] == "RECOVERY", m[0]))
         else:
-            rows = [{"address": a, "variant": v} for a, v in sorted(members, key=lambda m: (order[m[1]], m[0]))]
+            members = sorted(members, key=lambda m: (order[m[1]], candidates[m[0]] == "RECOVERY", m[0]))
+        rows = [row(a, None if name == REMAINDER else v, candidates[a]) for a, v in members]
         manifest = [{"index": i, "recipients": chunk} for i, chunk in enumerate(batches(rows, BATCH_SIZE))]
         key = f"{prefix}/{name}.json"
         write(bucket, key, manifest)
@@ -139,4 +155,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "holdout": len(holdout),
         "excluded_by_ses_suppression": len(candidates) - len(assigned),
         "by_variant": dict(sorted(by_variant.items())),
+        "states": dict(sorted(states.items())),
     }
