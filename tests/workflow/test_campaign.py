@@ -87,6 +87,33 @@ def test_every_eligible_recipient_gets_exactly_one_email_of_its_variant(stack, a
     assert row["status"] == {"S": "COMPLETED"}
 
 
+def test_a_delivery_ends_probation_and_only_recipients_on_probation_cost_a_delivery_event(stack, audience):
+    """Delivery events are published by the probation configuration set only: every delivered recipient that was
+    in RECOVERY is ACTIVE after the campaign, and no other recipient's delivery reached ingestion."""
+    from app.domain.campaign import HOLDOUT, assign_variant, parse_campaign
+
+    from sesflow.engine.feedback_model import FeedbackModel, Rates
+
+    simulator().configure(feedback=FeedbackModel(rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0,
+                                                             complaint=0)))
+    result = stack.run("CampaignStateMachine", campaign())
+    stack.deliver_queues()
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    definition = parse_campaign(campaign())
+    on_probation = {a for a, s in audience.items() if s == "RECOVERY" and assign_variant(definition, a) != HOLDOUT}
+    assert on_probation
+    table = stack.outputs["RecipientsTableName"]
+    status = {a: stack.client("dynamodb").get_item(TableName=table, Key={"address": {"S": a}})["Item"]["status"]["S"]
+              for a in audience}
+    assert {a for a in on_probation if status[a] != "ACTIVE"} == set()
+    assert {a for a, s in audience.items() if s != "RECOVERY" and status[a] != s} == set()
+    stats = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                              Key={"campaign_id": {"S": "spring-sale#stats"}})["Item"]
+    assert int(stats["delivered"]["N"]) == len(on_probation)
+    assert int(stats["sent"]["N"]) > 10 * len(on_probation)
+
+
 def test_second_execution_of_a_campaign_is_refused_and_sends_nothing_more(stack, audience):
     first = stack.run("CampaignStateMachine", campaign())
     sent_before = len(simulator().outbox)
