@@ -4,10 +4,13 @@
 start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
                 one execution of CampaignStateMachine named after the campaign
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
+watch ID        live progress bars per variant and the rates against the thresholds (sesflow/watch.py)
 pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
 resume ID       PAUSED or HALTED -> a new execution from the frozen audience, sending only what was not sent
                 (--definition FILE: e.g. with raised thresholds)
 cancel ID       ends the campaign for good
+report ID       writes a self-contained HTML report (funnel, rates over the send, decision) and prints its table
+                (sesflow/report.py; also `sesflow report ID`)
 """
 
 from __future__ import annotations
@@ -85,10 +88,26 @@ def campaign(args: argparse.Namespace) -> int:
     try:
         target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
         if args.action == "start":
-            print(f"started {_start(target, _definition(args.file), resume=False)}")
+            definition = _definition(args.file)
+            app = _modules(target)
+            # The workflow's claim refuses a second run anyway (CampaignAlreadyRunning), but only after it started.
+            current = app["control"].read(str(definition.get("id")), app["settings"])[0].get("status")
+            if current:
+                hint = ("`sesflow campaign resume` continues it" if current in ("PAUSED", "HALTED") else
+                        "a campaign id runs once: give the new run a new id")
+                raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
+            print(f"started {_start(target, definition, resume=False)}")
         elif args.action == "status":
             shown = status(target, args.id)
             print(json.dumps(shown, indent=2))
+        elif args.action == "report":
+            from sesflow.report import write_report
+
+            print(write_report(target, args.id, args.out), end="")
+        elif args.action == "watch":
+            from sesflow.watch import watch
+
+            watch(target, args.id, interval=args.interval, once=args.once)
         elif args.action in ("pause", "cancel"):
             app = _modules(target)
             to = app["control"].PAUSED if args.action == "pause" else app["control"].CANCELLED
@@ -129,3 +148,16 @@ def register(commands: Any) -> None:
         action.add_argument("--region", default=None, help="with --stack: its region")
         action.add_argument("--state-file", default=None, help="the local engine's state file")
         action.set_defaults(func=campaign)
+    watch = actions.add_parser("watch", help="live progress per variant, bounce and complaint rates vs thresholds")
+    watch.add_argument("id", help="the campaign id")
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between redraws (default 2)")
+    watch.add_argument("--once", action="store_true", help="draw once and exit")
+    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
+                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
+        watch.add_argument(option, default=None, help=text)
+    watch.set_defaults(func=campaign)
+    from sesflow.report import add_arguments
+
+    report = actions.add_parser("report", help="write the campaign's HTML report and print its essentials")
+    add_arguments(report)
+    report.set_defaults(func=campaign)

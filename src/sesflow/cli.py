@@ -1,8 +1,10 @@
 """sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
 `sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands);
-`sesflow campaign start|status|pause|resume|cancel` runs and steers campaigns;
-`sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow events
-parse` shows what the feedback parser makes of SES feedback files."""
+`sesflow campaign start|status|watch|pause|resume|cancel|report` runs, watches, steers and reports campaigns;
+`sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow suppression
+import|export FILE` suppresses a CSV of addresses (audited) or writes the suppressed ones out; `sesflow events
+parse` shows what the feedback parser makes of SES feedback files and `sesflow events replay` sends them into the
+stack's feedback queue (the real ingestion path)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from sesflow import campaign_cli, recipient_cli
+from sesflow import campaign_cli, events_cli, recipient_cli, report, suppression_cli
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -170,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
     up.set_defaults(func=local_up)
     campaign_cli.register(commands)
+    report.register(commands)  # `sesflow report ID`: the same as `sesflow campaign report ID`
     recipient_cli.register(commands)
+    suppression_cli.register(commands)
     events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")
@@ -179,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--functions-dir", default="functions",
                        help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)
+    events_cli.register(events)
     demo = commands.add_parser("demo", help="run a real campaign on the embedded engine and report it")
     demo.add_argument("--campaign", default="events/campaign/spring_sale.json", help="the campaign definition")
     demo.add_argument("--recipients", type=int, default=1_000, help="audience size (default 1000)")
