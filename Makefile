@@ -6,7 +6,7 @@ SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup demo test test-fast lint bench validate build deploy clean
+.PHONY: setup chromium demo test test-fast lint bench validate build deploy clean
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
@@ -22,13 +22,27 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
+# Debian's chromium, for the report's headless-browser test (tests/functional/test_report.py). Installed once;
+# apt-get update only when the package lists do not know chromium or are too old to fetch it. Without apt-get
+# or root/sudo it says so and goes on: that test then skips, naming why.
+CHROMIUM := /usr/bin/chromium
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if ! command -v apt-get >/dev/null; then echo "make: no apt-get here: install chromium yourself" >&2; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "make: installing chromium needs root or sudo" >&2; exit 0; fi; \
+	install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
+	if apt-cache show chromium >/dev/null 2>&1 && $$install; then exit 0; fi; \
+	$$sudo apt-get update -q && $$install
+
 ## The main job: bring the stack up on the embedded engine, show it, and run a real campaign through it.
 demo: setup
 	$(VENV)/bin/sesflow local up
 	$(VENV)/bin/sesflow demo
 
 ## Every test: unit, functional, engine, workflow and the static checks (lint, drift, IAM, sam build).
-test: setup
+test: setup chromium
 	$(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed
