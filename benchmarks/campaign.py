@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import json
 import math
-import re
 import resource
 import sys
 import threading
@@ -292,36 +291,13 @@ def cost(args: argparse.Namespace) -> dict:
            if dropped else {}),
         "feedback_published": dict(model.published.most_common()),
         "quarantine_episodes": episodes, "lifecycle_transitions": lifecycle,
-        "total_usd_per_1M_emails": round(breakdown.total, 4),
-        "ses_usd_per_1M_emails": round(breakdown.ses.dollars, 2),
+        **pricing.cost_summary(breakdown),
         "target_usd": 1.00, "meets_target": breakdown.total <= 1.00,
-        "lines": [{"item": f"{line.service}: {line.item}", "per_1M_emails": round(line.per_emails, 1),
-                   "unit": line.unit, "usd": round(line.dollars, 4),
-                   "by_resource": {short(k): round(v, 1) for k, v in sorted(line.detail.items(),
-                                                                            key=lambda kv: -kv[1])}}
-                  for line in sorted(breakdown.lines, key=lambda line: -line.dollars) if line.dollars > 0],
-        "by_part_usd": by_part(breakdown),
-        "unpriced": list(breakdown.unpriced),
         "pacing_wait_usd_per_1M_emails_estimate": pacing_wait(args.rate, int(send_batch.get("MemorySize", 128)),
                                                               (send_batch.get("Architectures") or ["x86_64"])[0]),
         "ses_calls": len(watch.accepted), "throttled": watch.throttled,
         "wall_seconds": round(time.perf_counter() - started, 1), "campaign_wall_seconds": round(campaign_wall, 1),
     }
-
-
-def short(resource: str) -> str:
-    """A resource's name without the stack's prefix and the physical suffix: FeedbackQueue:SendMessage."""
-    return re.sub(r"-[0-9A-F]{12}\b", "", resource.removeprefix("sesflow-local-"))
-
-
-PARTS_OF_COST = (  # (part, names of the resources it is made of), first match wins
-    ("quarantine episodes", ("RecipientLifecycle",)),
-    ("feedback ingestion", ("FeedbackTopic", "FeedbackQueue", "IngestFeedback", "EventsTable", "RecipientsTable")),
-    ("send path", ("/SendPhase", "SendBatch", "SendsTable")),
-    ("CampaignsTable (governor, breaker, send and feedback counters)", ("CampaignsTable",)),
-    ("per campaign, not per email (parent execution, validate, snapshot, finalize, manifests)",
-     ("CampaignStateMachine", "ValidateCampaign", "SnapshotAudience", "FinalizeCampaign", "Object")),
-)
 
 
 def pacing_wait(rate: float, memory_mb: int, architecture: str) -> dict:
@@ -350,17 +326,6 @@ def drop_event_types(stack: LocalStack, names: str) -> list[str]:
         ses.update_configuration_set_event_destination(
             ConfigurationSetName=name, EventDestinationName=destination["Name"], EventDestination=changed)
     return dropped
-
-
-def by_part(breakdown: pricing.Breakdown) -> dict:
-    """The total split by what it pays for."""
-    parts: Counter[str] = Counter()
-    for line in breakdown.lines:
-        for what, quantity in line.detail.items():
-            name = short(what)
-            part = next((p for p, names in PARTS_OF_COST if any(n in name for n in names)), "other")
-            parts[part] += quantity * line.unit_price
-    return {k: round(v, 4) for k, v in parts.most_common()}
 
 
 def finish_episodes(stack: LocalStack) -> int:

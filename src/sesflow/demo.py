@@ -7,13 +7,16 @@ checks the outcome against the simulated SES outbox: who got what, nobody twice,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sesflow.engine import pricing
 from sesflow.engine.ses import simulator
 from sesflow.engine.stack import LocalStack
 
@@ -41,7 +44,10 @@ def run_demo(campaign_file: Path, recipients: int = 1_000, seed: int = 1, templa
     definition = json.loads(campaign_file.read_text())
     rng = random.Random(seed)
     started = time.perf_counter()
-    with LocalStack(template_path=template, ses_identities=(definition["sender"].split("@")[1],)) as stack:
+    # The handlers' logs and Powertools' metric lines go to stderr: stdout is the summary's alone (--json).
+    sender_domain = definition["sender"].split("@")[1]
+    with contextlib.redirect_stdout(sys.stderr), LocalStack(template_path=template,
+                                                            ses_identities=(sender_domain,)) as stack:
         # A production account's quota (the sandbox's 1/s would make a long demo); the rate governor paces
         # every send under it, and SES's per-second limit is enforced.
         simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
@@ -72,6 +78,10 @@ def run_demo(campaign_file: Path, recipients: int = 1_000, seed: int = 1, templa
             "wall_seconds": round(time.perf_counter() - started, 2),
             "counts": stack.meter.snapshot(),
         }
+        architectures = pricing.lambda_architectures(stack.template)
+    # Per 1M emails, from what the engine counted during the campaign (SES's own price apart).
+    summary["cost"] = pricing.cost_summary(pricing.cost_breakdown(
+        summary["counts"], emails=max(1, summary["emails_sent"]), lambda_architectures=architectures, label="demo"))
     return summary
 
 
@@ -88,3 +98,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"  state transitions   {sum(counts['transitions'].values())}   lambda invocations "
           f"{sum(counts['lambda_invocations'].values())}   api calls {sum(counts['api_calls'].values())}")
     print(f"  time                {summary['wall_seconds']} s wall, {summary['virtual_seconds']} s virtual")
+    cost = summary["cost"]
+    print(f"  cost per 1M emails  ${cost['total_usd_per_1M_emails']:.2f} orchestration and feedback"
+          f" (+ ${cost['ses_usd_per_1M_emails']:.2f} SES)  by part {cost['by_part_usd']}")

@@ -22,6 +22,7 @@ the day it was checked), scaled from the emails the run sent to `per` emails (1,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -418,3 +419,47 @@ def format_table(breakdown: Breakdown) -> str:
 def unaccounted_counters(snapshot_keys: Iterable[str]) -> list[str]:
     """The snapshot counters COUNTERS does not account for (empty when every one is priced or listed)."""
     return sorted(set(snapshot_keys) - set(COUNTERS))
+
+
+def short_name(resource: str) -> str:
+    """A resource's name without the local stack's prefix and the physical suffix: FeedbackQueue:SendMessage."""
+    return re.sub(r"-[0-9A-F]{12}\b", "", resource.removeprefix("sesflow-local-"))
+
+
+PARTS_OF_COST = (  # (part, names of the resources it is made of), first match wins
+    ("quarantine episodes", ("RecipientLifecycle",)),
+    ("feedback ingestion", ("FeedbackTopic", "FeedbackQueue", "IngestFeedback", "EventsTable", "RecipientsTable")),
+    ("send path", ("/SendPhase", "SendBatch", "SendsTable")),
+    ("CampaignsTable (governor, breaker, send and feedback counters)", ("CampaignsTable",)),
+    ("per campaign, not per email (parent execution, validate, snapshot, finalize, manifests)",
+     ("CampaignStateMachine", "ValidateCampaign", "SnapshotAudience", "FinalizeCampaign", "Object")),
+)
+
+
+def by_part(breakdown: Breakdown) -> dict[str, float]:
+    """The total split by what it pays for (PARTS_OF_COST), USD per `per` emails."""
+    parts: dict[str, float] = {}
+    for line in breakdown.lines:
+        for what, quantity in line.detail.items():
+            name = short_name(what)
+            part = next((p for p, names in PARTS_OF_COST if any(n in name for n in names)), "other")
+            parts[part] = parts.get(part, 0.0) + quantity * line.unit_price
+    return {k: round(v, 4) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
+
+
+def cost_summary(breakdown: Breakdown) -> dict[str, Any]:
+    """The cost per 1M emails as a benchmark or the demo prints it: the total, SES's own price, the priced lines
+    dearest first (with the resources they are for) and the split by part. `breakdown` is per 1M emails."""
+    if breakdown.per != 1_000_000:
+        raise ValueError(f"cost_summary: the breakdown is per {breakdown.per} emails, not per 1,000,000")
+    return {
+        "total_usd_per_1M_emails": round(breakdown.total, 4),
+        "ses_usd_per_1M_emails": round(breakdown.ses.dollars, 2),
+        "lines": [{"item": f"{line.service}: {line.item}", "per_1M_emails": round(line.per_emails, 1),
+                   "unit": line.unit, "usd": round(line.dollars, 4),
+                   "by_resource": {short_name(k): round(v, 1) for k, v in sorted(line.detail.items(),
+                                                                                 key=lambda kv: -kv[1])}}
+                  for line in sorted(breakdown.lines, key=lambda line: -line.dollars) if line.dollars > 0],
+        "by_part_usd": by_part(breakdown),
+        "unpriced": list(breakdown.unpriced),
+    }
