@@ -133,6 +133,22 @@ def test_bulk_send_records_one_message_per_entry_when_given_50_entries(ses):
     assert outbox[7].tags == {"campaign": "c1"}
 
 
+def test_bulk_send_with_inline_template_content_renders_each_entry_and_delivers_it(ses):
+    """A campaign variant with its own subject and body (no stored template) goes out as inline TemplateContent."""
+    results = ses.send_bulk_email(
+        FromEmailAddress=SENDER,
+        DefaultContent={"Template": {"TemplateContent": {"Subject": "May for {{name}}", "Html": "<p>Hi</p>"},
+                                     "TemplateData": "{}"}},
+        BulkEmailEntries=[{"Destination": {"ToAddresses": [f"r{i}@x.com"]},
+                           "ReplacementEmailContent": {"ReplacementTemplate": {
+                               "ReplacementTemplateData": json.dumps({"name": f"R{i}"})}}} for i in range(2)],
+    )["BulkEmailEntryResults"]
+
+    assert [r["Status"] for r in results] == ["SUCCESS"] * 2
+    assert [(m.to, m.subject, m.delivered_to) for m in simulator().outbox] == [
+        (("r0@x.com",), "May for R0", ("r0@x.com",)), (("r1@x.com",), "May for R1", ("r1@x.com",))]
+
+
 def test_bulk_send_is_refused_and_nothing_recorded_when_given_51_entries(ses):
     code, status, _ = error_of(lambda: send_bulk(ses, 51))
 

@@ -6,9 +6,10 @@ feedback for identity notification topics) and also land in `ses.simulator().out
 
 Simulated:
 - Email templates: Create/Get/Update/Delete/ListEmailTemplates, stored as moto v1 templates.
-- SendEmail with Simple, Raw or Template content (TemplateName or TemplateArn, TemplateData, Headers).
-- SendBulkEmail: DefaultContent.Template with per-entry replacement data, tags and headers merged over
-  the defaults by name; one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
+- SendEmail with Simple, Raw or Template content (TemplateName, TemplateArn or inline TemplateContent,
+  TemplateData, Headers).
+- SendBulkEmail: DefaultContent.Template (stored or inline) with per-entry replacement data, tags and
+  headers merged over the defaults by name; one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
 - Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
   template -> NotFoundException; unverified sender -> MessageRejected; 0 or more than 50 recipients per
   message, or more than 50 bulk entries -> BadRequestException.
@@ -32,8 +33,8 @@ Simulated:
 
 Not simulated: the sandbox's verified-recipient rule, automatic suppression from bounces and complaints
 (unless the feedback model's auto_suppress is on), the mailbox simulator's exemption from the 24-hour quota
-(its recipients count like any others), contact-list unsubscribe filtering, inline TemplateContent
-(NotImplementedError), attachments (accepted, not recorded), tenants, message size.
+(its recipients count like any others), contact-list unsubscribe filtering,
+attachments (accepted, not recorded), tenants, message size.
 """
 
 from __future__ import annotations
@@ -168,13 +169,27 @@ def list_email_templates(self: SESV2Response) -> str:
 # --- sending ----------------------------------------------------------------------------------------
 
 
-def _template_name(template: dict) -> str:
-    if "TemplateContent" in template and not (template.get("TemplateName") or template.get("TemplateArn")):
-        raise NotImplementedError("sesflow's SES simulator does not support inline TemplateContent")
+def _template_of(self: SESV2Response, template: dict) -> tuple[str | None, dict]:
+    """(name, template as moto stores it) of Template content: a stored template named by TemplateName or
+    TemplateArn, or inline TemplateContent (name None)."""
     name = template.get("TemplateName") or template.get("TemplateArn", "").rpartition(":template/")[2]
+    if not name and isinstance(template.get("TemplateContent"), dict):
+        content = template["TemplateContent"]
+        return None, {"template_name": None, "subject_part": content.get("Subject", ""),
+                      "text_part": content.get("Text", ""), "html_part": content.get("Html", "")}
     if not name:
-        raise aws_error("BadRequestException", "Template must have a TemplateName or a TemplateArn.")
-    return name
+        raise aws_error("BadRequestException", "Template must have a TemplateName, a TemplateArn or TemplateContent.")
+    return name, _template(self, name)
+
+
+def _deliver_rendered(core: SESBackend, from_address: str, name: str | None, template: dict, m: dict) -> str:
+    """Hand an accepted templated message to moto; returns its message id. Inline content has no stored
+    template for moto to render, so it goes as a simple email with the rendered subject."""
+    if name is None:
+        return core.send_email(source=from_address, subject=m["subject"] or "", body=template["html_part"]
+                               or template["text_part"], destinations=_destinations(m)).id
+    return core.send_templated_email(source=from_address, template=name, template_data=json.dumps(m["template_data"]),
+                                     destinations=_destinations(m)).id
 
 
 def _render(template: dict, data: dict) -> tuple[str | None, str | None]:
@@ -309,8 +324,7 @@ def send_email(self: SESV2Response) -> str:
                 source=from_address, subject=m["subject"], body=body["Data"], destinations=_destinations(m)
             ).id
     elif "Template" in content:
-        name = _template_name(content["Template"])
-        template = _template(self, name)
+        name, template = _template_of(self, content["Template"])
         data = _json_object(content["Template"].get("TemplateData"), "TemplateData")
         subject, failure = _render(template, data)
         message = _message(
@@ -324,12 +338,7 @@ def send_email(self: SESV2Response) -> str:
         )
 
         def deliver(m: dict) -> str:
-            return core.send_templated_email(
-                source=from_address,
-                template=name,
-                template_data=json.dumps(data),
-                destinations=_destinations(m),
-            ).id
+            return _deliver_rendered(core, from_address, name, template, m)
     else:
         raise aws_error("BadRequestException", "Content must have Simple, Raw or Template.")
     _check_sender(self, params, from_address)
@@ -345,8 +354,7 @@ def send_bulk_email(self: SESV2Response) -> str:
             "BadRequestException",
             f"BulkEmailEntries: {len(entries)} entries, must be 1 to {limits.SES_BULK_DESTINATIONS_LIMIT}.",
         )
-    name = _template_name(default)
-    template = _template(self, name)
+    name, template = _template_of(self, default)
     default_data = _json_object(default.get("TemplateData"), "TemplateData")
     messages = []
     for entry in entries:
@@ -371,12 +379,7 @@ def send_bulk_email(self: SESV2Response) -> str:
     core = self.sesv2_backend.core_backend
 
     def deliver(m: dict) -> str:
-        return core.send_templated_email(
-            source=from_address,
-            template=name,
-            template_data=json.dumps(m["template_data"]),
-            destinations=_destinations(m),
-        ).id
+        return _deliver_rendered(core, from_address, name, template, m)
 
     records = _accept(self, "SendBulkEmail", params, from_address, messages, deliver)
     return json.dumps(
