@@ -9,7 +9,7 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sns, sqs
+    from sesflow.engine.patches import dynamodb, events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sns, sqs
 
     sfn.install()
     sesv2.install()
@@ -19,3 +19,4 @@ def install_all() -> None:
     sqs.install()
     sns.install()
     events.install()
+    dynamodb.install()
