@@ -73,3 +73,21 @@ def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, caps
     assert run("resume", id="spring-sale") == 0  # starts; the workflow refuses a COMPLETED campaign
     result = stack.wait(capsys.readouterr().out.split()[-1])
     assert (result.status, result.error) == ("FAILED", "CampaignNotResumable")
+
+
+def test_starting_a_campaign_id_already_used_is_refused_and_starts_nothing(stack, target, tmp_path, capsys):
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign()))
+    run("start", file=str(path))
+    stack.wait(capsys.readouterr().out.split()[-1])
+    sent = len(simulator().outbox)
+
+    assert run("start", file=str(path)) == 1
+
+    assert "campaign spring-sale is already COMPLETED on test-stack: a campaign id runs once" in \
+        capsys.readouterr().err
+    executions = stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"]
+    assert len(executions) == 1 and len(simulator().outbox) == sent
+    assert run("status", id="nothing-here") == 1
+    assert "no campaign nothing-here on test-stack" in capsys.readouterr().err
