@@ -184,27 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)
     events_cli.register(events)
-    demo = commands.add_parser("demo", help="run a real campaign on the embedded engine and report it")
-    demo.add_argument("--campaign", default="events/campaign/spring_sale.json", help="the campaign definition")
-    demo.add_argument("--recipients", type=int, default=1_000, help="audience size (default 1000)")
-    demo.add_argument("--seed", type=int, default=1, help="makes the audience reproducible")
+    demo = commands.add_parser("demo", help="run real campaigns on the embedded engine and report them")
+    demo.add_argument("--recipients", type=int, default=10_000, help="audience size (default 10000)")
+    demo.add_argument("--scenario", choices=("all", "winner", "spike"), default="all",
+                      help="winner: test-then-winner; spike: a complaint spike halts it, the operator resumes it "
+                           "(default: both, in that order, on one audience)")
+    demo.add_argument("--seed", type=int, default=1, help="makes the audience and its feedback reproducible")
     demo.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
-    demo.add_argument("--json", action="store_true", help="print one JSON summary instead of a table")
+    demo.add_argument("--report-dir", default=".sesflow/reports", help="where the HTML reports go")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary instead of tables")
     demo.set_defaults(func=run_demo)
     return parser
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from sesflow.demo import print_summary
-    from sesflow.demo import run_demo as demo
+    from sesflow import demo
 
-    summary = demo(Path(args.campaign), recipients=args.recipients, seed=args.seed, template=Path(args.template))
+    if args.recipients < 100:
+        raise SystemExit(f"sesflow demo: --recipients {args.recipients}: at least 100 (a test cohort needs them)")
+    scenarios = tuple(demo.SCENARIOS) if args.scenario == "all" else (args.scenario,)
+    summary = demo.run_demo(recipients=args.recipients, seed=args.seed, scenarios=scenarios,
+                            template=Path(args.template), report_dir=Path(args.report_dir))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({k: v for k, v in summary.items() if k != "tables"}, indent=2))
     else:
-        print_summary(summary)
-    clean = summary["status"] == "SUCCEEDED" and summary["duplicates"] == summary["unaccounted"] == 0
-    return 0 if clean and summary["sent_to_ineligible"] == 0 else 1
+        demo.print_summary(summary)
+    return 0 if demo.clean(summary) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,103 +1,340 @@
-"""`sesflow demo`: a real campaign on the embedded engine, from template.yaml and events/campaign/.
+"""`sesflow demo`: real campaigns on the embedded engine, from template.yaml and events/campaign/.
 
-Seeds an audience (mostly ACTIVE, some on probation in RECOVERY, some QUARANTINED or SUPPRESSED that must
-get nothing), creates the SES templates the campaign's variants name, runs CampaignStateMachine and
-checks the outcome against the simulated SES outbox: who got what, nobody twice, nobody unaccounted for.
+One audience (list "newsletter", default 10,000 recipients) and two scenarios, run in this order:
+
+- winner: events/campaign/newsletter_test_then_winner.json. A test cohort gets both subject lines, the 4-hour
+  evaluation window passes on the virtual clock while the feedback comes in, the workflow picks the better
+  click rate (a two-proportion test) and sends it to everyone else.
+- spike: two days later, events/campaign/flash_sale.json. Its "urgent" subject line offends: complaints arrive
+  while it sends, the breaker halts it mid-send; the operator raises the complaint threshold and resumes it,
+  and the rest are sent, nobody twice.
+
+The audience is mostly ACTIVE, with some on probation (RECOVERY) and some QUARANTINED or SUPPRESSED who must
+get nothing, plus the SES mailbox simulator's addresses (engine/feedback_model.py gives each the behaviour AWS
+documents). Everyone else answers as a population (POPULATION: per-variant open, click, bounce and complaint
+rates); some of them soft bounce once and recover, so the two days between the campaigns take them through
+quarantine to probation, and the flash sale's delivery makes them ACTIVE again. SES's feedback goes through
+the real path: configuration set -> SNS -> FeedbackQueue -> IngestFeedbackFunction -> breaker and lifecycle.
+
+Each campaign is checked against the simulated SES outbox (nobody twice, nobody unaccounted for) and
+reported (sesflow/report.py: an HTML page and a table). --seed makes a run reproducible.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import random
+import resource
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+
 from sesflow.engine import pricing
-from sesflow.engine.ses import simulator
+from sesflow.engine.feedback_model import SIMULATOR_ADDRESSES, SIMULATOR_DOMAIN, FeedbackModel, Rates
+from sesflow.engine.ses import SentEmail, simulator
 from sesflow.engine.stack import LocalStack
+from sesflow.target import Target
 
-STATUS_MIX = (("ACTIVE", 0.90), ("RECOVERY", 0.04), ("QUARANTINED", 0.03), ("SUPPRESSED", 0.03))
+SCENARIOS = {
+    "winner": Path("events/campaign/newsletter_test_then_winner.json"),
+    "spike": Path("events/campaign/flash_sale.json"),
+}
+LIST_ID = "newsletter"
+# Who is on the list, by lifecycle state, before the first campaign.
+STATUS_MIX = (("ACTIVE", 0.92), ("RECOVERY", 0.03), ("QUARANTINED", 0.025), ("SUPPRESSED", 0.025))
+# The population's answer to each email (engine/feedback_model.Rates), and per variant where it differs: the
+# teaser draws more clicks; the urgent flash-sale subject draws complaints (1%, over ten times the halt level).
+POPULATION = Rates(hard_bounce=0.004, soft_bounce=0.002, open=0.22, click=0.02, complaint=0.0001)
+VARIANTS = {"teaser": {"open": 0.28, "click": 0.04}, "urgent": {"complaint": 0.01}}
+RECOVERING = 0.005  # soft bounce their first email (mailbox full), then deliver
+# What the operator does after the halt: raises the complaint levels for this campaign, then resumes it.
+RAISED_COMPLAINT = {"warn": 0.01, "halt": 0.02}
+DAYS_BETWEEN = 2  # quarantine's first rest is a day: the recovering addresses are on probation by the flash sale
 
 
-def seed_audience(stack: LocalStack, list_id: str, recipients: int, rng: random.Random) -> dict[str, str]:
-    statuses = {}
-    table = stack.client("dynamodb")
+def population(seed: int) -> FeedbackModel:
+    # Not deferred: each message's events are in the feedback queue when SES accepts it, and the poller thread
+    # only ingests. (Deferred, the one poller both publishes and ingests, and on the engine's one interpreter
+    # ingestion trails the send: the breaker would learn of the complaints after the campaign ended.)
+    return FeedbackModel(seed=seed, rates=POPULATION, variants=VARIANTS, recovering=RECOVERING)
+
+
+def audience(recipients: int, seed: int) -> dict[str, str]:
+    """address -> lifecycle status: the mailbox simulator's addresses (ACTIVE, labelled so they are distinct: SES
+    treats bounce+x@ as bounce@), then a population drawn by the seed."""
+    import random
+
+    rng = random.Random(seed)
+    per_kind = max(1, recipients // 5000)
+    statuses = {f"{kind}+{n}@{SIMULATOR_DOMAIN}": "ACTIVE" for kind in SIMULATOR_ADDRESSES for n in range(per_kind)}
     names, weights = zip(*STATUS_MIX, strict=True)
-    requests = []
-    for i in range(recipients):
-        address = f"recipient{i:06d}@example.org"
-        statuses[address] = rng.choices(names, weights)[0]
-        requests.append({"PutRequest": {"Item": {
-            "address": {"S": address}, "list_id": {"S": list_id}, "status": {"S": statuses[address]}}}})
-    table_name = stack.outputs["RecipientsTableName"]
-    for start in range(0, len(requests), 25):  # BatchWriteItem's limit
-        table.batch_write_item(RequestItems={table_name: requests[start : start + 25]})
+    for i in range(recipients - len(statuses)):
+        statuses[f"recipient{i:06d}@example.org"] = rng.choices(names, weights)[0]
     return statuses
 
 
-def run_demo(campaign_file: Path, recipients: int = 1_000, seed: int = 1, template: Path = Path("template.yaml"),
-             ) -> dict[str, Any]:
-    definition = json.loads(campaign_file.read_text())
-    rng = random.Random(seed)
+def seed_audience(stack: LocalStack, statuses: dict[str, str]) -> None:
+    """Straight into moto's table: setting up the list is not part of what a campaign costs or how long it takes."""
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
+    table = stack.outputs["RecipientsTableName"]
+    for address, status in statuses.items():
+        backend.put_item(table, {"address": {"S": address}, "list_id": {"S": LIST_ID}, "status": {"S": status}})
+
+
+def states(stack: LocalStack) -> dict[str, int]:
+    """The list's recipients by lifecycle status, now."""
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region].get_table(stack.outputs["RecipientsTableName"])
+    return dict(sorted(Counter(item.attrs["status"].value for item in table.all_items()).items()))
+
+
+def simulator_outcomes(stack: LocalStack) -> dict[str, dict[str, int]]:
+    """Where each kind of mailbox simulator address ended up: e.g. bounce -> SUPPRESSED, success -> ACTIVE."""
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region].get_table(stack.outputs["RecipientsTableName"])
+    found: dict[str, Counter[str]] = {kind: Counter() for kind in SIMULATOR_ADDRESSES}
+    for item in table.all_items():
+        address = item.attrs["address"].value
+        if address.endswith("@" + SIMULATOR_DOMAIN):
+            found[address.split("+")[0].split("@")[0]][item.attrs["status"].value] += 1
+    return {kind: dict(counter) for kind, counter in found.items()}
+
+
+def condition_held(raw: dict[str, Any], outbox: list[SentEmail], model: FeedbackModel) -> int | None:
+    """After how many of these emails the breaker's halt condition held, had every complaint been known the moment
+    its email was sent (the model says who complains): the ideal a halt is measured against."""
+    from app.campaign_breaker import verdict
+    from app.domain.campaign import parse_campaign
+
+    campaign, stats = parse_campaign(raw), Counter()
+    for count, message in enumerate(outbox, start=1):
+        variant = message.tags["variant"]
+        stats["sent"] += 1
+        stats[f"sent#{variant}"] += 1
+        if any(r["eventType"] == "Complaint" for r in model.records_for(message)):
+            stats["complaints"] += 1
+            stats[f"complaints#{variant}"] += 1
+        if verdict(campaign, stats).halted:
+            return count
+    return None
+
+
+def rest_quarantined(stack: LocalStack, days: float) -> int:
+    """Move the virtual clock `days` on, once every quarantine episode the feedback started is waiting out its
+    rest (the Wait must have begun for the clock to end it). Returns how many episodes there are."""
+    stack.deliver_queues()  # the last campaign's feedback: its soft bounces start the episodes
+    sfn, machine = stack.client("stepfunctions"), stack.outputs["RecipientLifecycleStateMachineArn"]
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region].get_table(stack.outputs["RecipientsTableName"])
+    running = [e for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine,
+                                                                           statusFilter="RUNNING")
+               for e in page["executions"]]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        waiting = sum(1 for i in table.all_items()
+                      if i.attrs["status"].value == "QUARANTINED" and "episode_token" in i.attrs)
+        if waiting >= len(running):
+            break
+        time.sleep(0.05)
+    stack.clock.advance(timedelta(days=days).total_seconds())
+    return len(running)
+
+
+def _campaign_emails(campaign_id: str) -> list[SentEmail]:
+    return [m for m in simulator().outbox if m.tags.get("campaign") == campaign_id]
+
+
+def check(campaign_id: str, output: dict[str, Any], eligible: int) -> dict[str, Any]:
+    """The campaign against the SES outbox: emails per variant, duplicates, and everyone accounted for."""
+    emails = _campaign_emails(campaign_id)
+    per_recipient = Counter(address for m in emails for address in m.to)
+    accounted = output["accounted"]
+    holdout = output.get("holdout", 0)
+    return {
+        "emails_sent": len(emails),
+        "emails_by_variant": dict(sorted(Counter(m.tags.get("variant") for m in emails).items())),
+        "holdout": holdout,
+        "eligible_at_snapshot": eligible,
+        "duplicates": sum(n - 1 for n in per_recipient.values() if n > 1),
+        # Neither sent (by SES's outbox), nor refused by SES, nor held out: must be 0.
+        "unaccounted": eligible - len(per_recipient) - accounted.get("failed", 0) - holdout,
+        "accounted": accounted,
+    }
+
+
+def run_winner(stack: LocalStack, definition: dict[str, Any]) -> dict[str, Any]:
+    started, virtual = time.perf_counter(), stack.clock.now()
+    result = stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)
+    if result.status != "SUCCEEDED":
+        raise RuntimeError(f"{definition['id']}: {result.status} {result.error}: {result.cause}")
+    decision = result.output.get("decision") or {}
+    return {
+        "campaign_id": definition["id"], "status": result.output["status"],
+        **check(definition["id"], result.output, _eligible(stack, definition["id"])),
+        "halted": False,
+        "winner": {"variant": decision.get("winner"), "reason": decision.get("reason"),
+                   "p_value": decision.get("p_value"), "metric": decision.get("metric"),
+                   "applied_policy": decision.get("applied_policy"), "numbers": decision.get("numbers")},
+        "parent_history_events": [result.history_events],
+        "virtual_seconds": round((stack.clock.now() - virtual).total_seconds(), 1),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def run_spike(stack: LocalStack, definition: dict[str, Any], model: FeedbackModel) -> dict[str, Any]:
+    started, virtual = time.perf_counter(), stack.clock.now()
+    first = stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)
+    stack.deliver_queues()
+    if (first.status, first.error) != ("FAILED", "CampaignHalted"):
+        raise RuntimeError(f"{definition['id']}: expected a halt, got {first.status} {first.error}: {first.cause}")
+    halt = json.loads(_control_item(stack, definition["id"])["halt"]["S"])  # the breaker's numbers and when
+    before_resume = _campaign_emails(definition["id"])
+    held = condition_held(definition, before_resume, model)
+    raised = {**definition, "thresholds": {**definition.get("thresholds", {}), "complaint": RAISED_COMPLAINT},
+              "resume": True}
+    resumed = stack.run("CampaignStateMachine", raised, name=f"{definition['id']}-resume", timeout=1800, poll=0.2)
+    if resumed.status != "SUCCEEDED":
+        raise RuntimeError(f"{definition['id']} resumed: {resumed.status} {resumed.error}: {resumed.cause}")
+    return {
+        "campaign_id": definition["id"], "status": resumed.output["status"],
+        **check(definition["id"], resumed.output, _eligible(stack, definition["id"])),
+        "halted": True,
+        "halt": {"reason": halt.get("reason"), "metric": halt.get("metric"), "at": halt.get("at"),
+                 "emails_sent_before_resume": len(before_resume),
+                 "condition_held_after_emails": held,
+                 "emails_after_condition_held": len(before_resume) - held if held else None,
+                 "resumed_with": {"complaint": RAISED_COMPLAINT}},
+        "winner": None,
+        "parent_history_events": [first.history_events, resumed.history_events],
+        "virtual_seconds": round((stack.clock.now() - virtual).total_seconds(), 1),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _control_item(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
+    return stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                             Key={"campaign_id": {"S": campaign_id}})["Item"]
+
+
+def _eligible(stack: LocalStack, campaign_id: str) -> int:
+    """ACTIVE and RECOVERY members of the list when the campaign took its snapshot (its own count)."""
+    found = json.loads(_control_item(stack, campaign_id)["audience"]["S"])["states"]
+    return found.get("ACTIVE", 0) + found.get("RECOVERY", 0)
+
+
+def report(stack: LocalStack, campaign_id: str, out_dir: Path) -> tuple[str, str]:
+    """The campaign's report, as `sesflow report ID` writes it: (the HTML file, the terminal table)."""
+    from sesflow.report import collect, render_html, render_table
+
+    target = Target(name="the demo's engine", region=stack.region, outputs=stack.outputs)
+    data = collect(target, campaign_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"sesflow-report-{campaign_id}.html"
+    path.write_text(render_html(data), encoding="utf-8")
+    return str(path), render_table(data)
+
+
+def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...] = tuple(SCENARIOS),
+             template: Path = Path("template.yaml"), report_dir: Path = Path(".sesflow/reports")) -> dict[str, Any]:
     started = time.perf_counter()
+    definitions = {name: json.loads(SCENARIOS[name].read_text()) for name in scenarios}
+    statuses = audience(recipients, seed)
+    model = population(seed)
+    domains = tuple(sorted({d["sender"].split("@")[1] for d in definitions.values()}))
     # The handlers' logs and Powertools' metric lines go to stderr: stdout is the summary's alone (--json).
-    sender_domain = definition["sender"].split("@")[1]
-    with contextlib.redirect_stdout(sys.stderr), LocalStack(template_path=template,
-                                                            ses_identities=(sender_domain,)) as stack:
+    with contextlib.redirect_stdout(sys.stderr), LocalStack(template_path=template, ses_identities=domains) as stack:
         # A production account's quota (the sandbox's 1/s would make a long demo); the rate governor paces
         # every send under it, and SES's per-second limit is enforced.
-        simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
-        statuses = seed_audience(stack, definition["audience"]["list_id"], recipients, rng)
-        for variant in definition["variants"]:
-            stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={
-                "Subject": f"{definition.get('name', definition['id'])} ({variant['name']})",
-                "Text": "Hello {{name}}", "Html": "<p>Hello {{name}}</p>"})
+        simulator().configure(max_send_rate=1000, max_24h_send=1_000_000, feedback=model)
+        seed_audience(stack, statuses)
+        for definition in definitions.values():
+            for variant in definition["variants"]:
+                if "template" in variant:
+                    # No {{placeholders}}: the workflow sends no per-recipient template data (SES would report a
+                    # Rendering Failure for each message).
+                    stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={
+                        "Subject": f"{definition['name']} ({variant['name']})",
+                        "Text": "Hello, our sale is on.", "Html": "<p>Hello, our sale is on.</p>"})
+        before = states(stack)
         virtual_start = stack.clock.now()
-        stack.meter.reset()  # the campaign's counts, not the seeding's
-        result = stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo")
-        outbox = list(simulator().outbox)
-        per_recipient = Counter(address for message in outbox for address in message.to)
-        eligible = {a for a, s in statuses.items() if s in ("ACTIVE", "RECOVERY")}
+        stack.meter.reset()  # the campaigns' counts, not the seeding's
+        campaigns, episodes, reports = [], 0, {}
+        with stack.poller(interval=0.05):  # Lambda's poller: feedback is ingested while campaigns send
+            for name, definition in definitions.items():
+                if campaigns:
+                    episodes += rest_quarantined(stack, DAYS_BETWEEN)
+                run = run_winner(stack, definition) if name == "winner" else run_spike(stack, definition, model)
+                campaigns.append({"scenario": name, **run})
+        counts = stack.meter.snapshot()
+        after = states(stack)
+        for run in campaigns:
+            reports[run["campaign_id"]] = report(stack, run["campaign_id"], report_dir)
         summary = {
-            "campaign_id": definition["id"],
-            "status": result.status,
-            "error": result.error,
-            "recipients_by_state": dict(sorted(Counter(statuses.values()).items())),
-            "emails_sent": len(outbox),
-            "emails_by_variant": dict(sorted(Counter(m.tags.get("variant") for m in outbox).items())),
-            "holdout": (result.output or {}).get("holdout"),
-            "duplicates": sum(n - 1 for n in per_recipient.values() if n > 1),
-            "sent_to_ineligible": len(set(per_recipient) - eligible),
-            "unaccounted": len(eligible) - len(per_recipient) - ((result.output or {}).get("holdout") or 0),
-            "parent_history_events": result.history_events,
-            "virtual_seconds": round((stack.clock.now() - virtual_start).total_seconds(), 3),
-            "wall_seconds": round(time.perf_counter() - started, 2),
-            "counts": stack.meter.snapshot(),
+            "recipients": recipients, "seed": seed,
+            "recipients_by_state_before": before, "recipients_by_state_after": after,
+            "simulator_addresses_after": simulator_outcomes(stack),
+            "campaigns": campaigns,
+            "emails_sent": sum(c["emails_sent"] for c in campaigns),
+            "duplicates": sum(c["duplicates"] for c in campaigns),
+            "unaccounted": sum(c["unaccounted"] for c in campaigns),
+            "feedback_events_published": dict(model.published.most_common()),
+            "feedback_dead_lettered": _dead_lettered(stack),
+            "quarantine_episodes_rested": episodes,
+            "virtual_seconds": round((stack.clock.now() - virtual_start).total_seconds(), 1),
+            "reports": {campaign_id: path for campaign_id, (path, _) in reports.items()},
         }
         architectures = pricing.lambda_architectures(stack.template)
-    # Per 1M emails, from what the engine counted during the campaign (SES's own price apart).
+    # Per 1M emails, from what the engine counted while the campaigns ran (SES's own price apart).
     summary["cost"] = pricing.cost_summary(pricing.cost_breakdown(
-        summary["counts"], emails=max(1, summary["emails_sent"]), lambda_architectures=architectures, label="demo"))
+        counts, emails=max(1, summary["emails_sent"]), lambda_architectures=architectures, label="demo"))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    summary["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    summary["tables"] = {campaign_id: table for campaign_id, (_, table) in reports.items()}
     return summary
 
 
+def _dead_lettered(stack: LocalStack) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["FeedbackDeadLetterQueueUrl"],
+                                                          AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def clean(summary: dict[str, Any]) -> bool:
+    """What the demo promises: every campaign finished, nobody twice, everybody accounted for, no event lost."""
+    return (all(c["status"] == "COMPLETED" for c in summary["campaigns"])
+            and summary["duplicates"] == summary["unaccounted"] == summary["feedback_dead_lettered"] == 0)
+
+
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"Campaign {summary['campaign_id']}: {summary['status']}"
-          + (f" ({summary['error']})" if summary["error"] else ""))
-    print(f"  audience by state   {summary['recipients_by_state']}")
-    print(f"  emails sent         {summary['emails_sent']}  by variant {summary['emails_by_variant']}")
-    print(f"  holdout             {summary['holdout']} (recorded, not sent)")
-    print(f"  duplicates          {summary['duplicates']}   sent to ineligible {summary['sent_to_ineligible']}"
-          f"   unaccounted {summary['unaccounted']}")
-    counts = summary["counts"]
-    print(f"  parent history      {summary['parent_history_events']} events")
-    print(f"  state transitions   {sum(counts['transitions'].values())}   lambda invocations "
-          f"{sum(counts['lambda_invocations'].values())}   api calls {sum(counts['api_calls'].values())}")
-    print(f"  time                {summary['wall_seconds']} s wall, {summary['virtual_seconds']} s virtual")
+    print(f"sesflow demo: {summary['recipients']} recipients (seed {summary['seed']}) on the embedded engine")
+    print(f"  list before         {summary['recipients_by_state_before']}")
+    for run in summary["campaigns"]:
+        print(f"\nCampaign {run['campaign_id']} ({run['scenario']}): {run['status']}")
+        print(f"  emails sent         {run['emails_sent']}  by variant {run['emails_by_variant']}")
+        print(f"  holdout             {run['holdout']} (recorded, not sent)")
+        print(f"  duplicates          {run['duplicates']}   unaccounted {run['unaccounted']}")
+        if run["winner"]:
+            winner = run["winner"]
+            print(f"  A/B decision        {winner['variant'] or 'no winner'} on {winner['metric']}"
+                  f" (p={winner['p_value']}), {winner['applied_policy']}: {winner['reason']}")
+        if run["halted"]:
+            halt = run["halt"]
+            print(f"  halted              after {halt['emails_sent_before_resume']} emails: {halt['reason']}")
+            print(f"  after the condition {halt['emails_after_condition_held']} emails (it held after "
+                  f"{halt['condition_held_after_emails']}); resumed with complaint levels {RAISED_COMPLAINT}")
+        print(f"  parent history      {run['parent_history_events']} events per execution")
+        print(f"  time                {run['wall_seconds']} s wall, {run['virtual_seconds']} s virtual")
+    print(f"\n  list after          {summary['recipients_by_state_after']}")
+    print(f"  simulator addresses {summary['simulator_addresses_after']}")
+    print(f"  feedback events     {summary['feedback_events_published']}, dead-lettered"
+          f" {summary['feedback_dead_lettered']}")
     cost = summary["cost"]
     print(f"  cost per 1M emails  ${cost['total_usd_per_1M_emails']:.2f} orchestration and feedback"
-          f" (+ ${cost['ses_usd_per_1M_emails']:.2f} SES)  by part {cost['by_part_usd']}")
+          f" (+ ${cost['ses_usd_per_1M_emails']:.2f} SES)")
+    print(f"  time                {summary['wall_seconds']} s wall, {summary['virtual_seconds']} s virtual,"
+          f" peak RSS {summary['peak_rss_mib']} MiB")
+    for campaign_id, path in summary["reports"].items():
+        print(f"\n{summary['tables'][campaign_id]}\nreport: {path}")

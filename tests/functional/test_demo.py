@@ -1,23 +1,108 @@
-"""`sesflow demo`, the README's first command, on a small audience."""
+"""`sesflow demo`, the README's first command: both scenarios on one audience, as a new user runs it."""
 
 import json
+from pathlib import Path
 
+import pytest
+
+from sesflow import demo
 from sesflow.cli import main
 from tests.conftest import ROOT
 
+RECIPIENTS = 2000  # enough for the urgent variant's complaints to trip the breaker past its minimum sample
 
-def test_demo_sends_each_eligible_recipient_one_email_and_reports_it(capsys, monkeypatch):
-    monkeypatch.chdir(ROOT)
 
-    code = main(["demo", "--recipients", "200", "--json"])
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    reports = tmp_path_factory.mktemp("reports")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        out = tmp_path_factory.mktemp("out") / "summary.json"
+        import contextlib
 
-    summary = json.loads(capsys.readouterr().out)
+        with out.open("w") as stdout, contextlib.redirect_stdout(stdout):
+            code = main(["demo", "--recipients", str(RECIPIENTS), "--seed", "3", "--json",
+                         "--report-dir", str(reports)])
+    return code, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_every_campaign_reaches_each_eligible_recipient_once_and_accounts_for_everyone(run):
+    code, summary = run
+
     assert code == 0
-    assert summary["status"] == "SUCCEEDED"
-    eligible = summary["recipients_by_state"].get("ACTIVE", 0) + summary["recipients_by_state"].get("RECOVERY", 0)
-    assert summary["emails_sent"] + summary["holdout"] == eligible
-    assert summary["duplicates"] == summary["unaccounted"] == summary["sent_to_ineligible"] == 0
-    assert set(summary["emails_by_variant"]) == {"a", "b", "c"}
-    cost = summary["cost"]  # per 1M emails, from the engine's counts during the campaign
-    assert cost["total_usd_per_1M_emails"] > 0 and cost["ses_usd_per_1M_emails"] == 100.0
-    assert cost["lines"] and {"send path", "feedback ingestion"} & set(cost["by_part_usd"])
+    assert [(c["scenario"], c["status"]) for c in summary["campaigns"]] == [("winner", "COMPLETED"),
+                                                                           ("spike", "COMPLETED")]
+    for campaign in summary["campaigns"]:
+        assert campaign["duplicates"] == 0 and campaign["unaccounted"] == 0
+        assert campaign["emails_sent"] + campaign["holdout"] + campaign["accounted"]["failed"] == \
+            campaign["eligible_at_snapshot"]
+        assert campaign["holdout"] > 0
+    assert summary["feedback_dead_lettered"] == 0
+
+
+@pytest.mark.slow
+def test_test_then_winner_sends_the_remainder_what_the_decision_says(run):
+    _, summary = run
+    winner = summary["campaigns"][0]
+
+    decision = winner["winner"]
+    assert decision["metric"] == "click" and decision["reason"]
+    assert {n["name"] for n in decision["numbers"]} == {"plain", "teaser"}
+    sent = winner["emails_by_variant"]
+    if decision["variant"]:  # the remainder all went to the winner: it has the test cohort's share and the rest
+        loser = ({"plain", "teaser"} - {decision["variant"]}).pop()
+        assert sent[decision["variant"]] > 4 * sent[loser]
+
+
+@pytest.mark.slow
+def test_the_complaint_spike_halts_mid_send_and_the_resume_sends_the_rest_once(run):
+    _, summary = run
+    spike = summary["campaigns"][1]
+
+    halt = spike["halt"]
+    assert spike["halted"] and halt["metric"] == "complaint" and "complaint rate" in halt["reason"]
+    assert 0 < halt["emails_sent_before_resume"] < spike["emails_sent"]
+    # the urgent variant's complaints were coming in as it sent: at most one SES call per worker after the condition
+    assert 0 <= halt["emails_after_condition_held"] <= 10 * 50
+    assert spike["parent_history_events"][0] < 100 and len(spike["parent_history_events"]) == 2
+
+
+@pytest.mark.slow
+def test_feedback_moves_recipients_through_the_lifecycle_and_simulator_addresses_behave_as_aws_documents(run):
+    _, summary = run
+    before, after = summary["recipients_by_state_before"], summary["recipients_by_state_after"]
+
+    assert sum(before.values()) == sum(after.values()) == RECIPIENTS
+    assert after["SUPPRESSED"] > before["SUPPRESSED"]  # hard bounces and complaints
+    assert summary["quarantine_episodes_rested"] > 0  # soft bounces, rested two days before the flash sale
+    outcomes = summary["simulator_addresses_after"]
+    assert set(outcomes["bounce"]) == set(outcomes["complaint"]) == set(outcomes["suppressionlist"]) == {"SUPPRESSED"}
+    assert set(outcomes["success"]) == set(outcomes["ooto"]) == {"ACTIVE"}
+
+
+@pytest.mark.slow
+def test_the_summary_prices_the_run_and_each_campaign_has_its_report(run):
+    _, summary = run
+
+    cost = summary["cost"]
+    assert 0 < cost["total_usd_per_1M_emails"] < 5 and cost["ses_usd_per_1M_emails"] == 100.0
+    assert cost["by_part_usd"]
+    for campaign in summary["campaigns"]:
+        page = Path(summary["reports"][campaign["campaign_id"]]).read_text()
+        assert campaign["campaign_id"] in page and page.rstrip().endswith("</html>")  # charts: test_report.py
+    assert summary["wall_seconds"] > 0 and summary["virtual_seconds"] > 2 * 86400  # the two days between campaigns
+
+
+def test_one_seed_gives_one_audience_and_one_set_of_answers():
+    assert demo.audience(500, 7) == demo.audience(500, 7) != demo.audience(500, 8)
+    first, second = demo.population(7), demo.population(7)
+    assert [first.is_recovering(f"r{i}@example.org") for i in range(2000)] == \
+        [second.is_recovering(f"r{i}@example.org") for i in range(2000)]
+    assert demo.audience(500, 7)["bounce+0@simulator.amazonses.com"] == "ACTIVE"
+
+
+def test_too_small_an_audience_is_refused_with_the_reason(capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["demo", "--recipients", "10"])
+    assert "at least 100" in str(refused.value)

@@ -9,6 +9,7 @@ template is refused with UnsupportedResourceError, so the local stack cannot sil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ import string
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -208,7 +210,9 @@ class LocalStack:
             if not token:
                 return events
 
-    def wait(self, execution_arn: str, timeout: float = 300) -> ExecutionResult:
+    def wait(self, execution_arn: str, timeout: float = 300, poll: float = 0.01) -> ExecutionResult:
+        """Block until the execution ends. A long run polls less often (poll=0.2): each poll takes the CPU
+        the execution's threads need."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
@@ -217,7 +221,7 @@ class LocalStack:
                 break
             if time.monotonic() > deadline:
                 raise ExecutionTimeoutError(f"{execution_arn}: still RUNNING after {timeout:.0f} s (real time)")
-            time.sleep(0.01)
+            time.sleep(poll)
         history = sfn.get_execution_history(executionArn=execution_arn)["events"]
         output = described.get("output")
         return ExecutionResult(
@@ -230,8 +234,8 @@ class LocalStack:
         )
 
     def run(self, state_machine: str, payload: Any = None, name: str | None = None,
-            timeout: float = 300) -> ExecutionResult:
-        return self.wait(self.start(state_machine, payload, name), timeout)
+            timeout: float = 300, poll: float = 0.01) -> ExecutionResult:
+        return self.wait(self.start(state_machine, payload, name), timeout, poll)
 
     # ---------------------------------------------------------------- queue triggers
     def deliver_queues(self, max_rounds: int = 1000) -> int:
@@ -251,6 +255,25 @@ class LocalStack:
             if model is not None and getattr(model, "deferred", False):
                 model.flush()
             return self._deliver_queues(max_rounds)
+
+    @contextlib.contextmanager
+    def poller(self, interval: float = 0.05) -> Iterator[None]:
+        """Lambda's SQS poller beside a run: deliver_queues every `interval` wall seconds in a thread (so feedback
+        is ingested while a campaign sends, as on AWS), and once more on the way out."""
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(interval):
+                self.deliver_queues()
+
+        thread = threading.Thread(target=poll, name="sqs-poller", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self.deliver_queues()
 
     def _deliver_queues(self, max_rounds: int) -> int:
         sqs = self.client("sqs")
