@@ -280,7 +280,8 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
             "emails_sent": sum(c["emails_sent"] for c in campaigns),
             "duplicates": sum(c["duplicates"] for c in campaigns),
             "unaccounted": sum(c["unaccounted"] for c in campaigns),
-            "feedback_events_published": dict(model.published.most_common()),
+            # Every event SES generated; the configuration sets publish all but Send, and Delivery on probation only.
+            "feedback_events_generated": dict(model.published.most_common()),
             "feedback_dead_lettered": _dead_lettered(stack),
             "quarantine_episodes_rested": episodes,
             "virtual_seconds": round((stack.clock.now() - virtual_start).total_seconds(), 1),
@@ -329,8 +330,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  time                {run['wall_seconds']} s wall, {run['virtual_seconds']} s virtual")
     print(f"\n  list after          {summary['recipients_by_state_after']}")
     print(f"  simulator addresses {summary['simulator_addresses_after']}")
-    print(f"  feedback events     {summary['feedback_events_published']}, dead-lettered"
-          f" {summary['feedback_dead_lettered']}")
+    print(f"  SES events          {summary['feedback_events_generated']} (published: all but Send, and"
+          f" Delivery only on probation); dead-lettered {summary['feedback_dead_lettered']}")
     cost = summary["cost"]
     print(f"  cost per 1M emails  ${cost['total_usd_per_1M_emails']:.2f} orchestration and feedback"
           f" (+ ${cost['ses_usd_per_1M_emails']:.2f} SES)")
