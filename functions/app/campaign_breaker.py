@@ -15,6 +15,7 @@ from app.campaign_control import HALTED, RUNNING, change_status, read
 from app.clients import client
 from app.domain import breaker
 from app.domain.campaign import Campaign, parse_campaign
+from app.observability import metrics
 from app.settings import Settings
 
 
@@ -62,6 +63,9 @@ def halt(campaign_id: str, found: breaker.Verdict, settings: Settings) -> bool:
     details = {"halt": {**found.to_dict(), "at": clock.now().isoformat()}}
     if not change_status(campaign_id, HALTED, settings, details):
         return False
+    # Once per campaign: only the write that moved it to HALTED counts. Both callers (SendBatch, IngestFeedback)
+    # run under @metrics.log_metrics, which flushes it at the end of the invocation.
+    metrics.add_metric(name="CampaignsHalted", unit="Count", value=1)
     alert(settings, f"sesflow: campaign {campaign_id} HALTED ({found.metric})",
           {"campaign_id": campaign_id, "status": HALTED, **found.to_dict()})
     return True

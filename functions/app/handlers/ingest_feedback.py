@@ -7,6 +7,7 @@ events are reported as batch item failures and come back; applying again is safe
 Not Powertools' BatchProcessor: it handles records one by one, and this handler aggregates across them.
 """
 
+from collections import Counter
 from typing import Any
 
 from app.clients import client
@@ -16,6 +17,26 @@ from app.errors import FeedbackParseError
 from app.ingest import apply_events
 from app.observability import logger, metrics, tracer
 from app.settings import settings
+
+# Feedback events applied, by kind, for the dashboard's funnel: a handful of metric names (EMF costs nothing per
+# call, but each name is a custom metric). Kinds not listed here (send, rendering_failure, delivery_delay,
+# subscription) count as FeedbackOther.
+FEEDBACK_METRICS = {
+    "bounce": "FeedbackBounce",
+    "complaint": "FeedbackComplaint",
+    "reject": "FeedbackReject",
+    "delivery": "FeedbackDelivery",
+    "open": "FeedbackOpen",
+    "click": "FeedbackClick",
+}
+FEEDBACK_OTHER = "FeedbackOther"
+
+
+def count_by_kind(events: list[FeedbackEvent]) -> None:
+    """One metric per kind present in the batch, over distinct events (one event twice in a batch is one)."""
+    distinct = {e.event_id: e.kind for e in events}
+    for name, n in sorted(Counter(FEEDBACK_METRICS.get(k, FEEDBACK_OTHER) for k in distinct.values()).items()):
+        metrics.add_metric(name=name, unit="Count", value=n)
 
 
 def dead_letter(record: dict[str, Any], reason: str, dlq_url: str) -> None:
@@ -63,6 +84,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             summary = apply_events(events, config, config.lifecycle_state_machine_arn, policy)
             logger.info("feedback applied", extra=summary)
             metrics.add_metric(name="FeedbackEvents", unit="Count", value=len(events))
+            count_by_kind(events)
         except Exception:
             logger.exception("applying the batch failed; its records will come back")
             failures.extend(carrying)

@@ -195,6 +195,11 @@ class _Resolver:
             attrs = {"Arn": physical, "Name": name}
         elif rtype == "AWS::SES::ConfigurationSet":
             physical = explicit("Name", _physical_id(self.stack_name, logical_id, 64))
+        elif rtype == "AWS::CloudWatch::Alarm":
+            physical = explicit("AlarmName", _physical_id(self.stack_name, logical_id, 255))
+            attrs = {"Arn": f"arn:{p}:cloudwatch:{region}:{acct}:alarm:{physical}"}
+        elif rtype == "AWS::CloudWatch::Dashboard":
+            physical = explicit("DashboardName", _physical_id(self.stack_name, logical_id, 255))
         elif rtype == "AWS::Logs::LogGroup":
             physical = explicit("LogGroupName", f"/aws/{self.stack_name}/{logical_id}")
             attrs = {"Arn": f"arn:{p}:logs:{region}:{acct}:log-group:{physical}:*"}
