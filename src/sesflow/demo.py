@@ -66,13 +66,12 @@ def population(seed: int) -> FeedbackModel:
 
 
 def audience(recipients: int, seed: int) -> dict[str, str]:
-    """address -> lifecycle status: the mailbox simulator's addresses (ACTIVE, labelled so they are distinct: SES
-    treats bounce+x@ as bounce@), then a population drawn by the seed."""
+    """address -> lifecycle status: one of each mailbox simulator address (ACTIVE; more would be a real list's
+    share of complaints many times over), then a population drawn by the seed."""
     import random
 
     rng = random.Random(seed)
-    per_kind = max(1, recipients // 5000)
-    statuses = {f"{kind}+{n}@{SIMULATOR_DOMAIN}": "ACTIVE" for kind in SIMULATOR_ADDRESSES for n in range(per_kind)}
+    statuses = {f"{kind}@{SIMULATOR_DOMAIN}": "ACTIVE" for kind in SIMULATOR_ADDRESSES}
     names, weights = zip(*STATUS_MIX, strict=True)
     for i in range(recipients - len(statuses)):
         statuses[f"recipient{i:06d}@example.org"] = rng.choices(names, weights)[0]
@@ -100,7 +99,7 @@ def simulator_outcomes(stack: LocalStack) -> dict[str, dict[str, int]]:
     for item in table.all_items():
         address = item.attrs["address"].value
         if address.endswith("@" + SIMULATOR_DOMAIN):
-            found[address.split("+")[0].split("@")[0]][item.attrs["status"].value] += 1
+            found[address.partition("@")[0].partition("+")[0]][item.attrs["status"].value] += 1
     return {kind: dict(counter) for kind, counter in found.items()}
 
 
@@ -143,72 +142,60 @@ def rest_quarantined(stack: LocalStack, days: float) -> int:
     return len(running)
 
 
-def _campaign_emails(campaign_id: str) -> list[SentEmail]:
-    return [m for m in simulator().outbox if m.tags.get("campaign") == campaign_id]
-
-
-def check(campaign_id: str, output: dict[str, Any], eligible: int) -> dict[str, Any]:
+def check(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
     """The campaign against the SES outbox: emails per variant, duplicates, and everyone accounted for."""
-    emails = _campaign_emails(campaign_id)
+    from sesflow.campaign_cli import _modules
+
+    emails = [m for m in simulator().outbox if m.tags.get("campaign") == campaign_id]
     per_recipient = Counter(address for m in emails for address in m.to)
-    accounted = output["accounted"]
-    holdout = output.get("holdout", 0)
+    audience = json.loads(_control_item(stack, campaign_id)["audience"]["S"])  # the snapshot's own counts
+    app = _modules(_target(stack))
+    accounted = app["sends"].summary(campaign_id, app["settings"], audience=audience["recipients"])
     return {
         "emails_sent": len(emails),
         "emails_by_variant": dict(sorted(Counter(m.tags.get("variant") for m in emails).items())),
-        "holdout": holdout,
-        "eligible_at_snapshot": eligible,
+        "holdout": audience["holdout"],
+        "eligible_at_snapshot": audience["recipients"] + audience["holdout"],
         "duplicates": sum(n - 1 for n in per_recipient.values() if n > 1),
-        # Neither sent (by SES's outbox), nor refused by SES, nor held out: must be 0.
-        "unaccounted": eligible - len(per_recipient) - accounted.get("failed", 0) - holdout,
+        # Not in SES's outbox, and neither refused by SES nor stopped before sending: must be 0.
+        "unaccounted": audience["recipients"] - len(per_recipient) - accounted["failed"] - accounted["not_sent"],
         "accounted": accounted,
     }
 
 
-def run_winner(stack: LocalStack, definition: dict[str, Any]) -> dict[str, Any]:
+def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], model: FeedbackModel,
+                 ) -> dict[str, Any]:
+    """One campaign to its end. A halt is reported with the emails sent after its condition held; in the spike
+    scenario the operator then raises the complaint levels and resumes it."""
     started, virtual = time.perf_counter(), stack.clock.now()
-    result = stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)
-    if result.status != "SUCCEEDED":
-        raise RuntimeError(f"{definition['id']}: {result.status} {result.error}: {result.cause}")
-    decision = result.output.get("decision") or {}
+    runs = [stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)]
+    halt = None
+    if (runs[0].status, runs[0].error) == ("FAILED", "CampaignHalted"):
+        stack.deliver_queues()
+        halt = json.loads(_control_item(stack, definition["id"])["halt"]["S"])  # the breaker's numbers and when
+        sent = [m for m in simulator().outbox if m.tags.get("campaign") == definition["id"]]
+        held = condition_held(definition, sent, model)
+        halt = {"reason": halt.get("reason"), "metric": halt.get("metric"), "at": halt.get("at"),
+                "emails_sent_before": len(sent), "condition_held_after_emails": held,
+                "emails_after_condition_held": len(sent) - held if held else None}
+        if scenario == "spike":
+            raised = {**definition, "thresholds": {**definition.get("thresholds", {}), "complaint": RAISED_COMPLAINT},
+                      "resume": True}
+            halt["resumed_with"] = {"complaint": RAISED_COMPLAINT}
+            runs.append(stack.run("CampaignStateMachine", raised, name=f"{definition['id']}-resume", timeout=1800,
+                                  poll=0.2))
+    last = runs[-1]
+    if last.status != "SUCCEEDED" and last.error != "CampaignHalted":
+        raise RuntimeError(f"{definition['id']}: {last.status} {last.error}: {last.cause}")
+    decision = (last.output or {}).get("decision")
     return {
-        "campaign_id": definition["id"], "status": result.output["status"],
-        **check(definition["id"], result.output, _eligible(stack, definition["id"])),
-        "halted": False,
-        "winner": {"variant": decision.get("winner"), "reason": decision.get("reason"),
-                   "p_value": decision.get("p_value"), "metric": decision.get("metric"),
-                   "applied_policy": decision.get("applied_policy"), "numbers": decision.get("numbers")},
-        "parent_history_events": [result.history_events],
-        "virtual_seconds": round((stack.clock.now() - virtual).total_seconds(), 1),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-    }
-
-
-def run_spike(stack: LocalStack, definition: dict[str, Any], model: FeedbackModel) -> dict[str, Any]:
-    started, virtual = time.perf_counter(), stack.clock.now()
-    first = stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)
-    stack.deliver_queues()
-    if (first.status, first.error) != ("FAILED", "CampaignHalted"):
-        raise RuntimeError(f"{definition['id']}: expected a halt, got {first.status} {first.error}: {first.cause}")
-    halt = json.loads(_control_item(stack, definition["id"])["halt"]["S"])  # the breaker's numbers and when
-    before_resume = _campaign_emails(definition["id"])
-    held = condition_held(definition, before_resume, model)
-    raised = {**definition, "thresholds": {**definition.get("thresholds", {}), "complaint": RAISED_COMPLAINT},
-              "resume": True}
-    resumed = stack.run("CampaignStateMachine", raised, name=f"{definition['id']}-resume", timeout=1800, poll=0.2)
-    if resumed.status != "SUCCEEDED":
-        raise RuntimeError(f"{definition['id']} resumed: {resumed.status} {resumed.error}: {resumed.cause}")
-    return {
-        "campaign_id": definition["id"], "status": resumed.output["status"],
-        **check(definition["id"], resumed.output, _eligible(stack, definition["id"])),
-        "halted": True,
-        "halt": {"reason": halt.get("reason"), "metric": halt.get("metric"), "at": halt.get("at"),
-                 "emails_sent_before_resume": len(before_resume),
-                 "condition_held_after_emails": held,
-                 "emails_after_condition_held": len(before_resume) - held if held else None,
-                 "resumed_with": {"complaint": RAISED_COMPLAINT}},
-        "winner": None,
-        "parent_history_events": [first.history_events, resumed.history_events],
+        "scenario": scenario, "campaign_id": definition["id"],
+        "status": last.output["status"] if last.output else "HALTED",
+        **check(stack, definition["id"]),
+        "halted": halt is not None, "halt": halt,
+        "winner": decision and {k: decision.get(k) for k in ("winner", "reason", "p_value", "metric",
+                                                             "applied_policy", "numbers")},
+        "parent_history_events": [r.history_events for r in runs],
         "virtual_seconds": round((stack.clock.now() - virtual).total_seconds(), 1),
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
@@ -219,18 +206,16 @@ def _control_item(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
                                              Key={"campaign_id": {"S": campaign_id}})["Item"]
 
 
-def _eligible(stack: LocalStack, campaign_id: str) -> int:
-    """ACTIVE and RECOVERY members of the list when the campaign took its snapshot (its own count)."""
-    found = json.loads(_control_item(stack, campaign_id)["audience"]["S"])["states"]
-    return found.get("ACTIVE", 0) + found.get("RECOVERY", 0)
+def _target(stack: LocalStack) -> Target:
+    """The in-process stack as the operator commands see a stack (sesflow/target.py)."""
+    return Target(name="the demo's engine", region=stack.region, outputs=stack.outputs)
 
 
 def report(stack: LocalStack, campaign_id: str, out_dir: Path) -> tuple[str, str]:
     """The campaign's report, as `sesflow report ID` writes it: (the HTML file, the terminal table)."""
     from sesflow.report import collect, render_html, render_table
 
-    target = Target(name="the demo's engine", region=stack.region, outputs=stack.outputs)
-    data = collect(target, campaign_id)
+    data = collect(_target(stack), campaign_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"sesflow-report-{campaign_id}.html"
     path.write_text(render_html(data), encoding="utf-8")
@@ -266,8 +251,7 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
             for name, definition in definitions.items():
                 if campaigns:
                     episodes += rest_quarantined(stack, DAYS_BETWEEN)
-                run = run_winner(stack, definition) if name == "winner" else run_spike(stack, definition, model)
-                campaigns.append({"scenario": name, **run})
+                campaigns.append(run_scenario(stack, name, definition, model))
         counts = stack.meter.snapshot()
         after = states(stack)
         for run in campaigns:
@@ -304,8 +288,9 @@ def _dead_lettered(stack: LocalStack) -> int:
 
 
 def clean(summary: dict[str, Any]) -> bool:
-    """What the demo promises: every campaign finished, nobody twice, everybody accounted for, no event lost."""
-    return (all(c["status"] == "COMPLETED" for c in summary["campaigns"])
+    """What the demo promises: every campaign finished (the spike after its halt), nobody twice, everybody
+    accounted for, no event lost."""
+    return (all(c["status"] == "COMPLETED" and c["halted"] == (c["scenario"] == "spike") for c in summary["campaigns"])
             and summary["duplicates"] == summary["unaccounted"] == summary["feedback_dead_lettered"] == 0)
 
 
@@ -319,13 +304,14 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  duplicates          {run['duplicates']}   unaccounted {run['unaccounted']}")
         if run["winner"]:
             winner = run["winner"]
-            print(f"  A/B decision        {winner['variant'] or 'no winner'} on {winner['metric']}"
+            print(f"  A/B decision        {winner['winner'] or 'no winner'} on {winner['metric']}"
                   f" (p={winner['p_value']}), {winner['applied_policy']}: {winner['reason']}")
         if run["halted"]:
             halt = run["halt"]
-            print(f"  halted              after {halt['emails_sent_before_resume']} emails: {halt['reason']}")
+            print(f"  halted              after {halt['emails_sent_before']} emails: {halt['reason']}")
             print(f"  after the condition {halt['emails_after_condition_held']} emails (it held after "
-                  f"{halt['condition_held_after_emails']}); resumed with complaint levels {RAISED_COMPLAINT}")
+                  f"{halt['condition_held_after_emails']})"
+                  + (f"; resumed with complaint levels {RAISED_COMPLAINT}" if "resumed_with" in halt else ""))
         print(f"  parent history      {run['parent_history_events']} events per execution")
         print(f"  time                {run['wall_seconds']} s wall, {run['virtual_seconds']} s virtual")
     print(f"\n  list after          {summary['recipients_by_state_after']}")
