@@ -40,7 +40,9 @@ def funnel(stats: dict[str, int], suffix: str = "") -> dict[str, int]:
     sent = n("sent")
     return {"sent": sent,
             "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects")),
-            "opened": n("unique_opens"), "clicked": n("unique_clicks"),
+            # SES's Open and Click events (at least once). Unique openers and clickers are counted only while a
+            # test-then-winner test is open (what the decision compares): most campaigns have none.
+            "opened": n("opens"), "clicked": n("clicks"),
             "bounced": n("hard_bounces") + n("soft_bounces"), "complained": n("complaints"),
             "unsubscribed": n("unsubscribes")}
 
@@ -420,7 +422,8 @@ def render_html(data: dict[str, Any]) -> str:
 <div id="chart-funnel"></div>
 {_html_table(["variant", *[STAGE_LABELS.get(s, s) for s in STAGES]], funnel_rows)}
 <p class="meta">delivered (est.) is sent less bounces and rejects: Delivery events are published only for
-recipients on probation. Opened and clicked count recipients, not events.</p>
+recipients on probation. Opened and clicked count SES's Open and Click events (a recipient who opens twice counts
+twice); the A/B decision below compares unique openers or clickers, counted during the test.</p>
 <h2>Bounce and complaint rates over the send</h2>
 <div class="charts"><div id="chart-bounce"></div><div id="chart-complaint"></div></div>
 {_html_table(["metric", "events", "rate", "warn", "halt", "warned"], rate_rows)}
