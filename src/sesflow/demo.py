@@ -304,8 +304,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  duplicates          {run['duplicates']}   unaccounted {run['unaccounted']}")
         if run["winner"]:
             winner = run["winner"]
+            p_value = "untested" if winner["p_value"] is None else f"{winner['p_value']:.3g}"
             print(f"  A/B decision        {winner['winner'] or 'no winner'} on {winner['metric']}"
-                  f" (p={winner['p_value']}), {winner['applied_policy']}: {winner['reason']}")
+                  f" (p={p_value}), {winner['applied_policy']}: {winner['reason']}")
         if run["halted"]:
             halt = run["halt"]
             print(f"  halted              after {halt['emails_sent_before']} emails: {halt['reason']}")
