@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import resource
 import sys
 import time
@@ -68,8 +69,6 @@ def population(seed: int) -> FeedbackModel:
 def audience(recipients: int, seed: int) -> dict[str, str]:
     """address -> lifecycle status: one of each mailbox simulator address (ACTIVE; more would be a real list's
     share of complaints many times over), then a population drawn by the seed."""
-    import random
-
     rng = random.Random(seed)
     statuses = {f"{kind}@{SIMULATOR_DOMAIN}": "ACTIVE" for kind in SIMULATOR_ADDRESSES}
     names, weights = zip(*STATUS_MIX, strict=True)
@@ -172,10 +171,10 @@ def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], m
     halt = None
     if (runs[0].status, runs[0].error) == ("FAILED", "CampaignHalted"):
         stack.deliver_queues()
-        halt = json.loads(_control_item(stack, definition["id"])["halt"]["S"])  # the breaker's numbers and when
+        tripped = json.loads(_control_item(stack, definition["id"])["halt"]["S"])  # the breaker's numbers, when
         sent = [m for m in simulator().outbox if m.tags.get("campaign") == definition["id"]]
         held = condition_held(definition, sent, model)
-        halt = {"reason": halt.get("reason"), "metric": halt.get("metric"), "at": halt.get("at"),
+        halt = {"reason": tripped.get("reason"), "metric": tripped.get("metric"), "at": tripped.get("at"),
                 "emails_sent_before": len(sent), "condition_held_after_emails": held,
                 "emails_after_condition_held": len(sent) - held if held else None}
         if scenario == "spike":
