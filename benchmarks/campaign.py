@@ -36,7 +36,6 @@ import json
 import math
 import resource
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
+from sesflow.demo import condition_held
 from sesflow.engine import pricing
 from sesflow.engine.feedback_model import FeedbackModel, Rates
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
@@ -114,49 +114,6 @@ def wait_all(stack: LocalStack, arns: list[str], timeout: float) -> list:
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.2)
     return [stack.wait(arn, timeout=max(1.0, deadline - time.monotonic())) for arn in arns]
-
-
-class Pump(threading.Thread):
-    """What runs beside a campaign on AWS: SES publishing its events (a deferred feedback model's flush) and
-    Lambda's poller running IngestFeedbackFunction on the feedback queue. Also before each Wait state."""
-
-    def __init__(self, stack: LocalStack, model: FeedbackModel | None, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.stack, self.model, self.interval = stack, model, interval
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-        self._before_wait: Callable[[], None] | None = None
-
-    def step(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                self.model.flush()
-            self.stack.deliver_queues()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.step()
-            self.done.wait(self.interval)
-
-    def _step_then_wait(self) -> None:
-        self.step()
-        if self._before_wait:
-            self._before_wait()
-
-    def __enter__(self) -> Pump:
-        runtime = self.stack.runtime
-        if hasattr(runtime, "before_wait"):
-            self._before_wait = runtime.before_wait
-            runtime.before_wait = self._step_then_wait
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.join()
-        if hasattr(self.stack.runtime, "before_wait"):
-            self.stack.runtime.before_wait = self._before_wait
-        self.step()
 
 
 class SesWatch:
@@ -272,7 +229,7 @@ def cost(args: argparse.Namespace) -> dict:
         seed(stack, "cost", args.recipients)
         log(f"cost: {args.recipients} recipients seeded")
         stack.meter.reset()
-        with SesWatch() as watch, Pump(stack, model):
+        with SesWatch() as watch, stack.poller():
             (result,) = wait_all(stack, [stack.start("CampaignStateMachine", definition("cost", "cost"))], 7200)
         campaign_wall = time.perf_counter() - started
         log(f"cost: campaign {result.status}, feedback ingested")
@@ -382,7 +339,7 @@ def overshoot(args: argparse.Namespace) -> dict:
 
             spike = definition("spike", "spike", thresholds={"complaint": {"warn": 0.0005, "halt": 0.0008},
                                                              "min_sends": 200})
-            with patched(campaign_breaker, "halt", wrap), Pump(stack, model, interval=0.02):
+            with patched(campaign_breaker, "halt", wrap), stack.poller(interval=0.02):
                 (result,) = wait_all(stack, [stack.start("CampaignStateMachine", spike)], 1800)
         outbox = list(simulator().outbox)
     held = condition_held(spike, outbox, model)
@@ -402,25 +359,6 @@ def overshoot(args: argparse.Namespace) -> dict:
             "meets_target": calls_after <= workers}
 
 
-def condition_held(raw: dict, outbox: list, model: FeedbackModel) -> int | None:
-    """After how many emails the breaker's halt condition held, had every complaint been known the moment its email
-    was sent (the model says who complains): the ideal the trip is measured against."""
-    from app.campaign_breaker import verdict
-    from app.domain.campaign import parse_campaign
-
-    campaign, stats = parse_campaign(raw), Counter()
-    for count, message in enumerate(outbox, start=1):
-        variant = message.tags["variant"]
-        stats["sent"] += 1
-        stats[f"sent#{variant}"] += 1
-        if any(r["eventType"] == "Complaint" for r in model.records_for(message)):
-            stats["complaints"] += 1
-            stats[f"complaints#{variant}"] += 1
-        if verdict(campaign, stats).halted:
-            return count
-    return None
-
-
 def fidelity(args: argparse.Namespace, rate: float) -> dict:
     per_campaign = max(1, round(rate * args.fidelity_seconds / 3))
     refusals: Counter[str] = Counter()
@@ -428,7 +366,7 @@ def fidelity(args: argparse.Namespace, rate: float) -> dict:
     with stack_for(rate) as stack:
         for name in ("east", "west", "north"):
             seed(stack, name, per_campaign)
-        with SesWatch() as watch, governor_refusals(refusals), Pump(stack, None, interval=0.2):
+        with SesWatch() as watch, governor_refusals(refusals), stack.poller(interval=0.2):
             arns = [stack.start("CampaignStateMachine", definition(name, name, args.fidelity_variants))
                     for name in ("east", "west", "north")]
             results = wait_all(stack, arns, 3600)
