@@ -56,6 +56,9 @@ VARIANTS = {"teaser": {"open": 0.28, "click": 0.04}, "urgent": {"complaint": 0.0
 RECOVERING = 0.005  # soft bounce their first email (mailbox full), then deliver
 # What the operator does after the halt: raises the complaint levels for this campaign, then resumes it.
 RAISED_COMPLAINT = {"warn": 0.01, "halt": 0.02}
+# First names on file for most of the population; the others get the campaign's default ("there").
+FIRST_NAMES = ("Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances")
+NAMED = 0.8
 DAYS_BETWEEN = 2  # quarantine's first rest is a day: the recovering addresses are on probation by the flash sale
 
 
@@ -77,12 +80,21 @@ def audience(recipients: int, seed: int) -> dict[str, str]:
     return statuses
 
 
-def seed_audience(stack: LocalStack, statuses: dict[str, str]) -> None:
+def first_names(statuses: dict[str, str], seed: int) -> dict[str, str]:
+    """address -> first name, for the population's named share (not the simulator addresses)."""
+    rng = random.Random(f"names\x00{seed}")
+    return {a: rng.choice(FIRST_NAMES) for a in statuses
+            if not a.endswith("@" + SIMULATOR_DOMAIN) and rng.random() < NAMED}
+
+
+def seed_audience(stack: LocalStack, statuses: dict[str, str], names: dict[str, str]) -> None:
     """Straight into moto's table: setting up the list is not part of what a campaign costs or how long it takes."""
     backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
     table = stack.outputs["RecipientsTableName"]
     for address, status in statuses.items():
-        backend.put_item(table, {"address": {"S": address}, "list_id": {"S": LIST_ID}, "status": {"S": status}})
+        named = {"first_name": {"S": names[address]}} if address in names else {}
+        backend.put_item(table, {"address": {"S": address}, "list_id": {"S": LIST_ID}, "status": {"S": status},
+                                 **named})
 
 
 def states(stack: LocalStack) -> dict[str, int]:
@@ -156,6 +168,8 @@ def check(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
         "holdout": audience["holdout"],
         "eligible_at_snapshot": audience["recipients"] + audience["holdout"],
         "duplicates": sum(n - 1 for n in per_recipient.values() if n > 1),
+        # Accepted, then dropped by SES: the template named a variable its data lacked. Must be 0.
+        "rendering_failures": sum(m.rendering_failure is not None for m in emails),
         # Not in SES's outbox, and neither refused by SES nor stopped before sending: must be 0.
         "unaccounted": audience["recipients"] - len(per_recipient) - accounted["failed"] - accounted["not_sent"],
         "accounted": accounted,
@@ -233,15 +247,16 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
         # A production account's quota (the sandbox's 1/s would make a long demo); the rate governor paces
         # every send under it, and SES's per-second limit is enforced.
         simulator().configure(max_send_rate=1000, max_24h_send=1_000_000, feedback=model)
-        seed_audience(stack, statuses)
+        seed_audience(stack, statuses, first_names(statuses, seed))
         for definition in definitions.values():
+            # Each recipient's own first name where the definition personalizes it ("there" where it has none).
+            greeting = "{{first_name}}" if "first_name" in definition.get("personalization", {}).get(
+                "fields", ()) else "there"
             for variant in definition["variants"]:
                 if "template" in variant:
-                    # No {{placeholders}}: the workflow sends no per-recipient template data (SES would report a
-                    # Rendering Failure for each message).
                     stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={
-                        "Subject": f"{definition['name']} ({variant['name']})",
-                        "Text": "Hello, our sale is on.", "Html": "<p>Hello, our sale is on.</p>"})
+                        "Subject": f"{greeting}, {definition['name']} ({variant['name']})",
+                        "Text": f"Hello {greeting}, our sale is on.", "Html": f"<p>Hello {greeting}, our sale is on.</p>"})
         before = states(stack)
         virtual_start = stack.clock.now()
         stack.meter.reset()  # the campaigns' counts, not the seeding's
@@ -262,6 +277,7 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
             "campaigns": campaigns,
             "emails_sent": sum(c["emails_sent"] for c in campaigns),
             "duplicates": sum(c["duplicates"] for c in campaigns),
+            "rendering_failures": sum(c["rendering_failures"] for c in campaigns),
             "unaccounted": sum(c["unaccounted"] for c in campaigns),
             # Every event SES generated; the configuration sets publish all but Send, and Delivery on probation only.
             "feedback_events_generated": dict(model.published.most_common()),
@@ -288,9 +304,10 @@ def _dead_lettered(stack: LocalStack) -> int:
 
 def clean(summary: dict[str, Any]) -> bool:
     """What the demo promises: every campaign finished (the spike after its halt), nobody twice, everybody
-    accounted for, no event lost."""
+    accounted for, every message rendered, no event lost."""
     return (all(c["status"] == "COMPLETED" and c["halted"] == (c["scenario"] == "spike") for c in summary["campaigns"])
-            and summary["duplicates"] == summary["unaccounted"] == summary["feedback_dead_lettered"] == 0)
+            and summary["duplicates"] == summary["unaccounted"] == summary["rendering_failures"]
+            == summary["feedback_dead_lettered"] == 0)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -300,7 +317,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"\nCampaign {run['campaign_id']} ({run['scenario']}): {run['status']}")
         print(f"  emails sent         {run['emails_sent']}  by variant {run['emails_by_variant']}")
         print(f"  holdout             {run['holdout']} (recorded, not sent)")
-        print(f"  duplicates          {run['duplicates']}   unaccounted {run['unaccounted']}")
+        print(f"  duplicates          {run['duplicates']}   unaccounted {run['unaccounted']}"
+              f"   rendering failures {run['rendering_failures']}")
         if run["winner"]:
             winner = run["winner"]
             p_value = "untested" if winner["p_value"] is None else f"{winner['p_value']:.3g}"

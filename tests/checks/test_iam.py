@@ -62,12 +62,16 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
     "app.handlers.snapshot_audience": [
         # table(recipients_table).query(IndexName="AudienceIndex", ...)
         ("dynamodb:Query", "{RecipientsTable.Arn}/index/AudienceIndex"),
+        # app.attributes.read(): batch_get_item of the attributes a filtered campaign matches on
+        ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
         # account_suppressed(): client("sesv2").list_suppressed_destinations(...)
         ("ses:ListSuppressedDestinations", "*"),
         # client("s3").put_object(...) of campaigns/<id>/<run>/<phase>.json and holdout.json
         ("s3:PutObject", "{ManifestBucket.Arn}/campaigns/*"),
     ],
     "app.handlers.send_batch": [
+        # app.attributes.read(): batch_get_item of the recipients' personalization.fields
+        ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
         # app.campaign_control.check(): batch_get_item of the control and stats items; halt()/warn(): update_item
         # and client("sns").publish() of the alert; add_counts(): update_item of the counters
         ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),

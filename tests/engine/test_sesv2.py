@@ -57,7 +57,7 @@ def send_bulk(client, count, **kwargs):
             {
                 "Destination": {"ToAddresses": [f"r{i}@x.com"]},
                 "ReplacementEmailContent": {
-                    "ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"name": f"R{i}"})}
+                    "ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"name": f"R{i}", "code": i})}
                 },
             }
             for i in range(count)
@@ -128,9 +128,24 @@ def test_bulk_send_records_one_message_per_entry_when_given_50_entries(ses):
     assert [r.message_id for r in outbox] == [r["MessageId"] for r in results]
     assert len({r.message_id for r in outbox}) == 50
     assert outbox[7].to == ("r7@x.com",)
-    assert outbox[7].template_data == {"code": "X", "name": "R7"}
+    assert outbox[7].template_data == {"name": "R7", "code": 7}  # an entry's own data replaces the default
     assert outbox[7].subject == "Hello R7"
     assert outbox[7].tags == {"campaign": "c1"}
+
+
+def test_bulk_entry_without_its_own_data_renders_with_the_default_data(ses):
+    ses.send_bulk_email(
+        FromEmailAddress=SENDER,
+        DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "there", "code": 0})}},
+        BulkEmailEntries=[{"Destination": {"ToAddresses": ["a@x.com"]}},
+                          {"Destination": {"ToAddresses": ["b@x.com"]},
+                           "ReplacementEmailContent": {"ReplacementTemplate": {
+                               "ReplacementTemplateData": json.dumps({"code": 1})}}}],
+    )
+
+    first, second = simulator().outbox
+    assert (first.subject, first.rendering_failure) == ("Hello there", None)
+    assert second.subject is None and "name" in second.rendering_failure  # no merge: SES drops it
 
 
 def test_bulk_send_with_inline_template_content_renders_each_entry_and_delivers_it(ses):

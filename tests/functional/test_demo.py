@@ -35,6 +35,7 @@ def test_every_campaign_reaches_each_eligible_recipient_once_and_accounts_for_ev
                                                                            ("spike", "COMPLETED")]
     for campaign in summary["campaigns"]:
         assert campaign["duplicates"] == 0 and campaign["unaccounted"] == 0
+        assert campaign["rendering_failures"] == 0  # the flash sale greets each recipient by name
         assert campaign["emails_sent"] + campaign["holdout"] + campaign["accounted"]["failed"] == \
             campaign["eligible_at_snapshot"]
         assert campaign["accounted"]["unknown"] == 0 and campaign["accounted"]["not_sent"] == 0

@@ -265,6 +265,22 @@ BAD = [
     ({"stream": "transactional"}, "holdout_percent: must be 0 for a transactional campaign"),
     ({"stream": "transactional", "holdout_percent": 0, "ab": {"mode": "test_then_winner"}},
      "ab.mode: test_then_winner holds the remainder back"),
+    # personalization
+    ({"personalization": {"fields": ["first_name"]}},
+     "personalization.fields[0]: 'first_name' needs a non-blank value in personalization.defaults"),
+    ({"personalization": {"fields": ["first_name"], "defaults": {"first_name": " "}}},
+     "personalization.fields[0]: 'first_name' needs a non-blank value"),
+    ({"personalization": {"fields": ["episode_token"], "defaults": {"episode_token": "x"}}},
+     "personalization.fields[0]: 'episode_token' is sesflow's bookkeeping, not template data"),
+    ({"personalization": {"fields": ["a", "a"], "defaults": {"a": "x"}}},
+     "personalization.fields[1]: 'a' is listed more than once"),
+    ({"personalization": {"fields": ["first name"], "defaults": {}}},
+     "personalization.fields[0]: not a valid attribute name: 'first name'"),
+    ({"personalization": {"fields": "first_name"}}, "personalization.fields: must be a list of recipient attribute"),
+    ({"personalization": {"defaults": ["there"]}}, "personalization.defaults: must be an object"),
+    ({"personalization": {"feilds": []}}, "personalization.feilds: unknown field (did you mean 'fields'?)"),
+    ({"personalization": {"fields": [f"f{i}" for i in range(51)], "defaults": {f"f{i}": "x" for i in range(51)}}},
+     "personalization.fields: at most 50 attributes, got 51"),
 ]
 
 
@@ -293,6 +309,23 @@ def test_ses_content_for_a_template_and_for_inline_content():
     assert not a.inline and b.inline
     assert a.ses_content() == {"Template": {"TemplateName": "t-a", "TemplateData": "{}"}}
     assert b.ses_content() == {"Template": {"TemplateContent": {"Subject": "S", "Text": "T"}, "TemplateData": "{}"}}
+
+
+def test_template_data_is_the_defaults_with_each_recipients_own_non_blank_values_over_them():
+    campaign = parse_campaign({**VALID, "personalization": {
+        "fields": ["first_name", "visits", "tags"],
+        "defaults": {"first_name": "there", "visits": 0, "tags": [], "sale_ends": "Sunday"}}})
+
+    assert campaign.personalization.template_data({}) == {"first_name": "there", "visits": 0, "tags": [],
+                                                          "sale_ends": "Sunday"}
+    assert campaign.personalization.template_data(
+        {"first_name": "Ada", "visits": Decimal("3"), "tags": {"b", "a"}, "sale_ends": "never", "plan": "pro"},
+    ) == {"first_name": "Ada", "visits": 3, "tags": ["a", "b"], "sale_ends": "Sunday"}  # only the listed fields
+    assert campaign.personalization.template_data({"first_name": "  ", "visits": Decimal("2.5")})["first_name"] \
+        == "there"
+    assert parse_campaign(campaign.to_dict()) == campaign
+    assert json.loads(campaign.variants[0].ses_content(campaign.personalization.defaults)["Template"]
+                      ["TemplateData"])["sale_ends"] == "Sunday"
 
 
 FILTERED = {**VALID, "audience": {"list_id": "newsletter",

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -41,8 +41,15 @@ MAX_DEFINITION_BYTES = 100_000
 # The recipient item's own fields: eligibility is sesflow's decision, never a campaign filter's.
 RESERVED_FILTER_ATTRIBUTES = frozenset({"address", "list_id", "status"})
 MAX_EVALUATION_SECONDS = 365 * 86_400  # a Standard execution lives at most a year
+# The recipient item's lifecycle bookkeeping (app.recipients): never template data (an episode's task token is a
+# credential), and list_id and status are sesflow's decisions.
+RESERVED_TEMPLATE_FIELDS = frozenset({
+    "list_id", "status", "strike_times", "quarantined_until", "status_since", "version", "status_cause",
+    "status_reason", "status_event", "episode", "episode_token", "reinstated_at",
+})
+MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
-              "ab", "thresholds", "rate_share", "start_at")
+              "ab", "thresholds", "rate_share", "start_at", "personalization")
 _IGNORED = ("$comment",)  # free text, for people; dropped by to_dict
 
 
@@ -61,13 +68,14 @@ class Variant:
     def inline(self) -> bool:
         return self.template is None
 
-    def ses_content(self) -> dict[str, Any]:
-        """SES v2 BulkEmailContent / EmailContent for this variant (TemplateData is filled per send)."""
+    def ses_content(self, template_data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """SES v2 BulkEmailContent / EmailContent for this variant, with the campaign-wide template data."""
+        data = json.dumps(template_data or {}, separators=(",", ":"))
         if self.template is not None:
-            return {"Template": {"TemplateName": self.template, "TemplateData": "{}"}}
+            return {"Template": {"TemplateName": self.template, "TemplateData": data}}
         parts = {"Subject": self.subject, "Html": self.html, "Text": self.text}
         return {"Template": {"TemplateContent": {k: v for k, v in parts.items() if v is not None},
-                             "TemplateData": "{}"}}
+                             "TemplateData": data}}
 
     def to_dict(self) -> dict[str, Any]:
         content = {"template": self.template, "subject": self.subject, "html": self.html, "text": self.text}
@@ -135,6 +143,28 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Personalization:
+    """The template data: `defaults` go to every message; each of `fields` is a recipients-table attribute that,
+    where the recipient has it (not blank), replaces its default in that recipient's message. Every field has a
+    default, so a recipient without the attribute still renders."""
+
+    fields: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def template_data(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """A recipient's data: the defaults, with its own non-blank values of the fields over them."""
+        own = {f: json_value(attributes[f]) for f in self.fields if not _blank(attributes.get(f))}
+        return {**self.defaults, **own}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": list(self.fields), "defaults": self.defaults}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -149,6 +179,7 @@ class Campaign:
     ab: AbTest = AbTest()
     thresholds: Thresholds = Thresholds()
     rate_share: float = 1.0
+    personalization: Personalization = Personalization()
 
     def __post_init__(self) -> None:
         # list_id stays a field (handlers read it); audience.list_id must be the same list.
@@ -176,6 +207,7 @@ class Campaign:
             "thresholds": self.thresholds.to_dict(),
             "rate_share": self.rate_share,
             "start_at": self.start_at,
+            "personalization": self.personalization.to_dict(),
         }
 
 
@@ -276,6 +308,7 @@ def parse_campaign(raw: Any) -> Campaign:
     thresholds = _thresholds(check, raw.get("thresholds"))
     rate_share = check.number("rate_share", raw.get("rate_share"), 1.0, lambda v: 0 < v <= 1,
                               "a fraction above 0 and at most 1")
+    personalization = _personalization(check, raw.get("personalization"))
 
     start_at = raw.get("start_at")
     if start_at is not None and not (isinstance(start_at, str) and _RFC3339_UTC.match(start_at)):
@@ -296,7 +329,7 @@ def parse_campaign(raw: Any) -> Campaign:
     campaign = Campaign(
         id=campaign_id, name=name, sender=sender, list_id=audience.list_id, variants=variants,
         holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
-        audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share,
+        audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share, personalization=personalization,
     )
     size = len(json.dumps(campaign.to_dict()).encode())
     if size > MAX_DEFINITION_BYTES:
@@ -383,6 +416,47 @@ def _content(check: _Check, path: str, item: dict[str, Any]) -> tuple[str | None
     if "html" not in item and "text" not in item:
         check.fail(path, "an inline variant needs html, text or both")
     return None, subject, html, text
+
+
+def _personalization(check: _Check, raw: Any) -> Personalization:
+    personalization = check.obj("personalization", raw, ("fields", "defaults"))
+    raw_fields, defaults = personalization.get("fields", []), personalization.get("defaults", {})
+    if not isinstance(defaults, dict):
+        check.fail("personalization.defaults", f"must be an object of template variable: value, got {_show(defaults)}")
+        defaults = {}
+    if not isinstance(raw_fields, list):
+        check.fail("personalization.fields", f"must be a list of recipient attribute names, got {_show(raw_fields)}")
+        raw_fields = []
+    if len(raw_fields) > MAX_TEMPLATE_FIELDS:
+        check.fail("personalization.fields", f"at most {MAX_TEMPLATE_FIELDS} attributes, got {len(raw_fields)}")
+    fields: list[str] = []
+    for i, name in enumerate(raw_fields):
+        path = f"personalization.fields[{i}]"
+        if not isinstance(name, str) or not _ATTRIBUTE.match(name):
+            check.fail(path, f"not a valid attribute name: {_show(name)}")
+        elif name in RESERVED_TEMPLATE_FIELDS:
+            check.fail(path, f"{name!r} is sesflow's bookkeeping, not template data")
+        elif name in fields:
+            check.fail(path, f"{name!r} is listed more than once")
+        elif _blank(defaults.get(name)):
+            check.fail(path, f"{name!r} needs a non-blank value in personalization.defaults: a recipient without "
+                             "it would otherwise fail to render (SES reports a Rendering Failure and sends nothing)")
+        else:
+            fields.append(name)
+    return Personalization(tuple(fields), {str(k): json_value(v) for k, v in defaults.items()})
+
+
+def json_value(value: Any) -> Any:
+    """Template data as JSON has it (DynamoDB gives numbers as Decimal, and sets)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):  # a DynamoDB set: one type, no order
+        return sorted(json_value(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
 
 
 def _ab(check: _Check, raw: Any, variant_count: int) -> AbTest:

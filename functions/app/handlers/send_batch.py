@@ -10,13 +10,15 @@ unknown: the claim stays SENDING and is never resent (feedback reconciles it).
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from typing import Any
 
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
-from app import campaign_breaker, campaign_control, clock, sends, unsubscribe
+from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client, client_without_retries
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
@@ -28,6 +30,9 @@ from app.observability import logger, metrics, tracer
 from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+# A recipient's template data, as JSON. 50 of them make one SES request: names and codes, not content (that
+# belongs in the template). SES's own limit is 262,144 characters.
+MAX_TEMPLATE_DATA_BYTES = 10_000
 _governor: Governor | None = None
 
 
@@ -69,13 +74,39 @@ def configuration_set(campaign: Campaign, probation: bool, config: Settings) -> 
     return (probation and config.probation_configuration_set) or config.configuration_set
 
 
+def template_data(campaign: Campaign, addresses: list[str], config: Settings) -> dict[str, str | None] | None:
+    """Each recipient's ReplacementTemplateData (JSON), read from the recipients table now, so a change made since
+    the snapshot counts; None for a recipient whose data is over MAX_TEMPLATE_DATA_BYTES (it is not sent). None
+    when the campaign personalizes nothing per recipient: the defaults travel once, in DefaultContent."""
+    personalization = campaign.personalization
+    if not personalization.fields:
+        return None
+    found = attributes.read(addresses, list(personalization.fields), config)
+    data: dict[str, str | None] = {}
+    for address in addresses:
+        own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
+        text = json.dumps(personalization.template_data(own), separators=(",", ":"), ensure_ascii=False)
+        size = len(text.encode())
+        if size > MAX_TEMPLATE_DATA_BYTES:
+            logger.warning("template data too large: not sent", extra={
+                "campaign_id": campaign.id, "address": address, "bytes": size, "limit": MAX_TEMPLATE_DATA_BYTES})
+            data[address] = None
+        else:
+            data[address] = text
+    return data
+
+
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
-              config: Settings) -> list[bool]:
-    """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058);
-    True per recipient SES accepted. Tagged with its batch and call (its first position in the batch), so
-    feedback can reconcile a call whose answer was lost."""
+              config: Settings, data: dict[str, str | None] | None = None) -> list[bool]:
+    """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058) and, when
+    the campaign personalizes, its own template data; True per recipient SES accepted (a recipient whose data is
+    None is not sent). Tagged with its batch and call (its first position in the batch), so feedback can
+    reconcile a call whose answer was lost."""
+    sendable = [a for a in addresses if data is None or data[a] is not None]
+    if not sendable:
+        return [False] * len(addresses)
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
-    content = {v.name: v for v in campaign.variants}[variant].ses_content()
+    content = {v.name: v for v in campaign.variants}[variant].ses_content(campaign.personalization.defaults)
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
     content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
                                       {"Name": VARIANT_HEADER, "Value": variant}]
@@ -89,10 +120,18 @@ def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list
             {"Name": "call", "Value": str(call)},
         ],
         DefaultContent=content,
-        BulkEmailEntries=[{"Destination": {"ToAddresses": [a]},
-                           "ReplacementHeaders": unsubscribe.headers(base, key, campaign.id, a)} for a in addresses],
+        BulkEmailEntries=[_entry(a, unsubscribe.headers(base, key, campaign.id, a), data) for a in sendable],
     )
-    return [r.get("Status") == "SUCCESS" for r in response["BulkEmailEntryResults"]]
+    accepted = {a: r.get("Status") == "SUCCESS"
+                for a, r in zip(sendable, response["BulkEmailEntryResults"], strict=True)}
+    return [accepted.get(a, False) for a in addresses]
+
+
+def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | None] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Destination": {"ToAddresses": [address]}, "ReplacementHeaders": headers}
+    if data is not None:
+        entry["ReplacementEmailContent"] = {"ReplacementTemplate": {"ReplacementTemplateData": data[address]}}
+    return entry
 
 
 @logger.inject_lambda_context
@@ -115,6 +154,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     control = campaign_breaker.check(campaign, config)
     if control.status != campaign_control.RUNNING:
         return {**result, "stopped": control.status}
+    # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
+    data = template_data(campaign, [address for address, _, _ in todo], config)
     start, status = sends.claim(campaign.id, key, len(todo), config)
     if start is None:
         return {**result, "skipped": status}
@@ -146,7 +187,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             group = [address for address, _, _ in todo[position : position + allowed]]
             sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
             unrecorded_failures = []
-            accepted = send_call(campaign, variant, probation, group, key, position, config)
+            accepted = send_call(campaign, variant, probation, group, key, position, config, data)
             position += len(group)
             # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
             unrecorded_failures = [a for a, ok in zip(group, accepted, strict=True) if not ok]

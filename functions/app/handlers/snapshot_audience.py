@@ -14,6 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
+from app import attributes
 from app.clients import client, table
 from app.domain.campaign import (
     HOLDOUT,
@@ -35,13 +36,13 @@ SENDABLE = ("ACTIVE", "RECOVERY")
 def eligible(campaign: Any) -> tuple[dict[str, str], Counter[str]]:
     """The list's sendable members with their status (AudienceIndex projects status only), narrowed by the
     campaign's filters; and how many members the list has in each status (the report's "before")."""
-    recipients = table(settings().recipients_table)
+    members = table(settings().recipients_table)
     query: dict[str, Any] = {"IndexName": "AudienceIndex",
                              "KeyConditionExpression": Key("list_id").eq(campaign.list_id)}
     found: dict[str, str] = {}
     states: Counter[str] = Counter()
     while True:  # no FilterExpression: it would read (and bill) the same items, and hide the others' states
-        page = recipients.query(**query)
+        page = members.query(**query)
         for item in page["Items"]:
             states[item.get("status", "ACTIVE")] += 1
             if item.get("status") in SENDABLE:
@@ -52,36 +53,8 @@ def eligible(campaign: Any) -> tuple[dict[str, str], Counter[str]]:
     if not campaign.audience.attributes:
         return found, states
     names = sorted({name for name, _ in campaign.audience.attributes})
-    addresses, kept = list(found), {}
-    for start in range(0, len(addresses), 100):  # BatchGetItem's limit
-        chunk = addresses[start : start + 100]
-        attributes = filter_attributes(chunk, names)
-        kept |= {a: found[a] for a in chunk if campaign.audience.matches(attributes.get(a, {}))}
-    return kept, states
-
-
-def filter_attributes(addresses: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
-    """The named attributes of up to 100 recipients (only filtered campaigns read them)."""
-    ddb, table_name = client("dynamodb"), settings().recipients_table
-    aliases = {f"#f{i}": n for i, n in enumerate(names)}
-    request = {table_name: {"Keys": [{"address": {"S": a}} for a in addresses],
-                            "ProjectionExpression": ", ".join(["#a", *aliases]),
-                            "ExpressionAttributeNames": {"#a": "address", **aliases}}}
-    found: dict[str, dict[str, Any]] = {}
-    while request:
-        response = ddb.batch_get_item(RequestItems=request)
-        for item in response["Responses"].get(table_name, []):
-            found[item["address"]["S"]] = {k: _plain(v) for k, v in item.items()}
-        request = response.get("UnprocessedKeys") or {}
-    return found
-
-
-def _plain(value: dict[str, Any]) -> Any:
-    kind, raw = next(iter(value.items()))
-    if kind == "N":
-        number = float(raw)
-        return int(number) if number.is_integer() else number
-    return raw
+    read = attributes.read(list(found), names, settings())
+    return {a: status for a, status in found.items() if campaign.audience.matches(read.get(a, {}))}, states
 
 
 def account_suppressed() -> set[str]:

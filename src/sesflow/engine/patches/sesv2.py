@@ -8,8 +8,9 @@ Simulated:
 - Email templates: Create/Get/Update/Delete/ListEmailTemplates, stored as moto v1 templates.
 - SendEmail with Simple, Raw or Template content (TemplateName, TemplateArn or inline TemplateContent,
   TemplateData, Headers).
-- SendBulkEmail: DefaultContent.Template (stored or inline) with per-entry replacement data, tags and
-  headers merged over the defaults by name; one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
+- SendBulkEmail: DefaultContent.Template (stored or inline); an entry's replacement data replaces the default
+  data (used only for an entry without its own), its tags and headers are merged over the defaults by name;
+  one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
 - Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
   template -> NotFoundException; unverified sender -> MessageRejected; 0 or more than 50 recipients per
   message, or more than 50 bulk entries -> BadRequestException.
@@ -359,9 +360,9 @@ def send_bulk_email(self: SESV2Response) -> str:
     messages = []
     for entry in entries:
         replacement = entry.get("ReplacementEmailContent", {}).get("ReplacementTemplate", {})
-        data = default_data | _json_object(
-            replacement.get("ReplacementTemplateData"), "ReplacementTemplateData"
-        )
+        # The default data is "a fallback option when no other data is available" (SES API): not merged.
+        data = (_json_object(replacement["ReplacementTemplateData"], "ReplacementTemplateData")
+                if "ReplacementTemplateData" in replacement else default_data)
         subject, failure = _render(template, data)
         messages.append(
             _message(

@@ -1,0 +1,88 @@
+"""Per-recipient template data on the engine: each message renders with its recipient's own values, or the
+campaign's defaults where the recipient has none, and a recipient whose data is too big is held back, not lost."""
+
+from collections import Counter
+
+import pytest
+
+from sesflow.engine.ses import simulator
+
+LIST = "members"
+TEMPLATE = {"Subject": "{{first_name}}, the sale ends {{sale_ends}}",
+            "Text": "Hi {{first_name}}, you have {{points}} points in {{city}}."}
+
+
+def campaign(**changes):
+    return {
+        "id": "member-sale",
+        "sender": "news@example.com",
+        "audience": {"list_id": LIST},
+        "variants": [{"name": "stored", "template": "member-sale"},
+                     {"name": "inline", "subject": "{{first_name}}: {{points}} points", "text": "In {{city}}"}],
+        "personalization": {"fields": ["first_name", "points", "city"],
+                            "defaults": {"first_name": "there", "points": 0, "city": "your city",
+                                         "sale_ends": "Sunday"}},
+        **changes,
+    }
+
+
+@pytest.fixture
+def members(stack):
+    """address -> the attributes stored on its recipients-table item."""
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+    people = {f"member{i:03d}@example.org": {"first_name": {"S": f"Name{i}"}, "points": {"N": str(i * 10)}}
+              for i in range(120)}
+    people["blank@example.org"] = {"first_name": {"S": " "}, "city": {"S": "Lyon"}}
+    people["bare@example.org"] = {}
+    ddb = stack.client("dynamodb")
+    for address, attributes in people.items():
+        ddb.put_item(TableName=stack.outputs["RecipientsTableName"],
+                     Item={"address": {"S": address}, "list_id": {"S": LIST}, "status": {"S": "ACTIVE"},
+                           **attributes})
+    stack.client("sesv2").create_email_template(TemplateName="member-sale", TemplateContent=TEMPLATE)
+    return people
+
+
+def expected_subject(variant: str, first_name: str, points: int) -> str:
+    if variant == "stored":
+        return f"{first_name}, the sale ends Sunday"
+    return f"{first_name}: {points} points"
+
+
+def test_each_recipient_gets_one_email_rendered_with_its_own_values_or_the_defaults(stack, members):
+    result = stack.run("CampaignStateMachine", campaign())
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    outbox = simulator().outbox
+    assert Counter(r for m in outbox for r in m.to) == Counter(list(members))  # everyone, once
+    for message in outbox:
+        address = message.to[0]
+        own = members[address]
+        name = own["first_name"]["S"] if own.get("first_name", {}).get("S", "").strip() else "there"
+        points = int(own["points"]["N"]) if "points" in own else 0
+        assert message.rendering_failure is None, (address, message.rendering_failure)
+        assert message.subject == expected_subject(message.tags["variant"], name, points), address
+    assert result.output["accounted"]["sent"] == len(members)
+
+
+def test_a_recipient_whose_data_is_too_big_is_not_sent_and_is_counted_failed(stack, members):
+    ddb = stack.client("dynamodb")
+    ddb.update_item(TableName=stack.outputs["RecipientsTableName"], Key={"address": {"S": "member007@example.org"}},
+                    UpdateExpression="SET city = :c", ExpressionAttributeValues={":c": {"S": "x" * 20_000}})
+
+    result = stack.run("CampaignStateMachine", campaign())
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    sent = Counter(r for m in simulator().outbox for r in m.to)
+    assert set(sent) == set(members) - {"member007@example.org"} and set(sent.values()) == {1}
+    assert (result.output["accounted"]["sent"], result.output["accounted"]["failed"]) == (len(members) - 1, 1)
+
+
+def test_without_personalization_a_template_variable_fails_to_render_as_on_ses(stack, members):
+    """Why the field exists: SES drops a message whose template names a variable the data lacks."""
+    result = stack.run("CampaignStateMachine", campaign(personalization={}))
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    outbox = simulator().outbox
+    assert len(outbox) == len(members)
+    assert all(m.subject is None and "is not present in the rendering data" in m.rendering_failure for m in outbox)
