@@ -254,9 +254,10 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
                 "fields", ()) else "there"
             for variant in definition["variants"]:
                 if "template" in variant:
+                    body = f"Hello {greeting}, our sale is on."
                     stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={
                         "Subject": f"{greeting}, {definition['name']} ({variant['name']})",
-                        "Text": f"Hello {greeting}, our sale is on.", "Html": f"<p>Hello {greeting}, our sale is on.</p>"})
+                        "Text": body, "Html": f"<p>{body}</p>"})
         before = states(stack)
         virtual_start = stack.clock.now()
         stack.meter.reset()  # the campaigns' counts, not the seeding's

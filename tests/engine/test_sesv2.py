@@ -136,7 +136,8 @@ def test_bulk_send_records_one_message_per_entry_when_given_50_entries(ses):
 def test_bulk_entry_without_its_own_data_renders_with_the_default_data(ses):
     ses.send_bulk_email(
         FromEmailAddress=SENDER,
-        DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"name": "there", "code": 0})}},
+        DefaultContent={"Template": {"TemplateName": "welcome",
+                                     "TemplateData": json.dumps({"name": "there", "code": 0})}},
         BulkEmailEntries=[{"Destination": {"ToAddresses": ["a@x.com"]}},
                           {"Destination": {"ToAddresses": ["b@x.com"]},
                            "ReplacementEmailContent": {"ReplacementTemplate": {
