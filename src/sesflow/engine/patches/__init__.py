@@ -9,7 +9,18 @@ class MotoDriftError(RuntimeError):
 
 
 def install_all() -> None:
-    from sesflow.engine.patches import dynamodb, events, lambda_bridge, metering, sdk_retry, sesv2, sfn, sns, sqs
+    from sesflow.engine.patches import (
+        dynamodb,
+        dynamodb_json,
+        events,
+        lambda_bridge,
+        metering,
+        sdk_retry,
+        sesv2,
+        sfn,
+        sns,
+        sqs,
+    )
 
     sfn.install()
     sesv2.install()
@@ -20,3 +31,4 @@ def install_all() -> None:
     sns.install()
     events.install()
     dynamodb.install()
+    dynamodb_json.install()
