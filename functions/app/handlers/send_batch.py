@@ -76,7 +76,7 @@ def configuration_set(campaign: Campaign, probation: bool, config: Settings) -> 
 
 def template_data(campaign: Campaign, addresses: list[str], config: Settings) -> dict[str, str | None] | None:
     """Each recipient's ReplacementTemplateData (JSON), read from the recipients table now, so a change made since
-    the snapshot counts; None for a recipient whose data is over MAX_TEMPLATE_DATA_BYTES (it is not sent). None
+    the snapshot counts; None for a recipient whose data cannot go (it is not sent, and counts as failed). None
     when the campaign personalizes nothing per recipient: the defaults travel once, in DefaultContent."""
     personalization = campaign.personalization
     if not personalization.fields:
@@ -85,15 +85,23 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings) ->
     data: dict[str, str | None] = {}
     for address in addresses:
         own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
-        text = json.dumps(personalization.template_data(own), separators=(",", ":"), ensure_ascii=False)
-        size = len(text.encode())
-        if size > MAX_TEMPLATE_DATA_BYTES:
-            logger.warning("template data too large: not sent", extra={
-                "campaign_id": campaign.id, "address": address, "bytes": size, "limit": MAX_TEMPLATE_DATA_BYTES})
-            data[address] = None
-        else:
-            data[address] = text
+        data[address], problem = _as_json(personalization.template_data(own))
+        if problem:
+            logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "address": address,
+                                                        "reason": problem})
     return data
+
+
+def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the JSON, None), or (None, why it cannot be sent)."""
+    try:
+        text = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # a binary value inside a map or list: nothing a template can print
+        return None, "template data holds a binary value"
+    size = len(text.encode())
+    if size > MAX_TEMPLATE_DATA_BYTES:
+        return None, f"template data is {size} bytes, at most {MAX_TEMPLATE_DATA_BYTES}"
+    return text, None
 
 
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
