@@ -1,10 +1,15 @@
-"""TransactWriteItems without a copy of every table it names.
+"""Two deep copies moto 5.2.5 makes on DynamoDB writes, made in the size of the call.
 
-moto 5.2.5's `DynamoDBBackend.transact_write_items` deep-copies each table a transaction names before applying
-it, to roll back if it is cancelled: a cost in the size of the table, on every call. A campaign's feedback
-ingestion writes a transaction per batch of events, touching RecipientsTable, so with 10,000 recipients most
-of the engine's time went into copying it. Here the backup is of the items the transaction names (at most
-100), and a cancelled transaction puts exactly those back: the same outcome, at the cost of the transaction.
+TransactWriteItems: `DynamoDBBackend.transact_write_items` deep-copies each table a transaction names before
+applying it, to roll back if it is cancelled: a cost in the size of the table, on every call. A campaign's
+feedback ingestion writes a transaction per batch of events, touching RecipientsTable, so with 10,000
+recipients most of the engine's time went into copying it. Here the backup is of the items the transaction
+names (at most 100), and a cancelled transaction puts exactly those back: the same outcome, at the cost of the
+transaction.
+
+UpdateItem: each `Validator` deep-copies the parsed update expression before resolving it (the tree is reused
+when the item is new). copy.deepcopy walks the tree's parent links through its memo: 8% of the demo's CPU.
+Here a parsed tree is copied node by node, 3x faster, to the same tree; anything else keeps copy.deepcopy.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing import validators
+from moto.dynamodb.parsing.ast_nodes import Node
 
 from sesflow.engine.patches import MotoDriftError
 
@@ -26,6 +33,9 @@ _TARGET = "moto.dynamodb.models.DynamoDBBackend.transact_write_items"
 _MARKERS = ("original_table_state[table_name] = copy.deepcopy(",
             "self.tables[table_name] = original_table_state[table_name]")
 _WRAPPED = "_sesflow_item_backup"
+_VALIDATOR_COPY = "self.node_to_validate = deepcopy(expression)"
+_PARSED_NODE_FIELDS = frozenset({"type", "children", "parent"})  # all a parser's Node holds
+_IMMUTABLE = (str, int, float, bool, type(None))
 _skip_table_copies = threading.local()
 
 
@@ -75,7 +85,44 @@ def _restore(saved: list[tuple]) -> None:
             table.items[hash_key] = item
 
 
+class _NotParsed(Exception):
+    """A node holds more than a parser gives it: copy.deepcopy decides how to copy it."""
+
+
+def _clone(node: Node, parent: Node | None) -> Node:
+    if not _PARSED_NODE_FIELDS.issuperset(vars(node)):
+        raise _NotParsed
+    new = object.__new__(type(node))
+    new.__dict__.update(vars(node))
+    new.parent = parent
+    if isinstance(node.children, list):
+        new.children = [_clone(child, new) if isinstance(child, Node)
+                        else child if isinstance(child, _IMMUTABLE) else copy.deepcopy(child)
+                        for child in node.children]
+    return new
+
+
+def _validator_deepcopy(value: Any, memo: Any = None) -> Any:
+    """moto.dynamodb.parsing.validators' `deepcopy`: a parsed tree, root first, is copied node by node."""
+    if isinstance(value, Node) and value.parent is None and memo is None:
+        try:
+            return _clone(value, None)
+        except _NotParsed:
+            pass
+    return copy.deepcopy(value, memo)
+
+
+def _install_validator_copy() -> None:
+    if validators.deepcopy is _validator_deepcopy:
+        return
+    if validators.deepcopy is not copy.deepcopy or _VALIDATOR_COPY not in inspect.getsource(validators.Validator):
+        raise MotoDriftError("moto.dynamodb.parsing.validators.Validator no longer copies its expression with "
+                             "copy.deepcopy; re-check this patch")
+    validators.deepcopy = _validator_deepcopy  # type: ignore[attr-defined]
+
+
 def install() -> None:
+    _install_validator_copy()
     original = DynamoDBBackend.transact_write_items
     if getattr(original, _WRAPPED, False):
         return

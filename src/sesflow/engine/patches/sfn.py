@@ -552,8 +552,13 @@ def _fix_payload_limit() -> None:
 
 
 @functools.cache
+def _service_model(service: str):
+    return botocore.session.get_session().get_service_model(service)  # a new session reads the JSON model again
+
+
+@functools.cache
 def _operation_model(service: str, action: str):
-    model = botocore.session.get_session().get_service_model(service)
+    model = _service_model(service)
     names = {camel_to_snake_case(name): name for name in model.operation_names}
     if action not in names:
         raise RuntimeError(f"No api action named '{action}' available for service '{service}'.")
