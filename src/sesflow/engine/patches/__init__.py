@@ -1,5 +1,5 @@
-"""Fixes to moto that sesflow's workflows need. Each module has `install()`, idempotent, which first
-checks that what it patches still looks as expected and raises MotoDriftError naming it if not."""
+"""Fixes to moto (and one to Powertools) that sesflow's workflows need. Each module has `install()`, idempotent,
+which first checks that what it patches still looks as expected and raises MotoDriftError naming it if not."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def install_all() -> None:
         events,
         lambda_bridge,
         metering,
+        powertools_metrics,
         sdk_retry,
         sesv2,
         sfn,
@@ -32,3 +33,4 @@ def install_all() -> None:
     events.install()
     dynamodb.install()
     dynamodb_json.install()
+    powertools_metrics.install()
