@@ -29,7 +29,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,9 @@ def condition_held(raw: dict[str, Any], outbox: list[SentEmail], model: Feedback
 
 def rest_quarantined(stack: LocalStack, days: float) -> int:
     """Move the virtual clock `days` on, once every quarantine episode the feedback started is waiting out its
-    rest (the Wait must have begun for the clock to end it). Returns how many episodes there are."""
+    rest (the Wait must have begun for the clock to end it), then wait for each episode whose rest is over to
+    put its recipient on probation, as two days would on AWS: the next campaign's snapshot must not race them.
+    Returns how many episodes there are."""
     stack.deliver_queues()  # the last campaign's feedback: its soft bounces start the episodes
     sfn, machine = stack.client("stepfunctions"), stack.outputs["RecipientLifecycleStateMachineArn"]
     table = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region].get_table(stack.outputs["RecipientsTableName"])
@@ -150,7 +152,20 @@ def rest_quarantined(stack: LocalStack, days: float) -> int:
             break
         time.sleep(0.05)
     stack.clock.advance(timedelta(days=days).total_seconds())
+    now, deadline = stack.clock.now(), time.monotonic() + 120
+    while over := sum(1 for item in table.all_items() if _rest_over(item.attrs, now)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{over} quarantine episodes did not put their recipients on probation within 120 s "
+                               f"of their rest ending; see RecipientLifecycleStateMachine's executions")
+        time.sleep(0.05)
     return len(running)
+
+
+def _rest_over(attrs: dict[str, Any], now: datetime) -> bool:
+    """Still QUARANTINED, its episode waiting, though the rest ended (the episode's timeout is in whole seconds)."""
+    if attrs["status"].value != "QUARANTINED" or "episode_token" not in attrs or "quarantined_until" not in attrs:
+        return False
+    return datetime.fromisoformat(attrs["quarantined_until"].value) + timedelta(seconds=1) <= now
 
 
 def check(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
