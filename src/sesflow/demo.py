@@ -29,6 +29,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,26 +145,32 @@ def rest_quarantined(stack: LocalStack, days: float) -> int:
     running = [e for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine,
                                                                            statusFilter="RUNNING")
                for e in page["executions"]]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        waiting = sum(1 for i in table.all_items()
-                      if i.attrs["status"].value == "QUARANTINED" and "episode_token" in i.attrs)
-        if waiting >= len(running):
-            break
-        time.sleep(0.05)
+    # on time or not, the clock moves on
+    _wait_for(lambda: len(running) - sum(1 for item in table.all_items() if _resting(item.attrs)))
     stack.clock.advance(timedelta(days=days).total_seconds())
-    now, deadline = stack.clock.now(), time.monotonic() + 120
-    while over := sum(1 for item in table.all_items() if _rest_over(item.attrs, now)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{over} quarantine episodes did not put their recipients on probation within 120 s "
-                               f"of their rest ending; see RecipientLifecycleStateMachine's executions")
-        time.sleep(0.05)
+    now = stack.clock.now()
+    if over := _wait_for(lambda: sum(1 for item in table.all_items() if _rest_over(item.attrs, now))):
+        raise RuntimeError(f"{over} quarantine episodes did not put their recipients on probation within 120 s "
+                           f"of their rest ending; see RecipientLifecycleStateMachine's executions")
     return len(running)
 
 
+def _wait_for(remaining: Callable[[], int], seconds: float = 120) -> int:
+    """Poll `remaining` until it is 0 or `seconds` have passed; returns what was left."""
+    deadline = time.monotonic() + seconds
+    while (left := remaining()) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return max(left, 0)
+
+
+def _resting(attrs: dict[str, Any]) -> bool:
+    """QUARANTINED with its episode waiting on a task token."""
+    return attrs["status"].value == "QUARANTINED" and "episode_token" in attrs
+
+
 def _rest_over(attrs: dict[str, Any], now: datetime) -> bool:
-    """Still QUARANTINED, its episode waiting, though the rest ended (the episode's timeout is in whole seconds)."""
-    if attrs["status"].value != "QUARANTINED" or "episode_token" not in attrs or "quarantined_until" not in attrs:
+    """Resting, though the rest ended (the episode's timeout is in whole seconds)."""
+    if not _resting(attrs) or "quarantined_until" not in attrs:
         return False
     return datetime.fromisoformat(attrs["quarantined_until"].value) + timedelta(seconds=1) <= now
 

@@ -138,7 +138,6 @@ class LocalStack:
                                                         before_wait=self._deliver_before_wait))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
-        self._clients.clear()
         lambda_bridge.unregister_all()
         ses.simulator().reset()
         ses.simulator().configure(**self.ses_account)
