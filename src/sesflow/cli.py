@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from sesflow import campaign_cli, events_cli, recipient_cli, report, suppression_cli
 from sesflow.engine.stack import LocalStack
@@ -26,6 +27,16 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"sesflow: --parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
         values[key] = value
     return values
+
+
+def served_feedback() -> Any:
+    """What the served engine's SES reports back, as SES does for every message sent with a configuration set:
+    the mailbox simulator's addresses answer as AWS documents (bounce@, complaint@, suppressionlist@, ooto@,
+    success@, and their +label forms), every other address is delivered. Published after the send, as SES
+    does, by the server's queue pump (deferred), not inside the sending Lambda's invocation."""
+    from sesflow.engine.feedback_model import FeedbackModel, Rates
+
+    return FeedbackModel(rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0, complaint=0), deferred=True)
 
 
 def local_up(args: argparse.Namespace) -> int:
@@ -48,6 +59,8 @@ def local_up(args: argparse.Namespace) -> int:
         parameters=parameters,
         ses_identities=(parameters.get("SenderIdentity", "example.com"),),
     )
+    if args.serve:
+        stack.ses_account = {**stack.ses_account, "feedback": served_feedback()}
     try:
         stack.up()
     except (TemplateError, OSError) as error:
@@ -98,7 +111,10 @@ def local_up(args: argparse.Namespace) -> int:
             if server:
                 print(f"\nServing on {server.endpoint_url} (loopback only) until Ctrl-C; state file {state_file}\n"
                       f"  sesflow commands run in this folder or below find it there; any other AWS tool or SDK: "
-                      f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}", flush=True)
+                      f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}\n"
+                      f"  SES feedback: the mailbox simulator's addresses (bounce@, complaint@, suppressionlist@, "
+                      f"ooto@, success@simulator.amazonses.com) answer as on AWS; every other address is delivered",
+                      flush=True)
         if server:
             server.serve_until_signalled()
             if not args.json:
