@@ -214,5 +214,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise SesThrottledError(f"batch {key}: {error.response['Error']['Message']}") from error
         raise
     campaign_control.add_counts(campaign.id, dict(counts), config)
+    if counts["sent"]:
+        # Feedback about this batch's calls may have been ingested before these sends were counted, and the breaker
+        # never counts more events than sends, so ingestion's check let it pass. Counters first, check second, on
+        # both sides: whichever checks last sees both, so the breaker trips now rather than never (the last batch
+        # of a phase has no next call to check before).
+        campaign_breaker.check(campaign, config)
     metrics.add_metric(name="EmailsSent", unit="Count", value=counts["sent"])
     return {**result, "sent": counts["sent"], "failed": counts["failed"]}
