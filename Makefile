@@ -6,7 +6,7 @@ SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup chromium demo test test-fast lint bench validate build deploy clean
+.PHONY: setup chromium demo test test-fast test-aws lint bench validate build deploy clean
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
@@ -47,6 +47,15 @@ test: setup chromium
 
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not slow and not sam"
+
+## The end-to-end tests (tests/e2e, marker aws) against a deployed stack: make test-aws STACK=NAME, with your AWS
+## credentials and region (AWS_PROFILE, AWS_DEFAULT_REGION), or AWS_ENDPOINT_URL for an endpoint such as a running
+## `sesflow local up --serve` (STACK=sesflow-local). `make test` runs the same tests on the engine served locally.
+## The region this Makefile defaults to is dropped here, so a profile's region counts.
+test-aws: $(VENV)/.installed
+	@test -n "$(STACK)" || { echo "make test-aws: which stack? make test-aws STACK=NAME" >&2; exit 2; }
+	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) SESFLOW_E2E_STACK=$(STACK) \
+		$(VENV)/bin/pytest -m aws tests/e2e
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src functions tests benchmarks
