@@ -41,7 +41,8 @@ demo: setup
 	$(VENV)/bin/sesflow local up
 	$(VENV)/bin/sesflow demo
 
-## Every test: unit, functional, engine, workflow and the static checks (lint, drift, IAM, sam build).
+## Every test: unit, functional, engine, workflow, the static checks (lint, drift, IAM, sam build) and the
+## end-to-end tier against `sesflow local up --serve` (tests/e2e; `make test-aws` runs it against a deployed stack).
 test: setup chromium
 	$(VENV)/bin/pytest
 
