@@ -31,8 +31,9 @@ from tests.e2e.deployed import Deployed
 ROOT = Path(__file__).resolve().parents[2]
 STACK_ENV = "SESFLOW_E2E_STACK"  # set by `make test-aws STACK=NAME`
 # Variables that would send the local run elsewhere, or fail it: a profile this machine lacks, a session token
-# for other keys, per-service endpoints that beat AWS_ENDPOINT_URL.
-_NOT_LOCAL = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+# for other keys, one that makes botocore ignore AWS_ENDPOINT_URL, per-service endpoints that beat it.
+_NOT_LOCAL = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+              "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
 START_TIMEOUT = 60.0  # seconds for `sesflow local up --serve` to deploy and serve
 
 

@@ -110,6 +110,8 @@ def test_describe_stacks_over_http_gives_the_served_stacks_outputs_as_cloudforma
     assert [s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]] == ["sesflow-local"]
     with pytest.raises(ClientError, match="ValidationError.*Stack with id other does not exist"):
         cloudformation.describe_stacks(StackName="other")
+    with pytest.raises(ClientError, match=r"InvalidAction.*DescribeStacks for its own stack only"):
+        cloudformation.list_stacks()  # an error the SDK can read (XML for this Query API), not a parse failure
     # So `--stack sesflow-local` with AWS_ENDPOINT_URL finds it as it finds a deployed stack.
     monkeypatch.setenv("AWS_ENDPOINT_URL", served.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")

@@ -13,7 +13,7 @@ any other. A pump thread does what Lambda's SQS poller does on AWS: it runs the 
 CloudFormation's DescribeStacks is answered by the server itself for the stack it serves (the engine deploys
 template.yaml without moto's CloudFormation): its outputs and parameters, so a client finds the stack's
 resources exactly as it does on AWS (`aws cloudformation describe-stacks --stack-name sesflow-local`,
-sesflow.target). Other CloudFormation actions go to moto, which knows no stack.
+sesflow.target). Other CloudFormation actions are refused (InvalidAction): moto's CloudFormation knows no stack.
 """
 
 from __future__ import annotations
@@ -253,7 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
             engine.requests_served += 1
         body = self._body()
         service, region = self._scope()
-        if service == "cloudformation" and self._describe_stacks(body):
+        if service == "cloudformation":
+            if not self._describe_stacks(body):
+                self._error(400, "InvalidAction", "the local engine answers CloudFormation's DescribeStacks for its "
+                                                  "own stack only (it deploys template.yaml without CloudFormation)")
             return
         host = f"{_ENDPOINT_PREFIX.get(service, service)}.{region}.amazonaws.com"
         headers = HTTPHeaders()
@@ -291,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _describe_stacks(self, body: bytes) -> bool:
         """Answer DescribeStacks for the served stack (by name or StackId; no name lists it) as CloudFormation
-        does, a ValidationError for any other stack; False for every other action (moto answers those)."""
+        does, a ValidationError for any other stack; False for every other action."""
         params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         params.update(urllib.parse.parse_qs(body.decode("utf-8", "replace")))
         if (params.get("Action") or [""])[0] != "DescribeStacks":
@@ -358,6 +361,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _error(self, status: int, code: str, message: str) -> None:
+        """An error the engine itself gives, in the form the caller's SDK parses: XML for the Query protocol
+        (form-encoded requests: SNS, STS, CloudFormation, SES v1) and S3, JSON for the others."""
+        form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+        if form or self._scope()[0] == "s3":
+            self._reply(status, {"Content-Type": "text/xml"}, (
+                f"<ErrorResponse><Error><Type>{'Sender' if status < 500 else 'Receiver'}</Type>"
+                f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+                f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"))
+            return
         self._reply(status, {"Content-Type": "application/json", "x-amzn-ErrorType": code},
                     json.dumps({"__type": code, "message": message}))
 
