@@ -18,6 +18,7 @@ import random
 import re
 import sys
 import threading
+import time
 import types
 import uuid
 from dataclasses import dataclass, field
@@ -83,9 +84,9 @@ from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.environment import Environment
-from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
 from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.asl.eval.variable_store import VariableStore
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
@@ -800,54 +801,90 @@ def _fix_express_map_children() -> None:
 
 def _express_time_left(env: Environment) -> bool:
     """False, and the child ended as TIMED_OUT, if `env` is an EXPRESS Map child past its five minutes."""
-    deadline = getattr(env, "_sesflow_express_deadline", None)
-    if deadline is None or _clock().now() <= deadline:
+    budget = getattr(env, "_sesflow_express", None)
+    if budget is None or budget.seconds() <= EXPRESS_MAX_SECONDS:
         return True
     if env.is_running():
-        env._sesflow_timed_out = True
+        budget.timed_out = True
         env.set_timed_out()
     return False
+
+
+@dataclass
+class _ExpressBudget:
+    """An EXPRESS child's own duration: what it waited itself (Wait states, Retry back-offs, the sleeps of the
+    Lambdas its Tasks ran) on the virtual clock, plus the real time it ran. Not the virtual clock's reading: a long
+    Wait in another child moves that clock for everyone, and on AWS would have run beside this child, not in it."""
+
+    waited: list[float] = field(default_factory=lambda: [0.0])
+    started: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
+
+    def seconds(self) -> float:
+        return self.waited[0] + time.monotonic() - self.started
 
 
 def _fix_express_duration() -> None:
     """AWS ends an EXPRESS execution after 5 minutes (Step Functions quotas); moto runs Distributed Map children
     for ever, inside the parent's context. Each EXPRESS child gets its own Execution context (Id, Name, and
-    StartTime on the virtual clock) and a deadline: a state that would start after it does not run, and the child
-    ends TIMED_OUT, counted against the Map's tolerated failures as AWS counts it. Virtual time is one clock for the
-    whole engine, so a long Wait elsewhere counts against a child running meanwhile, as real time would."""
+    StartTime on the virtual clock) and a budget (_ExpressBudget): a state that would start past five minutes does
+    not run, a Retry back-off that ends past them ends the child, and the child is TIMED_OUT, counted against the
+    Map's tolerated failures as AWS counts it."""
     eval_job = _original(DistributedItemProcessorWorker, "_eval_job", "job.job_program.eval(env)",
                          params=("self", "env", "job"))
     state_eval = _original(CommonStateField, "_eval_body", params=("self", "env"))
+    task_evals = [(owner, _original(owner, "_eval_execution", params=("self", "env")))
+                  for owner in (StateTaskService, StateTaskLambda)]
+    open_frame = _original(Environment, "open_frame", "as_frame_of", params=("self",))
+    open_inner_frame = _original(Environment, "open_inner_frame", "as_inner_frame_of", params=("self",))
 
     def _eval_job(self, env: Environment, job: Any) -> None:
         history = getattr(env.event_manager, "_sesflow_history", None)
         if history is None or history.kind != "EXPRESS":
             return eval_job(self, env, job)
-        started = _clock().now()
         context = env.states.context_object.context_object_data
         name = str(uuid.uuid4())
         context["Execution"] = {**context["Execution"], "Id": f"{self._map_run_record.map_run_arn}:{name}",
-                                "Name": name, "StartTime": _iso(started)}
-        env._sesflow_express_deadline = started + timedelta(seconds=EXPRESS_MAX_SECONDS)
+                                "Name": name, "StartTime": _iso(_clock().now())}
+        budget = env._sesflow_express = _ExpressBudget()
         eval_job(self, env, job)
-        timed_out = getattr(env, "_sesflow_timed_out", False) or not _express_time_left(env)
-        if timed_out and isinstance(env.program_state(), ProgramTimedOut):
+        if (budget.timed_out or not _express_time_left(env)) and isinstance(env.program_state(), ProgramTimedOut):
             items, executions = self._map_run_record.item_counter, self._map_run_record.execution_counter
             # moto counted a TIMED_OUT program as succeeded; AWS counts it as timed out, with no result
             for counter in (items.succeeded, items.results_written, executions.succeeded, executions.results_written):
                 counter.offset(-1)
-            executions.running.offset(1)
             items.timed_out.count()
             executions.timed_out.count()
-            executions.running.offset(-1)
             job.job_output = None
 
-    def _eval_body(self, env: Environment) -> None:
-        if _express_time_left(env):
-            state_eval(self, env)
+    def charged(original):
+        def run(self, env: Environment) -> None:
+            budget = getattr(env, "_sesflow_express", None)
+            if budget is None:
+                return original(self, env)
+            if not _express_time_left(env):
+                return None
+            with _clock().ledger(budget.waited):
+                return original(self, env)
+
+        return run
+
+    def inherit(original):  # a Task runs in a frame of its own, in a thread of its own
+        def opened(self, *args: Any, **kwargs: Any) -> Environment:
+            frame = original(self, *args, **kwargs)
+            budget = getattr(self, "_sesflow_express", None)
+            if budget is not None:
+                frame._sesflow_express = budget
+            return frame
+
+        return opened
 
     _patch(DistributedItemProcessorWorker, "_eval_job", eval_job, _eval_job)
-    _patch(CommonStateField, "_eval_body", state_eval, _eval_body)
+    _patch(CommonStateField, "_eval_body", state_eval, charged(state_eval))
+    for owner, task_eval in task_evals:
+        _patch(owner, "_eval_execution", task_eval, charged(task_eval))
+    _patch(Environment, "open_frame", open_frame, inherit(open_frame))
+    _patch(Environment, "open_inner_frame", open_inner_frame, inherit(open_inner_frame))
 
 
 def _fix_gathered_result_limit() -> None:
