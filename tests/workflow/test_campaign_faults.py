@@ -362,3 +362,18 @@ def test_a_halt_mid_send_then_a_resume_sends_the_rest_with_nobody_twice_and_ever
     assert resumed.output["accounted"] == {"sent": len(expected(audience)), "failed": 0, "not_sent": 0,
                                            "unknown_confirmed": 0, "unknown": 0}
     assert resumed.output["holdout"] == holdout(audience)
+
+
+def test_a_dynamodb_server_error_in_the_workflows_own_status_check_is_retried(stack, audience):
+    """DynamoDB answers 500 InternalServerError four times: Step Functions reports it as DynamoDB.InternalServerError
+    (the API's code, no Exception appended), which the workflow's Retry must name or the campaign fails."""
+    campaigns = faults.table(stack.outputs["CampaignsTableName"])
+    with faults.inject("dynamodb", "GetItem", error="InternalServerError", status=500,
+                       message="Internal server error", calls=range(1, 5),
+                       where=lambda call: campaigns(call) and call.params.get("ProjectionExpression") == "#status",
+                       ) as failing:
+        result = stack.run("CampaignStateMachine", definition())
+
+    assert failing.fired == [1, 2, 3, 4]
+    assert result.status == "SUCCEEDED" and result.output["status"] == "COMPLETED", (result.error, result.cause)
+    assert sent_once(audience) == expected(audience)

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 EXPRESS_MAX_SECONDS = 300
-# The SendBatch Task's catch-all Retry in the child (statemachines/campaign.asl.json): attempts after the first,
-# and the longest back-off before each (IntervalSeconds 2, BackoffRate 2; FULL jitter waits at most that).
-CRASH_RETRIES = 2
-CRASH_BACKOFF_SECONDS = 2 + 4
+# The SendBatch Task's Retries in the child (statemachines/campaign.asl.json): attempts after the first (2 for
+# Lambda's transient errors, 2 for anything else), and their longest back-offs added up (FULL jitter waits at
+# most the interval).
+CRASH_RETRIES = 4
+CRASH_BACKOFF_SECONDS = (1 + 2) + (2 + 4)
 # Margin for what the child does besides SendBatch (its Choice and Wait transitions, Lambda's start).
 SAFETY_SECONDS = 10
 # The 24-hour quota frees up as the sends of a day ago age out; asking again every few minutes costs a Map Run
