@@ -439,10 +439,7 @@ def _resolve(path: Path, frame: _Frame) -> Any:
     else:
         for _ in range(path.up):
             frame = frame.parent or frame
-        if path.data is not None:
-            value = frame.data.get(path.data)
-        else:
-            value = frame.context
+        value = frame.data.get(path.data) if path.data is not None else frame.context
     for part in path.parts:
         value = _child(value, part)
         if value is None:

@@ -438,6 +438,8 @@ def _mime(rendered: dict, at: datetime) -> str:
             else "quoted-printable"
         add = message.set_content if i == 0 else message.add_alternative
         add(body, subtype=subtype, charset="utf-8", cte=encoding)
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # the message's header, not each part's
     return message.as_string()
 
 
