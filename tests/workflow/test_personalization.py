@@ -97,4 +97,3 @@ def test_without_personalization_a_template_variable_fails_to_render_as_on_ses(s
     stats = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
                                               Key={"campaign_id": {"S": "member-sale#stats"}})["Item"]
     assert int(stats["rendering_failures"]["N"]) == len(members)
-
