@@ -369,7 +369,7 @@ class _Frame:
 def render(source: str, data: Mapping[str, Any]) -> str:
     """The part rendered with `data`, as SES renders it; RenderingError if SES would not send it."""
     if "{{" not in source:
-        return source.replace("\\{{", "{{") if "\\" in source else source
+        return source
     template = compile_template(source)
     if template.error:
         raise RenderingError(template.error)
