@@ -9,8 +9,9 @@ from sesflow.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
-GOOD = sorted(str(p) for p in BODIES.iterdir() if not p.name.startswith("malformed_"))
-MALFORMED = sorted(str(p) for p in BODIES.glob("malformed_*"))
+UNUSABLE = ("malformed_", "refused_")  # broken, or well-formed but not feedback about mail we sent
+GOOD = sorted(str(p) for p in BODIES.iterdir() if not p.name.startswith(UNUSABLE))
+MALFORMED = sorted(str(p) for p in BODIES.iterdir() if p.name.startswith(UNUSABLE))
 FIELDS = ("event_id", "kind", "recipient", "bounce_type", "bounce_subtype", "hard", "complaint_type", "message_id",
           "campaign_id", "variant", "timestamp")
 
@@ -69,6 +70,25 @@ def test_lambda_sqs_event_is_parsed_record_by_record(capsys):
     assert [(line["kind"], line["recipient"], line["campaign_id"]) for line in lines] == [
         ("delivery", "ada@example.org", "spring-sale")]
     assert err == f"{batch}: error: Records[1]: body: not JSON (line 1 col 1)\n"
+
+
+def test_lambda_sns_event_is_parsed_record_by_record(capsys):
+    """What a function subscribed to the topic directly receives (SNS's Lambda spelling SigningCertUrl)."""
+    event = str(ROOT / "events" / "ingest_feedback" / "sns_event.json")
+
+    code, lines, err = parse(capsys, event)
+
+    assert (code, err) == (0, "")
+    assert [(line["kind"], line["recipient"], line["campaign_id"], line["envelope"]) for line in lines] == [
+        ("bounce", "bounce@simulator.amazonses.com", "spring-sale", "sns"),
+        ("bounce", "nomail.hard@example.com", None, "sns")]
+
+
+def test_refused_sample_says_what_it_is(capsys):
+    received = str(BODIES / "refused_received_notification.json")
+    code, lines, err = parse(capsys, received)
+    assert (code, lines) == (1, [])
+    assert "an SES receiving event (an inbound email), not feedback about one sent" in err
 
 
 def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
