@@ -91,6 +91,29 @@ def test_refused_sample_says_what_it_is(capsys):
     assert "an SES receiving event (an inbound email), not feedback about one sent" in err
 
 
+def test_ses_records_stored_in_s3_are_parsed_one_by_one_with_or_without_newlines(capsys, tmp_path):
+    """SES -> Firehose -> S3 writes the records one after another; an object may have a newline after each or none."""
+    records = [json.dumps(json.loads(json.loads((BODIES / name).read_text())["Message"]))
+               for name in ("sns_bounce_permanent.json", "sns_open.json", "sns_complaint.json")]
+    lines, back_to_back, pretty = tmp_path / "lines.json", tmp_path / "joined.json", tmp_path / "pretty.json"
+    lines.write_text("\n".join(records) + "\n")
+    back_to_back.write_text("".join(records))
+    pretty.write_text("\n".join(json.dumps(json.loads(r), indent=2) for r in records))
+
+    for stored in (lines, back_to_back, pretty):
+        code, out, err = parse(capsys, str(stored))
+        assert (code, err) == (0, ""), stored.name
+        assert [line["kind"] for line in out] == ["bounce", "open", "complaint"], stored.name
+
+
+def test_broken_line_of_json_lines_is_named(capsys, tmp_path):
+    stored = tmp_path / "lines.json"
+    stored.write_text((BODIES / "sns_raw_delivery.json").read_text().replace("\n", "") + '\n{"eventType": \n')
+    code, lines, err = parse(capsys, str(stored))
+    assert (code, lines) == (1, [])
+    assert err.startswith(f"{stored}: error: line 2: not JSON")
+
+
 def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
     missing = str(tmp_path / "nope.json")
     code, lines, err = parse(capsys, missing, str(BODIES / "sns_send.json"))
