@@ -259,3 +259,20 @@ def test_sns_direct_event_that_fails_to_apply_raises_so_lambda_retries_it(stack,
     error, result = invoke(stack, event)
 
     assert error is not None and result["errorType"] == "RuntimeError"
+
+
+def test_sns_direct_record_the_dlq_does_not_take_raises_after_the_rest_is_applied(stack, monkeypatch):
+    import app.handlers.ingest_feedback as handler
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("SQS is down")
+
+    monkeypatch.setattr(handler, "dead_letter", unavailable)
+    event = json.loads((ROOT / "events" / "ingest_feedback" / "sns_event.json").read_text())
+    event["Records"][1]["Sns"]["Message"] = "{oops"
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+
+    error, result = invoke(stack, event)
+
+    assert error is not None and "could not be dead-lettered" in result["errorMessage"]
+    assert status(stack, "bounce@simulator.amazonses.com") == "SUPPRESSED"  # applied; the retry absorbs it

@@ -12,8 +12,8 @@ with EventSource aws:sns, as in `sam local invoke -e events/ingest_feedback/sns_
 parsed the same way, an unusable one is dead-lettered the same way (its SNS notification as the DLQ body, which
 FeedbackQueue's own parser takes on redrive), but SNS invokes asynchronously and ignores batchItemFailures, so a
 batch that fails to apply raises instead, and Lambda's asynchronous retries bring the whole event back (applying
-again is safe). Such a subscription has no DLQ of its own for invocations that keep failing: another reason it is
-not the template's.
+again is safe); so does one whose unusable record the DLQ did not take. Such a subscription has no DLQ of its
+own for invocations that keep failing: another reason it is not the template's.
 """
 
 import json
@@ -119,4 +119,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if any(is_sns(r) for r in records):
                 raise  # SNS ignores batchItemFailures: Lambda's asynchronous retry brings the event back
             failures.extend(carrying)
+    if failures and any(is_sns(r) for r in records):
+        # What the DLQ did not take: SNS would drop it with the response, so the whole event comes back instead.
+        raise RuntimeError(f"{len(failures)} SNS records could not be dead-lettered; Lambda retries the event")
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
