@@ -30,7 +30,7 @@ from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
 from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError
 from app.governor import Governor
-from app.observability import logger, metrics, tracer
+from app.observability import logger, metrics, redact, tracer
 from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
@@ -95,7 +95,7 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings) ->
         own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
         data[address], problem = _as_json(personalization.template_data(own))
         if problem:
-            logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "address": address,
+            logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "recipient": redact(address),
                                                         "reason": problem})
     return data
 
