@@ -377,3 +377,18 @@ def test_a_dynamodb_server_error_in_the_workflows_own_status_check_is_retried(st
     assert failing.fired == [1, 2, 3, 4]
     assert result.status == "SUCCEEDED" and result.output["status"] == "COMPLETED", (result.error, result.cause)
     assert sent_once(audience) == expected(audience)
+
+
+def test_every_send_phase_child_running_twice_sends_nobody_a_second_email(stack, audience):
+    """EXPRESS executions are at-least-once: here every SendPhase child is delivered twice (the second after the
+    first ends); the claims make the second a no-op."""
+    stack.runtime.express_redelivery = 1.0
+
+    result = stack.run("CampaignStateMachine", definition())
+
+    assert result.status == "SUCCEEDED" and result.output["status"] == "COMPLETED", (result.error, result.cause)
+    assert sent_once(audience) == expected(audience)
+    assert_accounted(result.output["accounted"], audience)
+    batches = len(claims(stack))
+    children = sum(n for (name, kind), n in stack.meter.executions.items() if kind == "EXPRESS")
+    assert children == 2 * batches

@@ -101,6 +101,8 @@ class LocalStack:
     region: str = "us-east-1"
     ses_identities: tuple[str, ...] = ()
     start_time: datetime | None = None
+    # The share of EXPRESS Map children run twice, as AWS's at-least-once EXPRESS executions may (runtime.Runtime).
+    express_redelivery: float = 0.0
     # The simulated SES account: a production account by default (a sandbox sends 200 a day).
     ses_account: dict[str, Any] = field(
         default_factory=lambda: {"max_send_rate": 14.0, "max_24h_send": 50_000, "production_access": True}
@@ -135,7 +137,8 @@ class LocalStack:
         )
         install_all()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
-                                                        before_wait=self._deliver_before_wait))
+                                                        before_wait=self._deliver_before_wait,
+                                                        express_redelivery=self.express_redelivery))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()

@@ -848,6 +848,8 @@ def _fix_express_duration() -> None:
                                 "Name": name, "StartTime": _iso(_clock().now())}
         budget = env._sesflow_express = _ExpressBudget()
         eval_job(self, env, job)
+        if _redelivered(self._map_run_record.map_run_arn, job.job_index):
+            _run_again(self, job, history.name)
         if (budget.timed_out or not _express_time_left(env)) and isinstance(env.program_state(), ProgramTimedOut):
             items, executions = self._map_run_record.item_counter, self._map_run_record.execution_counter
             # moto counted a TIMED_OUT program as succeeded; AWS counts it as timed out, with no result
@@ -885,6 +887,34 @@ def _fix_express_duration() -> None:
         _patch(owner, "_eval_execution", task_eval, charged(task_eval))
     _patch(Environment, "open_frame", open_frame, inherit(open_frame))
     _patch(Environment, "open_inner_frame", open_inner_frame, inherit(open_inner_frame))
+
+
+def _redelivered(map_run_arn: str, index: int) -> bool:
+    share = runtime.current().express_redelivery
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"{map_run_arn}#{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def _run_again(worker: Any, job: Any, children: str) -> None:
+    """The item's EXPRESS child once more, in a frame of its own (its own context, budget and five minutes), as a
+    second delivery of its start; what it outputs is not the Map's."""
+    frame = worker._env.open_inner_frame()
+    try:
+        context = frame.states.context_object.context_object_data
+        name = str(uuid.uuid4())
+        context["Map"] = {"Item": {"Index": job.job_index, "Value": job.job_input}}
+        context["Execution"] = {**context["Execution"], "Id": f"{worker._map_run_record.map_run_arn}:{name}",
+                                "Name": name, "StartTime": _iso(_clock().now())}
+        frame._sesflow_express = _ExpressBudget()
+        frame.states.reset(job.job_input)
+        frame.stack.append(frame.states.get_input())
+        worker._eval_input(env_frame=frame)
+        job.job_program.eval(frame)
+        runtime.current().meter.count_execution(children, "EXPRESS")
+    finally:
+        worker._env.delete_frame(frame)
 
 
 def _fix_gathered_result_limit() -> None:
