@@ -519,7 +519,8 @@ class LocalStack:
             backend.tagger.delete_all_tags_for_resource(drawn)
         given = kms.describe_key(KeyId=r.physical_id)["KeyMetadata"]["Arn"]
         if given != r.attributes["Arn"]:
-            raise TemplateError(f"{r.logical_id}: moto gave key ARN {given}, the template resolved {r.attributes['Arn']}")
+            raise TemplateError(f"{r.logical_id}: moto gave key ARN {given}, the template resolved "
+                                f"{r.attributes['Arn']}")
         if str(p.get("EnableKeyRotation", False)).lower() == "true":
             kms.enable_key_rotation(KeyId=r.physical_id)
         if str(p.get("Enabled", True)).lower() == "false":
