@@ -61,6 +61,24 @@ def test_topic_key_exists_at_the_template_arn_with_rotation_and_its_policy_when_
         assert attributes["KmsMasterKeyId"] == key.attributes["Arn"]
 
 
+def test_key_keeps_its_tags_and_state_at_the_resolved_key_id_when_deployed(tmp_path):
+    path = write_template(tmp_path, """
+        Key:
+          Type: AWS::KMS::Key
+          Properties:
+            Enabled: false
+            Tags: [{Key: team, Value: mail}]
+        Topic: {Type: AWS::SNS::Topic, Properties: {KmsMasterKeyId: !Ref Key}}
+    """)
+    with LocalStack(template_path=path) as up:
+        kms, key = up.client("kms"), up.resource("Key")
+        assert kms.describe_key(KeyId=key.physical_id)["KeyMetadata"]["KeyState"] == "Disabled"
+        assert kms.list_resource_tags(KeyId=key.physical_id)["Tags"] == [{"TagKey": "team", "TagValue": "mail"}]
+        assert kms.get_key_rotation_status(KeyId=key.physical_id)["KeyRotationEnabled"] is False
+        topic = up.client("sns").get_topic_attributes(TopicArn=up.physical_id("Topic"))["Attributes"]
+        assert topic["KmsMasterKeyId"] == key.physical_id
+
+
 def test_unsupported_resource_type_is_refused_by_name(tmp_path):
     path = write_template(tmp_path, """
         Queue: {Type: AWS::SQS::Queue}
