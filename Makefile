@@ -1,5 +1,9 @@
 # One entry point for humans and CI. `make demo` and `make test` set everything up on first use.
-PYTHON ?= python3.11
+# The newest Python the project supports that runs here (a pyenv shim can be on PATH without its version installed
+# or selected, so each is tried, not just looked up); `make PYTHON=python3.12 ...` picks one.
+ifndef PYTHON
+PYTHON := $(or $(firstword $(foreach p,python3.13 python3.12 python3.11,$(shell $(p) -c "" >/dev/null 2>&1 && echo $(p)))),python3.11)
+endif
 VENV := .venv
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam

@@ -9,6 +9,7 @@ from typing import Any
 from app.domain.campaign import parse_campaign
 from app.errors import CampaignDefinitionError
 from app.observability import logger, tracer
+from app.settings import settings
 
 
 @logger.inject_lambda_context
@@ -16,7 +17,9 @@ from app.observability import logger, tracer
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     definition = dict(event) if isinstance(event, dict) else event
     resume = definition.pop("resume", False) if isinstance(definition, dict) else False
-    campaign = parse_campaign(definition)
+    # A campaign's own configuration_set must be one SendBatchFunction may send through (its IAM policy names
+    # the stack's two sets and AllowedConfigurationSets): refused here, not at the first batch's SES call.
+    campaign = parse_campaign(definition, allowed_configuration_sets=settings().campaign_configuration_sets)
     if not isinstance(resume, bool):
         raise CampaignDefinitionError(f"resume: must be true or false, got {resume!r}")
     logger.info("campaign valid", extra={"campaign_id": campaign.id, "variants": len(campaign.variants),
