@@ -26,6 +26,15 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
+# checkov (tests/checks/test_checkov.py) pins its own boto3 too: its own environment, from pyproject's dependency
+# group `checkov` (pip 25.1 or later reads dependency groups).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet --group checkov
+	touch $@
+
 # Debian's chromium, for the report's headless-browser test (tests/functional/test_report.py). Installed once;
 # apt-get update only when the package lists do not know chromium or are too old to fetch it. Without apt-get
 # or root/sudo it says so and goes on: that test then skips, naming why.
@@ -46,7 +55,7 @@ demo: setup
 	$(VENV)/bin/sesflow demo
 
 ## Every test: unit, functional, engine, workflow and the static checks (lint, drift, IAM, sam build).
-test: setup chromium
+test: setup chromium $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed
@@ -69,4 +78,4 @@ deploy: build
 	$(SAM) deploy --guided
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
