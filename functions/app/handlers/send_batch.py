@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client, client_without_retries
+from app.contracts import SendBatchInput
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.token_bucket import Policy
@@ -146,6 +147,7 @@ def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | No
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    SendBatchInput.from_dict(event)  # a payload not of the contract fails here, naming its field
     campaign = parse_campaign(event["campaign"])
     batch = event.get("batch")
     if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list) \

@@ -6,19 +6,15 @@ Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED o
 
 from typing import Any
 
-from app.domain.campaign import parse_campaign
-from app.errors import CampaignDefinitionError
+from app.contracts import ValidateCampaignInput, ValidateCampaignResult
 from app.observability import logger, tracer
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    definition = dict(event) if isinstance(event, dict) else event
-    resume = definition.pop("resume", False) if isinstance(definition, dict) else False
-    campaign = parse_campaign(definition)
-    if not isinstance(resume, bool):
-        raise CampaignDefinitionError(f"resume: must be true or false, got {resume!r}")
+    request = ValidateCampaignInput.from_dict(event)
+    campaign = request.campaign
     logger.info("campaign valid", extra={"campaign_id": campaign.id, "variants": len(campaign.variants),
-                                         "resume": resume})
-    return {"campaign": campaign.to_dict(), "resume": resume}
+                                         "resume": request.resume})
+    return ValidateCampaignResult(campaign, request.resume).to_dict()

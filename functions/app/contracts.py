@@ -1,0 +1,349 @@
+"""The payloads the state machines pass to each Lambda function, and the results they read back, as typed models.
+
+Each function's contract is a pair named after it: <Name>Input (what its Task's Arguments.Payload holds, or the
+Map's ItemSelector for a Map's first state) and <Name>Result (the Payload the ASL reads back through
+$states.result.Payload, the variables it assigns and the states after it). tests/checks/test_contracts.py holds
+statemachines/*.asl.json to these fields, so a rename on either side fails there before it fails in a run.
+
+from_dict validates a payload at the handler's boundary: the first bad field is named by its path
+("SendBatchInput.batch.recipients[3].address: required, a string"), in the error class of the innermost model
+that declares one (ContractError unless stated). to_dict is what travels: a field made with `omitted_at_default`
+is left out while it holds its default (a manifest row without a variant, a batch result without "stopped").
+A campaign travels as Campaign.to_dict() and is read back with parse_campaign (CampaignDefinitionError).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from functools import cache
+from typing import Any, ClassVar, Self
+
+from app.domain.campaign import Campaign, parse_campaign
+from app.errors import CampaignDefinitionError, ContractError, ManifestError, SesflowError
+
+_OMIT = "omitted_at_default"
+_EMPTY_IS_NONE = "empty_object_is_none"
+
+
+def omitted_at_default(default: Any = None) -> Any:
+    """A field to_dict leaves out while it holds `default` (and from_dict fills in when it is absent)."""
+    return field(default=default, metadata={_OMIT: True})
+
+
+class Contract:
+    """Base of the models: dataclasses whose fields are str, int, float, bool, None, Campaign, another Contract,
+    tuple[X, ...] (a JSON array), dict[str, X] or Any (not checked)."""
+
+    error: ClassVar[type[SesflowError]] = ContractError
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Self:
+        value: Self = _read(cls, raw, cls.__name__, cls.error)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.metadata.get(_OMIT) and value == f.default:
+                continue
+            out[f.name] = _write(value)
+        return out
+
+
+@cache
+def hints(cls: type) -> dict[str, Any]:
+    """The resolved type of each field of a model."""
+    return typing.get_type_hints(cls)
+
+
+def _kind(tp: Any) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+    if tp in names:
+        return names[tp]
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        return "an array"
+    return "an object"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:  # noqa: PLR0911, PLR0912
+    if tp is Any:
+        return raw
+    if tp is Campaign:
+        if isinstance(raw, Campaign):
+            return raw
+        try:
+            return parse_campaign(raw)
+        except CampaignDefinitionError as problem:
+            raise CampaignDefinitionError(f"{path}: {problem}") from problem
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [t for t in typing.get_args(tp) if t is not type(None)]
+        if raw is None:
+            return None
+        return _read(options[0], raw, path, error)
+    if origin in (tuple, list):
+        if not isinstance(raw, list | tuple):
+            raise error(f"{path}: must be an array, got {_show(raw)}")
+        item = typing.get_args(tp)[0]
+        return tuple(_read(item, value, f"{path}[{i}]", error) for i, value in enumerate(raw))
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise error(f"{path}: must be an object, got {_show(raw)}")
+        item = typing.get_args(tp)[1]
+        return {key: _read(item, value, f"{path}.{key}", error) for key, value in raw.items()}
+    if isinstance(tp, type) and issubclass(tp, Contract):
+        return _read_model(tp, raw, path, vars(tp).get("error", error))
+    if tp is bool:
+        ok = isinstance(raw, bool)
+    elif tp is int:
+        ok = isinstance(raw, int) and not isinstance(raw, bool)
+    elif tp is float:
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+        raw = float(raw) if ok else raw
+    elif tp is str:
+        ok = isinstance(raw, str)
+    else:
+        raise TypeError(f"{path}: contracts cannot read a {tp!r}")
+    if not ok:
+        raise error(f"{path}: must be {_kind(tp)}, got {_show(raw)}")
+    return raw
+
+
+def _read_model(cls: type[Contract], raw: Any, path: str, error: type[SesflowError]) -> Contract:
+    if not isinstance(raw, dict):
+        raise error(f"{path}: must be an object, got {_show(raw)}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise error(f"{path}.{unknown[0]}: unknown field (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        where = f"{path}.{name}"
+        if name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise error(f"{where}: required, {_kind(hints(cls)[name])}")
+            continue
+        value = raw[name]
+        if f.metadata.get(_EMPTY_IS_NONE) and value == {}:
+            values[name] = None
+            continue
+        if value is None and not _optional(hints(cls)[name]):
+            raise error(f"{where}: required, {_kind(hints(cls)[name])}")
+        values[name] = _read(hints(cls)[name], value, where, error)
+    return cls(**values)
+
+
+def _optional(tp: Any) -> bool:
+    return tp is Any or type(None) in typing.get_args(tp)
+
+
+def _write(value: Any) -> Any:
+    if isinstance(value, Contract | Campaign):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_write(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _write(v) for k, v in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------------------ ValidateCampaign
+
+
+@dataclass(frozen=True)
+class ValidateCampaignInput(Contract):
+    """The execution's input: a campaign definition, with `"resume": true` to resume a PAUSED or HALTED one."""
+
+    error: ClassVar[type[SesflowError]] = CampaignDefinitionError
+    campaign: Campaign
+    resume: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Self:
+        definition = dict(raw) if isinstance(raw, dict) else raw
+        resume = definition.pop("resume", False) if isinstance(definition, dict) else False
+        campaign = parse_campaign(definition)
+        if not isinstance(resume, bool):
+            raise CampaignDefinitionError(f"resume: must be true or false, got {resume!r}")
+        return cls(campaign, resume)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.campaign.to_dict(), "resume": self.resume}
+
+
+@dataclass(frozen=True)
+class ValidateCampaignResult(Contract):
+    campaign: Campaign  # normalised: every default explicit
+    resume: bool
+
+
+# ------------------------------------------------------------------------------ SnapshotAudience and the manifests
+
+
+@dataclass(frozen=True)
+class SnapshotAudienceInput(Contract):
+    campaign: Campaign
+    execution_name: str  # the manifests' folder: one snapshot per execution
+
+
+@dataclass(frozen=True)
+class Phase(Contract):
+    """One manifest: "all" (split), or "test" then "remainder" (test-then-winner)."""
+
+    name: str
+    manifest_key: str
+    batches: int
+    recipients: int
+
+
+@dataclass(frozen=True)
+class SnapshotAudienceResult(Contract):
+    """The frozen audience (the workflow's $audience, recorded on the campaign for a resume)."""
+
+    phases: tuple[Phase, ...]
+    holdout_key: str
+    recipients: int  # sendable, over every phase
+    holdout: int
+    excluded_by_ses_suppression: int
+    by_variant: dict[str, int]  # holdout included
+    states: dict[str, int]  # the list's members by status, before the snapshot
+
+
+@dataclass(frozen=True)
+class Recipient(Contract):
+    """A manifest row. No variant in a remainder batch (the winner decides it); probation: in RECOVERY."""
+
+    error: ClassVar[type[SesflowError]] = ManifestError
+    address: str
+    variant: str | None = omitted_at_default(None)
+    probation: bool = omitted_at_default(False)
+
+
+@dataclass(frozen=True)
+class Batch(Contract):
+    """A manifest item, as the SendPhase Map reads it: at most 50 recipients (SendBulkEmail's limit)."""
+
+    error: ClassVar[type[SesflowError]] = ManifestError
+    index: int
+    recipients: tuple[Recipient, ...]
+
+
+# ------------------------------------------------------------------------------ PickWinner
+
+
+@dataclass(frozen=True)
+class PickWinnerInput(Contract):
+    campaign: Campaign
+
+
+@dataclass(frozen=True)
+class VariantNumbers(Contract):
+    """app.domain.winner.VariantResult as it travels."""
+
+    name: str
+    sent: int
+    delivered: int
+    successes: int
+    rate: float
+    complaints: int
+    complaint_rate: float
+    eligible: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class PickWinnerResult(Contract):
+    """The decision (app.domain.winner.Decision as it travels): the workflow's $decision."""
+
+    winner: str | None
+    reason: str
+    numbers: tuple[VariantNumbers, ...]
+    p_value: float | None
+    applied_policy: str
+    remainder: tuple[str, ...]  # () sends nothing more
+    metric: str
+    alpha: float | None
+
+
+# ------------------------------------------------------------------------------ SendBatch
+
+
+@dataclass(frozen=True)
+class SendBatchInput(Contract):
+    """One item of the SendPhase Map (its ItemSelector). decision: the winner decision in a remainder batch;
+    {} (read as None) otherwise."""
+
+    campaign: Campaign
+    batch: Batch
+    phase: str = "all"
+    decision: PickWinnerResult | None = field(default=None, metadata={_EMPTY_IS_NONE: True})
+
+
+@dataclass(frozen=True)
+class SendBatchResult(Contract):
+    batch: str  # the batch's key in SendsTable: "<phase>#<index>"
+    recipients: int
+    sent: int
+    failed: int
+    stopped: str | None = omitted_at_default(None)  # the campaign's status when a pause, halt or cancel stopped it
+    skipped: str | None = omitted_at_default(None)  # the claim's status when another run already has it
+
+
+# ------------------------------------------------------------------------------ FinalizeCampaign
+
+
+@dataclass(frozen=True)
+class FinalizeCampaignInput(Contract):
+    campaign: Campaign
+    holdout: int  # recorded, not sent
+    recipients: int  # the phases that were to be sent: the accounting's audience
+
+
+@dataclass(frozen=True)
+class Accounting(Contract):
+    """Every recipient of the audience accounted for (app.sends.summary)."""
+
+    sent: int
+    failed: int
+    not_sent: int
+    unknown_confirmed: int
+    unknown: int
+
+
+@dataclass(frozen=True)
+class Halt(Contract):
+    """The breaker's verdict when it halted the campaign (app.domain.breaker.Verdict, and when)."""
+
+    level: str
+    metric: str
+    rate: float
+    bound: float
+    reason: str
+    sent: int
+    events: int
+    halt_level: float
+    at: str
+
+
+@dataclass(frozen=True)
+class FinalizeCampaignResult(Contract):
+    """The execution's output (and a halted one's Cause)."""
+
+    campaign_id: str
+    status: str | None  # None only if the campaign's control item is gone
+    sent: int
+    per_variant: dict[str, dict[str, int]]
+    feedback: dict[str, int]
+    accounted: Accounting
+    holdout: int
+    decision: PickWinnerResult | None
+    halt: Halt | None
