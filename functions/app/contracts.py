@@ -14,6 +14,7 @@ A campaign travels as Campaign.to_dict() and is read back with parse_campaign (C
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -87,6 +88,8 @@ def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:  # no
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = [t for t in typing.get_args(tp) if t is not type(None)]
+        if len(options) != 1:
+            raise TypeError(f"{path}: contracts read X | None, not {tp!r}")
         if raw is None:
             return None
         return _read(options[0], raw, path, error)
@@ -104,8 +107,9 @@ def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:  # no
         return _read_model(tp, raw, path, vars(tp).get("error", error))
     if tp is bool:
         ok = isinstance(raw, bool)
-    elif tp is int:
-        ok = isinstance(raw, int) and not isinstance(raw, bool)
+    elif tp is int:  # 500.0 passes: a JSONata sum or count may be written that way
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw == int(raw)
+        raw = int(raw) if ok else raw
     elif tp is float:
         ok = isinstance(raw, int | float) and not isinstance(raw, bool)
         raw = float(raw) if ok else raw

@@ -2,9 +2,10 @@
 
 For each lambda:invoke Task calling ${<Name>FunctionArn}, the models are <Name>Input and <Name>Result:
 - the keys of its Arguments.Payload, or, when the Payload is `{% $states.input %}` in a Map's first state, the
-  keys of the Map's ItemSelector, are the input model's fields: every required one present, none unknown. The
-  first state of a state machine that passes `$states.input` sends the execution input, which no file fixes: the
-  handler's from_dict checks it at run time;
+  keys of the Map's ItemSelector, are the input model's fields: every required one present, none unknown; and a
+  value that is a single path to something of known shape ("{% $audience.holdout %}") is of the field's shape (a
+  string, number or boolean, an array, or the same model). The first state of a state machine that passes
+  `$states.input` sends the execution input, which no file fixes: the handler's from_dict checks it at run time;
 - every path the ASL reads from a result names a field the result model has: `$states.result.Payload.X` in the
   Task's Assign and Output; `$var.X` for a variable a Lambda Task assigned from its result (Assign
   `{"audience": "{% $states.result.Payload %}"}` types $audience as SnapshotAudienceResult), anywhere in the same
@@ -57,11 +58,11 @@ def asl_files() -> list[Path]:
 
 
 class Shape:
-    """What a path can step into: fields (an object with known keys), item (an array), value (any key), or
-    nothing known (opaque: the path is not checked further)."""
+    """What a path can step into: fields (an object with known keys), item (an array), value (any key), a leaf
+    (a str, int, float or bool: no step), or nothing known (opaque: the path is not checked further)."""
 
     def __init__(self, name: str, fields: dict[str, Shape] | None = None, item: Shape | None = None,
-                 value: Shape | None = None, leaf: bool = False) -> None:
+                 value: Shape | None = None, leaf: str | None = None) -> None:
         self.name, self.fields, self.item, self.value, self.leaf = name, fields, item, value, leaf
 
     def step(self, segment: str) -> tuple[Shape | None, str | None]:
@@ -102,7 +103,7 @@ def shape_of(tp: Any, name: str) -> Shape:
         return Shape(tp.__name__, fields={f.name: shape_of(hints[f.name], f"{tp.__name__}.{f.name}")
                                           for f in fields(tp)})  # type: ignore[arg-type]
     if tp in (str, int, float, bool):
-        return Shape(name, leaf=True)
+        return Shape(name, leaf=tp.__name__)
     return OPAQUE
 
 
@@ -120,7 +121,7 @@ def json_shape(value: Any, name: str, into: Shape | None = None) -> Shape:
         if shape.item is None:
             shape.item = OPAQUE
         return shape
-    return into if into is not None else Shape(name, leaf=value is not None)
+    return into if into is not None else Shape(name, leaf=None if value is None else type(value).__name__)
 
 
 @cache
@@ -202,15 +203,39 @@ def references(text: str) -> Iterator[tuple[str, list[str]]]:
         yield root, steps
 
 
-def resolve(shape: Shape, steps: list[str]) -> str | None:
-    current: Shape | None = shape
+def walk(shape: Shape | None, steps: list[str]) -> tuple[Shape | None, str | None]:
+    """(the shape at the end of the path, or None if not known; the first problem on the way, or None)."""
     for step in steps:
-        if current is None:
-            return None
-        current, problem = current.step(step)
+        if shape is None:
+            return None, None
+        shape, problem = shape.step(step)
         if problem:
-            return problem
-    return None
+            return None, problem
+    return shape, None
+
+
+def resolve(shape: Shape, steps: list[str]) -> str | None:
+    return walk(shape, steps)[1]
+
+
+def mismatch(expected: Shape, given: Shape) -> bool:
+    """A value of shape `given` cannot be a field of shape `expected` (False where either is not known)."""
+    if expected is OPAQUE or given is OPAQUE or given is expected:
+        return False
+    if expected.leaf or given.leaf:
+        return not (expected.leaf == given.leaf or (expected.leaf == "float" and given.leaf == "int"))
+    if expected.fields is not None and given.fields is not None:
+        return expected.name != given.name
+    return (expected.item is None) != (given.item is None)
+
+
+LEAVES = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "a boolean"}
+
+
+def describe(shape: Shape) -> str:
+    if shape.fields is not None:
+        return shape.name
+    return LEAVES.get(shape.leaf or "", shape.leaf or "") if shape.leaf else "an array" if shape.item else "an object"
 
 
 # ------------------------------------------------------------------------------ walking the ASL
@@ -292,40 +317,65 @@ def input_shapes(states: dict[str, Any], start: str, start_shape: Shape | None) 
     return {name: value if isinstance(value, Shape) else None for name, value in inputs.items()}
 
 
+SINGLE_PATH = re.compile(r"^\{%\s*(\$[^\s?:&=<>!+*/(),{}]+)\s*%\}$")  # one path, no operator or call
+
+
+class Scope:
+    """What a block's expressions can read: its typed variables, and the known input of each of its states."""
+
+    def __init__(self, variables: dict[str, Shape], inputs: dict[str, Shape | None]) -> None:
+        self.variables, self.inputs = variables, inputs
+
+    def shape(self, state: str, text: Any) -> Shape | None:
+        """The shape of `text` read in `state` when it is a single path with a known start; else None."""
+        match = SINGLE_PATH.match(text) if isinstance(text, str) else None
+        found = list(references(match[1])) if match else []
+        if not found or found[0][0] == "result":  # found[0] spans the text; the rest are inside its brackets
+            return None
+        root, steps = found[0]
+        start = self.inputs.get(state) if root == "input" else self.variables.get(root)
+        return walk(start, steps)[0]
+
+
+def typed_variables(own: list[tuple[str, str, dict[str, Any]]], problems: list[str]) -> dict[str, Shape]:
+    """Each variable a Lambda Task assigns from its result, with the shape of what it assigns."""
+    variables: dict[str, Shape] = {}
+    for where, _, state in own:
+        function = function_of(state)
+        for name, value in (state.get("Assign") or {}).items() if function else ():
+            whole = WHOLE.match(value) if isinstance(value, str) else None
+            shape = walk(shape_of(models(function)[1], f"{function}Result"), IDENT.findall(whole[1]))[0] \
+                if whole else None
+            if shape is None:
+                continue
+            if name in variables and variables[name].name != shape.name:
+                problems.append(f"{where}.Assign.{name}: ${name} is already {variables[name].name}, here {shape.name}")
+            variables.setdefault(name, shape)
+    return variables
+
+
 def contract_problems(definition: dict[str, Any]) -> list[str]:
     """Every way the definition's lambda:invoke Tasks differ from app/contracts.py."""
     problems: list[str] = []
+    outer: dict[int, tuple[Scope, str]] = {}  # a Distributed Map's scope (its parent's) and name, by id
     for path, states, start, map_state in blocks(definition["States"], definition["StartAt"]):
         own = list(own_states(states, path))
         selector = (map_state or {}).get("ItemSelector")
-        start_keys = set(selector) if isinstance(selector, dict) else None
-        start_shape = Shape("the Map's ItemSelector", fields=dict.fromkeys(start_keys, OPAQUE)) \
-            if start_keys is not None else None
-        inputs = input_shapes(states, start, start_shape)
-
-        variables: dict[str, Shape] = {}
-        for where, _, state in own:
-            function = function_of(state)
-            if not function:
-                continue
-            for name, value in (state.get("Assign") or {}).items():
-                whole = WHOLE.match(value) if isinstance(value, str) else None
-                if not whole:
-                    continue
-                shape: Shape | None = shape_of(models(function)[1], f"{function}Result")
-                for step in IDENT.findall(whole[1]):
-                    shape = shape.step(step)[0] if shape is not None else None
-                if shape is None:
-                    continue
-                if name in variables and variables[name] is not shape and variables[name].name != shape.name:
-                    problems.append(f"{where}.Assign.{name}: ${name} is already {variables[name].name}, "
-                                    f"here {shape.name}")
-                variables.setdefault(name, shape)
+        start_shape = Shape("the Map's ItemSelector", fields=dict.fromkeys(selector, OPAQUE)) \
+            if isinstance(selector, dict) else None
+        scope = Scope(typed_variables(own, problems), input_shapes(states, start, start_shape))
 
         for where, name, state in own:
+            outer[id(state)] = (scope, name)
             function = function_of(state)
             if function:
-                problems += payload_problems(where, function, state, start_keys if name == start else None,
+                if name == start and map_state is not None:
+                    parent, map_name = outer[id(map_state)]
+                    given = {key: parent.shape(map_name, value) for key, value in (selector or {}).items()} \
+                        if isinstance(selector, dict) else None
+                else:
+                    given = None
+                problems += payload_problems(where, function, state, scope, name, given,
                                              top=map_state is None and name == start)
                 result = shape_of(models(function)[1], f"{function}Result")
                 for key in ("Assign", "Output"):
@@ -335,7 +385,7 @@ def contract_problems(definition: dict[str, Any]) -> list[str]:
                                      for problem in [resolve(result, steps)] if problem]
             for text in expressions(state):
                 for root, steps in references(text):
-                    shape = inputs.get(name) if root == "input" else variables.get(root)
+                    shape = scope.inputs.get(name) if root == "input" else scope.variables.get(root)
                     problem = resolve(shape, steps) if shape is not None and root != "result" else None
                     if problem:
                         shown = "$states.input" if root == "input" else f"${root}"
@@ -343,26 +393,35 @@ def contract_problems(definition: dict[str, Any]) -> list[str]:
     return problems
 
 
-def payload_problems(where: str, function: str, state: dict[str, Any], start_keys: set[str] | None,
-                     top: bool) -> list[str]:
+def payload_problems(where: str, function: str, state: dict[str, Any], scope: Scope, name: str,
+                     selected: dict[str, Shape | None] | None, top: bool) -> list[str]:
+    """The Payload's keys against the input model's fields, and the shape of each value that is a single path
+    against its field's. selected: the shapes of the Map's ItemSelector values, at a Map's first state."""
     model = models(function)[0]
     payload = state["Arguments"].get("Payload")
     if isinstance(payload, dict):
-        keys, source = set(payload), "Arguments.Payload"
-    elif isinstance(payload, str) and STATES_INPUT.match(payload) and start_keys is not None:
-        keys, source = start_keys, "the Map's ItemSelector"
+        given, source = {key: scope.shape(name, value) for key, value in payload.items()}, "Arguments.Payload"
+    elif isinstance(payload, str) and STATES_INPUT.match(payload) and selected is not None:
+        given, source = selected, "the Map's ItemSelector"
     elif isinstance(payload, str) and STATES_INPUT.match(payload) and top:
         return []  # the execution input: the handler's from_dict checks it at run time
     else:
         return [f"{where}.Arguments.Payload: {payload!r:.80} cannot be held to {model.__name__}: make it an object "
                 f"of the model's fields (or $states.input at a Map's first state, from an ItemSelector object)"]
     problems = []
-    known = {f.name for f in fields(model)}  # type: ignore[arg-type]
-    if keys - known:
-        problems.append(f"{where}: {source} has {sorted(keys - known)}, not fields of {model.__name__} "
+    known = {f.name: f for f in fields(model)}  # type: ignore[arg-type]
+    if set(given) - set(known):
+        problems.append(f"{where}: {source} has {sorted(set(given) - set(known))}, not fields of {model.__name__} "
                         f"(fields: {', '.join(sorted(known))})")
-    if required(model) - keys:
-        problems.append(f"{where}: {source} lacks {sorted(required(model) - keys)}, required by {model.__name__}")
+    if required(model) - set(given):
+        problems.append(f"{where}: {source} lacks {sorted(required(model) - set(given))}, required by "
+                        f"{model.__name__}")
+    for key, shape in given.items():
+        if key in known and shape is not None:
+            expected = shape_of(contracts.hints(model)[key], f"{model.__name__}.{key}")
+            if mismatch(expected, shape):
+                read = shape.name if shape.fields is not None else f"{shape.name}, {describe(shape)}"
+                problems.append(f"{where}: {source}.{key} is {read}; {model.__name__}.{key} is {describe(expected)}")
     return problems
 
 
@@ -452,3 +511,23 @@ def test_contract_check_follows_a_model_when_a_field_is_added(monkeypatch: pytes
 
     monkeypatch.setattr(contracts, "SendBatchResult", SendBatchResult)
     assert not contract_problems(definition)
+
+
+WRONG_VALUES = [
+    pytest.param(["States", "FinalizeCampaign", "Arguments", "Payload", "holdout"], "$audience.holdout",
+                 "$audience.holdout_key", "FinalizeCampaignInput.holdout is a whole number",
+                 id="a string for a number"),
+    pytest.param(["States", "PickWinner", "Arguments", "Payload", "campaign"], "$campaign", "$audience",
+                 "PickWinnerInput.campaign is Campaign", id="another model"),
+    pytest.param(["States", "SendPhase", "ItemSelector", "phase"], "].name", "].batches",
+                 "SendBatchInput.phase is a string", id="a number for a string in the ItemSelector"),
+]
+
+
+@pytest.mark.parametrize(("path", "old", "new", "named"), WRONG_VALUES)
+def test_contract_check_fails_when_a_copy_of_the_asl_passes_a_field_of_the_wrong_shape(path: list[Any], old: str,
+                                                                                       new: str, named: str) -> None:
+    definition = copy.deepcopy(_campaign())
+    _misspell(definition, path, old, new)
+    problems = contract_problems(definition)
+    assert any(named in p for p in problems), f"passing {new!r} for {old!r} went unnoticed: {problems}"

@@ -83,3 +83,10 @@ def test_from_dict_reads_back_what_to_dict_wrote():
     assert SnapshotAudienceResult.from_dict(json.loads(json.dumps(audience.to_dict()))) == audience
     decision = PickWinnerResult.from_dict(DECISION)
     assert decision.numbers[0].complaint_rate == 0.0 and PickWinnerResult.from_dict(decision.to_dict()) == decision
+
+
+def test_whole_numbers_pass_when_written_with_a_fraction_of_zero():
+    parsed = FinalizeCampaignInput.from_dict({"campaign": CAMPAIGN, "holdout": 3.0, "recipients": 120})
+    assert (parsed.holdout, type(parsed.holdout)) == (3, int)
+    with pytest.raises(ContractError, match=r"FinalizeCampaignInput\.holdout: must be a whole number, got 3\.5"):
+        FinalizeCampaignInput.from_dict({"campaign": CAMPAIGN, "holdout": 3.5, "recipients": 120})
