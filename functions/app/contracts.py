@@ -75,7 +75,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:  # noqa: PLR0911, PLR0912
+def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:
     if tp is Any:
         return raw
     if tp is Campaign:
