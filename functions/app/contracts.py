@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from typing import Any, ClassVar, Self
@@ -75,75 +76,112 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+Reader = Callable[[Any, str, type[SesflowError]], Any]  # (raw, its path, the error to raise) -> the value
+
+
 def _read(tp: Any, raw: Any, path: str, error: type[SesflowError]) -> Any:
+    return _reader(tp)(raw, path, error)
+
+
+@cache
+def _reader(tp: Any) -> Reader:  # noqa: PLR0911
+    """How to read a value of type tp, worked out once per type."""
     if tp is Any:
-        return raw
+        return lambda raw, path, error: raw
     if tp is Campaign:
-        if isinstance(raw, Campaign):
-            return raw
-        try:
-            return parse_campaign(raw)
-        except CampaignDefinitionError as problem:
-            raise CampaignDefinitionError(f"{path}: {problem}") from problem
+        return _read_campaign
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = [t for t in typing.get_args(tp) if t is not type(None)]
         if len(options) != 1:
-            raise TypeError(f"{path}: contracts read X | None, not {tp!r}")
-        if raw is None:
-            return None
-        return _read(options[0], raw, path, error)
+            raise TypeError(f"contracts read X | None, not {tp!r}")
+        inner = _reader(options[0])
+        return lambda raw, path, error: None if raw is None else inner(raw, path, error)
     if origin in (tuple, list):
-        if not isinstance(raw, list | tuple):
-            raise error(f"{path}: must be an array, got {_show(raw)}")
-        item = typing.get_args(tp)[0]
-        return tuple(_read(item, value, f"{path}[{i}]", error) for i, value in enumerate(raw))
+        item = _reader(typing.get_args(tp)[0])
+
+        def array(raw: Any, path: str, error: type[SesflowError]) -> tuple[Any, ...]:
+            if not isinstance(raw, list | tuple):
+                raise error(f"{path}: must be an array, got {_show(raw)}")
+            return tuple(item(value, f"{path}[{i}]", error) for i, value in enumerate(raw))
+        return array
     if origin is dict:
+        value_reader = _reader(typing.get_args(tp)[1])
+
+        def mapping(raw: Any, path: str, error: type[SesflowError]) -> dict[str, Any]:
+            if not isinstance(raw, dict):
+                raise error(f"{path}: must be an object, got {_show(raw)}")
+            return {key: value_reader(value, f"{path}.{key}", error) for key, value in raw.items()}
+        return mapping
+    if isinstance(tp, type) and issubclass(tp, Contract):
+        return _model_reader(tp)
+    check = _SCALARS.get(tp)
+    if check is None:
+        raise TypeError(f"contracts cannot read a {tp!r}")
+
+    def scalar(raw: Any, path: str, error: type[SesflowError]) -> Any:
+        ok, value = check(raw)
+        if not ok:
+            raise error(f"{path}: must be {_kind(tp)}, got {_show(raw)}")
+        return value
+    return scalar
+
+
+def _whole(raw: Any) -> tuple[bool, Any]:  # 500.0 passes: a JSONata sum or count may be written that way
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return False, raw
+    return (True, int(raw)) if math.isfinite(raw) and raw == int(raw) else (False, raw)
+
+
+_SCALARS: dict[Any, Callable[[Any], tuple[bool, Any]]] = {
+    bool: lambda raw: (isinstance(raw, bool), raw),
+    int: _whole,
+    float: lambda raw: (True, float(raw)) if isinstance(raw, int | float) and not isinstance(raw, bool)
+    else (False, raw),
+    str: lambda raw: (isinstance(raw, str), raw),
+}
+
+
+def _read_campaign(raw: Any, path: str, error: type[SesflowError]) -> Campaign:
+    if isinstance(raw, Campaign):
+        return raw
+    try:
+        return parse_campaign(raw)
+    except CampaignDefinitionError as problem:
+        raise CampaignDefinitionError(f"{path}: {problem}") from problem
+
+
+def _model_reader(cls: type[Contract]) -> Reader:
+    own_error = vars(cls).get("error")
+    specs = []  # (name, required, {} reads as None, None allowed, the field's reader, its kind)
+    for f in fields(cls):  # type: ignore[arg-type]
+        tp = hints(cls)[f.name]
+        specs.append((f.name, f.default is MISSING and f.default_factory is MISSING,
+                      bool(f.metadata.get(_EMPTY_IS_NONE)), _optional(tp), _reader(tp), _kind(tp)))
+    known = {spec[0] for spec in specs}
+    listed = ", ".join(spec[0] for spec in specs)
+
+    def model(raw: Any, path: str, error: type[SesflowError]) -> Contract:
+        error = own_error or error
         if not isinstance(raw, dict):
             raise error(f"{path}: must be an object, got {_show(raw)}")
-        item = typing.get_args(tp)[1]
-        return {key: _read(item, value, f"{path}.{key}", error) for key, value in raw.items()}
-    if isinstance(tp, type) and issubclass(tp, Contract):
-        return _read_model(tp, raw, path, vars(tp).get("error", error))
-    if tp is bool:
-        ok = isinstance(raw, bool)
-    elif tp is int:  # 500.0 passes: a JSONata sum or count may be written that way
-        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw == int(raw)
-        raw = int(raw) if ok else raw
-    elif tp is float:
-        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
-        raw = float(raw) if ok else raw
-    elif tp is str:
-        ok = isinstance(raw, str)
-    else:
-        raise TypeError(f"{path}: contracts cannot read a {tp!r}")
-    if not ok:
-        raise error(f"{path}: must be {_kind(tp)}, got {_show(raw)}")
-    return raw
-
-
-def _read_model(cls: type[Contract], raw: Any, path: str, error: type[SesflowError]) -> Contract:
-    if not isinstance(raw, dict):
-        raise error(f"{path}: must be an object, got {_show(raw)}")
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise error(f"{path}.{unknown[0]}: unknown field (known: {', '.join(known)})")
-    values: dict[str, Any] = {}
-    for name, f in known.items():
-        where = f"{path}.{name}"
-        if name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise error(f"{where}: required, {_kind(hints(cls)[name])}")
-            continue
-        value = raw[name]
-        if f.metadata.get(_EMPTY_IS_NONE) and value == {}:
-            values[name] = None
-            continue
-        if value is None and not _optional(hints(cls)[name]):
-            raise error(f"{where}: required, {_kind(hints(cls)[name])}")
-        values[name] = _read(hints(cls)[name], value, where, error)
-    return cls(**values)
+        if not known.issuperset(raw):
+            raise error(f"{path}.{sorted(set(raw) - known)[0]}: unknown field (known: {listed})")
+        values: dict[str, Any] = {}
+        for name, required, empty_is_none, nullable, read, kind in specs:
+            if name not in raw:
+                if required:
+                    raise error(f"{path}.{name}: required, {kind}")
+                continue
+            value = raw[name]
+            if empty_is_none and value == {}:
+                values[name] = None
+            elif value is None and not nullable:
+                raise error(f"{path}.{name}: required, {kind}")
+            else:
+                values[name] = read(value, f"{path}.{name}", error)
+        return cls(**values)
+    return model
 
 
 def _optional(tp: Any) -> bool:
