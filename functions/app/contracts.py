@@ -66,6 +66,8 @@ def _kind(tp: Any) -> str:
     if tp in names:
         return names[tp]
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _kind(next(t for t in typing.get_args(tp) if t is not type(None))) + " or null"
     if origin in (tuple, list):
         return "an array"
     return "an object"

@@ -90,3 +90,10 @@ def test_whole_numbers_pass_when_written_with_a_fraction_of_zero():
     assert (parsed.holdout, type(parsed.holdout)) == (3, int)
     with pytest.raises(ContractError, match=r"FinalizeCampaignInput\.holdout: must be a whole number, got 3\.5"):
         FinalizeCampaignInput.from_dict({"campaign": CAMPAIGN, "holdout": 3.5, "recipients": 120})
+
+
+def test_a_nullable_field_is_still_required_when_it_has_no_default():
+    decision = {key: value for key, value in DECISION.items() if key != "winner"}
+    with pytest.raises(ContractError, match=r"PickWinnerResult\.winner: required, a string or null"):
+        PickWinnerResult.from_dict(decision)
+    assert PickWinnerResult.from_dict({**DECISION, "winner": None}).winner is None
