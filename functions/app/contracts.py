@@ -323,13 +323,25 @@ class PickWinnerResult(Contract):
 
 @dataclass(frozen=True)
 class SendBatchInput(Contract):
-    """One item of the SendPhase Map (its ItemSelector). decision: the winner decision in a remainder batch;
-    {} (read as None) otherwise."""
+    """One item of the SendPhase Map (its ItemSelector), with the child's start. decision: the winner decision in
+    a remainder batch; {} (read as None) otherwise. child_started_at: when the EXPRESS child started (RFC 3339),
+    the start of its five minutes (app.domain.deferral); absent, the invocation's start."""
 
     campaign: Campaign
     batch: Batch
     phase: str = "all"
     decision: PickWinnerResult | None = field(default=None, metadata={_EMPTY_IS_NONE: True})
+    child_started_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Deferral(Contract):
+    """A wait too long for the child: the campaign's execution waits until `until` (RFC 3339) and runs the phase
+    again. No message when the phase was already deferred."""
+
+    until: str
+    reason: str  # app.domain.deferral's RATE, DAILY_QUOTA or TIME, or "phase already deferred"
+    message: str | None = omitted_at_default(None)
 
 
 @dataclass(frozen=True)
@@ -340,6 +352,8 @@ class SendBatchResult(Contract):
     failed: int
     stopped: str | None = omitted_at_default(None)  # the campaign's status when a pause, halt or cancel stopped it
     skipped: str | None = omitted_at_default(None)  # the claim's status when another run already has it
+    wait_seconds: float | None = omitted_at_default(None)  # the child waits this long and sends the batch again
+    deferred: Deferral | None = omitted_at_default(None)  # or the campaign's execution waits
 
 
 # ------------------------------------------------------------------------------ FinalizeCampaign

@@ -18,17 +18,13 @@ class ManifestError(SesflowError):
     """A batch from the audience manifest is not what the snapshot wrote."""
 
 
-class SesThrottledError(SesflowError):
-    """SES refused a send for the account's rate or daily quota; nothing of the batch was sent."""
-
-
 class FeedbackParseError(SesflowError):
     """A feedback message is not a shape SES produces, or lacks what an event needs; the text says what and where."""
 
 
 class GovernorBusyError(SesflowError):
     """The account's send rate is booked further ahead than this caller may wait; nothing was reserved. Retry after
-    `retry_after` seconds (a workflow Retry with a few seconds' interval and many attempts)."""
+    `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

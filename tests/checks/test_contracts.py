@@ -1,8 +1,9 @@
 """Drift between statemachines/*.asl.json and the contracts of functions/app/contracts.py.
 
 For each lambda:invoke Task calling ${<Name>FunctionArn}, the models are <Name>Input and <Name>Result:
-- the keys of its Arguments.Payload, or, when the Payload is `{% $states.input %}` in a Map's first state, the
-  keys of the Map's ItemSelector, are the input model's fields: every required one present, none unknown; and a
+- the keys of its Arguments.Payload, or, when the Payload is `{% $states.input %}` (or `$merge([$states.input,
+  {'key': ...}])`) and the state's input is one known object (a Map's ItemSelector, also when a loop brings it
+  back), its keys (and the merged ones), are the input model's fields: every required one present, none unknown; and a
   value that is a single path to something of known shape ("{% $audience.holdout %}") is of the field's shape (a
   string, number or boolean, an array, or the same model). The first state of a state machine that passes
   `$states.input` sends the execution input, which no file fixes: the handler's from_dict checks it at run time;
@@ -47,6 +48,9 @@ ROOT_REFERENCE = re.compile(r"\$(?:states\.(?P<states>result\.Payload|input)|(?P
 IDENT = re.compile(r"\.([A-Za-z_]\w*)")
 WHOLE = re.compile(r"^\{%\s*\$states\.result\.Payload((?:\.[A-Za-z_]\w*)*)\s*%\}$")
 STATES_INPUT = re.compile(r"^\{%\s*\$states\.input\s*%\}$")
+# $states.input with literal keys added: "{% $merge([$states.input, {'child_started_at': ...}]) %}"
+MERGED_INPUT = re.compile(r"^\{%\s*\$merge\(\[\s*\$states\.input\s*,\s*\{(?P<body>[^{}]*)\}\s*\]\)\s*%\}$")
+LITERAL_KEY = re.compile(r"""(?:^|,)\s*(['"])(?P<key>[^'"]+)\1\s*:""")
 NESTED = ("ItemProcessor", "Iterator", "Branches")
 
 
@@ -281,6 +285,8 @@ def input_shapes(states: dict[str, Any], start: str, start_shape: Shape | None) 
         state = states[name]
         function = function_of(state)
         if function:
+            if isinstance(state.get("Output"), str) and STATES_INPUT.match(state["Output"]):
+                return incoming
             whole = WHOLE.match(state["Output"]) if isinstance(state.get("Output"), str) else None
             if not whole:
                 return MIXED
@@ -361,21 +367,18 @@ def contract_problems(definition: dict[str, Any]) -> list[str]:
     for path, states, start, map_state in blocks(definition["States"], definition["StartAt"]):
         own = list(own_states(states, path))
         selector = (map_state or {}).get("ItemSelector")
-        start_shape = Shape("the Map's ItemSelector", fields=dict.fromkeys(selector, OPAQUE)) \
-            if isinstance(selector, dict) else None
+        start_shape = None
+        if isinstance(selector, dict):  # each item: the ItemSelector's keys, with what they read in the parent
+            parent, map_name = outer[id(map_state)]
+            start_shape = Shape("the Map's ItemSelector", fields={
+                key: parent.shape(map_name, value) or OPAQUE for key, value in selector.items()})
         scope = Scope(typed_variables(own, problems), input_shapes(states, start, start_shape))
 
         for where, name, state in own:
             outer[id(state)] = (scope, name)
             function = function_of(state)
             if function:
-                if name == start and map_state is not None:
-                    parent, map_name = outer[id(map_state)]
-                    given = {key: parent.shape(map_name, value) for key, value in (selector or {}).items()} \
-                        if isinstance(selector, dict) else None
-                else:
-                    given = None
-                problems += payload_problems(where, function, state, scope, name, given,
+                problems += payload_problems(where, function, state, scope, name,
                                              top=map_state is None and name == start)
                 result = shape_of(models(function)[1], f"{function}Result")
                 for key in ("Assign", "Output"):
@@ -394,20 +397,26 @@ def contract_problems(definition: dict[str, Any]) -> list[str]:
 
 
 def payload_problems(where: str, function: str, state: dict[str, Any], scope: Scope, name: str,
-                     selected: dict[str, Shape | None] | None, top: bool) -> list[str]:
+                     top: bool) -> list[str]:
     """The Payload's keys against the input model's fields, and the shape of each value that is a single path
-    against its field's. selected: the shapes of the Map's ItemSelector values, at a Map's first state."""
+    against its field's. A Payload of `$states.input` (or `$merge([$states.input, {...}])`) sends the state's
+    input: its keys are known where every way into the state brings the same object (a Map's ItemSelector)."""
     model = models(function)[0]
     payload = state["Arguments"].get("Payload")
+    merged = MERGED_INPUT.match(payload) if isinstance(payload, str) else None
+    whole_input = isinstance(payload, str) and (STATES_INPUT.match(payload) or merged)
+    incoming = scope.inputs.get(name)
     if isinstance(payload, dict):
         given, source = {key: scope.shape(name, value) for key, value in payload.items()}, "Arguments.Payload"
-    elif isinstance(payload, str) and STATES_INPUT.match(payload) and selected is not None:
-        given, source = selected, "the Map's ItemSelector"
-    elif isinstance(payload, str) and STATES_INPUT.match(payload) and top:
+    elif whole_input and incoming is not None and incoming.fields is not None:
+        given, source = dict(incoming.fields), f"Arguments.Payload (from {incoming.name})"
+        if merged:
+            given |= {m["key"]: OPAQUE for m in LITERAL_KEY.finditer(merged["body"])}
+    elif whole_input and top and not merged:
         return []  # the execution input: the handler's from_dict checks it at run time
     else:
         return [f"{where}.Arguments.Payload: {payload!r:.80} cannot be held to {model.__name__}: make it an object "
-                f"of the model's fields (or $states.input at a Map's first state, from an ItemSelector object)"]
+                f"of the model's fields, or pass $states.input where it is one known object (a Map's ItemSelector)"]
     problems = []
     known = {f.name: f for f in fields(model)}  # type: ignore[arg-type]
     if set(given) - set(known):
@@ -476,6 +485,11 @@ MISSPELLINGS = [
                  id="a result field read as $states.input two states later"),
     pytest.param(["States", "FinalizeCampaign", "Arguments", "Payload", "holdout"], "$audience.holdout",
                  "$audience.holdouts", "'holdouts'", id="a $audience field in a Payload"),
+    pytest.param(["States", "SendPhase", "ItemProcessor", "States", "WaitForSendRate", "Seconds"],
+                 "$outcome.wait_seconds", "$outcome.wait_second", "'wait_second'",
+                 id="a result field of a variable in a Map's child"),
+    pytest.param(["States", "SendPhase", "ItemProcessor", "States", "SendBatch", "Arguments", "Payload"],
+                 "'child_started_at'", "'child_start_at'", "child_start_at", id="a key merged into the input"),
 ]
 
 
@@ -501,13 +515,13 @@ def test_contract_check_follows_a_model_when_a_field_is_added(monkeypatch: pytes
     model has it."""
     definition = copy.deepcopy(_campaign())
     child = definition["States"]["SendPhase"]["ItemProcessor"]["States"]["SendBatch"]
-    child["Assign"] = {"deferred": "{% $states.result.Payload.deferred %}"}
+    child["Assign"]["resume_at"] = "{% $states.result.Payload.resume_at %}"
     problems = contract_problems(definition)
-    assert any("SendBatchResult has no field 'deferred'" in p for p in problems), problems
+    assert any("SendBatchResult has no field 'resume_at'" in p for p in problems), problems
 
     @contracts.dataclass(frozen=True)
     class SendBatchResult(contracts.SendBatchResult):
-        deferred: dict[str, Any] | None = contracts.omitted_at_default(None)
+        resume_at: str | None = contracts.omitted_at_default(None)
 
     monkeypatch.setattr(contracts, "SendBatchResult", SendBatchResult)
     assert not contract_problems(definition)

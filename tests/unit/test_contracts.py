@@ -97,3 +97,13 @@ def test_a_nullable_field_is_still_required_when_it_has_no_default():
     with pytest.raises(ContractError, match=r"PickWinnerResult\.winner: required, a string or null"):
         PickWinnerResult.from_dict(decision)
     assert PickWinnerResult.from_dict({**DECISION, "winner": None}).winner is None
+
+
+def test_send_batch_result_carries_a_deferral_only_when_the_batch_must_wait():
+    deferred = SendBatchResult.from_dict({"batch": "all#000001", "recipients": 50, "sent": 20, "failed": 0,
+                                          "deferred": {"until": "2026-05-01T10:15:00Z", "reason": "daily_quota",
+                                                       "message": "quota used"}})
+    assert deferred.deferred.until == "2026-05-01T10:15:00Z" and "wait_seconds" not in deferred.to_dict()
+    with pytest.raises(ContractError, match=r"SendBatchResult\.deferred\.until: required, a string"):
+        SendBatchResult.from_dict({"batch": "all#000001", "recipients": 1, "sent": 0, "failed": 0,
+                                   "deferred": {"reason": "rate"}})
