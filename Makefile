@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup chromium demo test test-fast lint bench validate build deploy clean
+.PHONY: setup chromium node demo test test-fast lint bench validate build deploy clean
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
@@ -49,13 +49,23 @@ $(CHROMIUM):
 	if apt-cache show chromium >/dev/null 2>&1 && $$install; then exit 0; fi; \
 	$$sudo apt-get update -q && $$install
 
+# The Node tools the checks run (package.json: asl-validator, tests/checks/test_asl_validator.py), exactly as
+# package-lock.json pins them. Without npm it says so and goes on: that test then skips, naming why.
+NODE_STAMP := node_modules/.installed
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if ! command -v npm >/dev/null; then echo "make: no npm here: install Node.js for the asl-validator check" >&2; \
+	exit 0; fi; \
+	npm ci --no-audit --no-fund && touch $@
+
 ## The main job: bring the stack up on the embedded engine, show it, and run a real campaign through it.
 demo: setup
 	$(VENV)/bin/sesflow local up
 	$(VENV)/bin/sesflow demo
 
 ## Every test: unit, functional, engine, workflow and the static checks (lint, drift, IAM, sam build).
-test: setup chromium $(CHECKOV_VENV)/.installed
+test: setup chromium $(CHECKOV_VENV)/.installed $(NODE_STAMP)
 	$(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed
@@ -78,4 +88,4 @@ deploy: build
 	$(SAM) deploy --guided
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .aws-sam .pytest_cache .ruff_cache

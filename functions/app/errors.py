@@ -9,6 +9,11 @@ class CampaignDefinitionError(SesflowError):
     """The campaign definition is invalid; nothing has been written or sent."""
 
 
+class ContractError(SesflowError):
+    """A payload between a state machine and a function is not the shape app.contracts says; the text names the
+    field by its path."""
+
+
 class ManifestError(SesflowError):
     """A batch from the audience manifest is not what the snapshot wrote."""
 

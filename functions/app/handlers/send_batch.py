@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client, client_without_retries
+from app.contracts import SendBatchInput
 from app.domain import deferral
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
@@ -154,6 +155,7 @@ def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | No
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    SendBatchInput.from_dict(event)  # a payload not of the contract fails here, naming its field
     invocation_seconds = context.get_remaining_time_in_millis() / 1000  # the function's Timeout, near enough
     campaign = parse_campaign(event["campaign"])
     batch = event.get("batch")
