@@ -111,3 +111,19 @@ def test_map_output_stays_small_when_a_result_writer_takes_the_results_to_s3(cli
     results = json.loads(bucket.get_object(Bucket=BUCKET, Key=succeeded["Key"])["Body"].read())
     assert len(results) == len(items)
     assert json.loads(results[0]["Output"]) == {"padding": "x" * 1000}
+
+
+def test_map_run_starts_no_more_children_when_its_tolerance_is_exceeded(client):
+    child = {"StartAt": "Check", "States": {
+        "Check": {"Type": "Choice", "Default": "Fine",
+                  "Choices": [{"Condition": "{% $states.input = 0 %}", "Next": "Broken"}]},
+        "Broken": {"Type": "Fail", "Error": "Broken"},
+        "Fine": {"Type": "Succeed"}}}
+
+    described = run(client, express_map(child, tolerance={"ToleratedFailurePercentage": 0.0}, MaxConcurrency=1),
+                    {"items": list(range(50))})
+
+    assert (described["status"], described["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    map_run = client.list_map_runs(executionArn=described["executionArn"])["mapRuns"][0]
+    counts = client.describe_map_run(mapRunArn=map_run["mapRunArn"])["itemCounts"]
+    assert (counts["failed"], counts["succeeded"]) == (1, 0), counts  # the first item failed; none ran after it

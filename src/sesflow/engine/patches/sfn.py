@@ -682,17 +682,6 @@ def _fix_tolerance_declared() -> None:
     _patch(StateMap, "from_state_props", original, from_state_props)
 
 
-def _exceeds_tolerance(component: Any, eval_input: Any) -> bool:
-    items = eval_input.map_run_record.item_counter
-    failed, total = items.failed.get() + items.timed_out.get(), items.total.get()
-    by_count, by_percentage = getattr(component, "_sesflow_tolerance_declared", (False, False))
-    if not (by_count or by_percentage):
-        return failed > 0
-    percentage = 100.0 * failed / total if total else 0.0
-    return ((by_count and failed > eval_input.tolerated_failure_count)
-            or (by_percentage and percentage > eval_input.tolerated_failure_percentage))
-
-
 def _fix_distributed_map_run() -> None:
     """F + metering: moto never compares failed items with the tolerances; each item is a child execution."""
     original = _original(DistributedIterationComponent, "_map_run", params=("self", "env", "eval_input"))
@@ -704,6 +693,8 @@ def _fix_distributed_map_run() -> None:
         if eval_input.state_name in _express_maps.get(state_machine, ()):
             kind = "EXPRESS"
         children = _History(f"{state_machine}/{eval_input.state_name}", kind)
+        eval_input.map_run_record._sesflow_tolerance_declared = getattr(
+            self, "_sesflow_tolerance_declared", (False, False))
         env.event_manager._sesflow_history = children  # moto gives the map run its own EventManager
         try:
             original(self, env, eval_input)
@@ -711,12 +702,39 @@ def _fix_distributed_map_run() -> None:
             meter = runtime.current().meter
             for _ in range(eval_input.map_run_record.item_counter.total.get()):
                 meter.count_execution(children.name, kind)
-        if _exceeds_tolerance(self, eval_input):
+        if _run_failed(eval_input.map_run_record):
             raise _failure(env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
                            "The specified tolerated failure threshold was exceeded.",
                            HistoryEventType.MapRunFailed)
 
     _patch(DistributedIterationComponent, "_map_run", original, _map_run)
+
+
+def _run_failed(record: Any) -> bool:
+    """A Distributed Map Run whose failed and timed-out children already exceed its tolerance: AWS fails the Map
+    Run then and starts no more children (the engine lets those running finish)."""
+    declared = getattr(record, "_sesflow_tolerance_declared", None)
+    if declared is None:
+        return False
+    items = record.item_counter
+    failed, total = items.failed.get() + items.timed_out.get(), items.total.get()
+    by_count, by_percentage = declared
+    if not (by_count or by_percentage):
+        return failed > 0
+    return ((by_count and failed > record.tolerated_failure_count)
+            or (by_percentage and total and 100.0 * failed / total > record.tolerated_failure_percentage))
+
+
+def _fail_map_run(worker: Any) -> None:
+    """End the job pool as moto ends it on a worker's exception: the Map fails with the tolerance's error, and
+    the workers take no more jobs."""
+    pool = worker._job_pool
+    with pool._mutex:
+        if pool._worker_exception is None:
+            pool._worker_exception = _failure(
+                worker._env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
+                "The specified tolerated failure threshold was exceeded.", HistoryEventType.MapRunFailed)
+        pool._notify_on_termination()
 
 
 def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool):
@@ -725,6 +743,9 @@ def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool)
             job_frame = getattr(worker_frame, open_job_frame)()
             self._eval_job(env=job_frame, job=job)
             getattr(worker_frame, close_frame)(job_frame)
+            record = getattr(self, "_map_run_record", None)
+            if record is not None and _run_failed(record):
+                _fail_map_run(self)
             stopped = isinstance(job.job_output, Exception) or self.stopped()
             next_job = None if stopped else self._job_pool.next_job()
             if next_job is not None:
