@@ -126,17 +126,6 @@ def local_up(args: argparse.Namespace) -> int:
         stack.down()
 
 
-def _messages(text: str) -> list[tuple[str, object]]:
-    """A Lambda SQS event ({"Records": [...]}) is parsed record by record; anything else is one message body."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return [("", text)]
-    if isinstance(document, dict) and isinstance(document.get("Records"), list):
-        return [(f"Records[{i}]: ", record) for i, record in enumerate(document["Records"])]
-    return [("", text)]
-
-
 def events_parse(args: argparse.Namespace) -> int:
     functions_dir = Path(args.functions_dir).resolve()
     if not (functions_dir / "app" / "domain" / "feedback.py").is_file():
@@ -158,7 +147,14 @@ def events_parse(args: argparse.Namespace) -> int:
             print(f"{name}: error: cannot read it ({getattr(error, 'strerror', None) or error})", file=sys.stderr)
             failed = True
             continue
-        for where, message in _messages(text):
+        try:
+            found = events_cli.split(text)
+        except ValueError as error:
+            print(f"{name}: error: {error}", file=sys.stderr)
+            failed = True
+            continue
+        for label, message in found:
+            where = f"{label}: " if label else ""
             try:
                 result = parse_feedback(message)
             except FeedbackParseError as error:
@@ -195,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")
     parse.add_argument("files", nargs="+", metavar="FILE",
-                       help="a queue message body (SNS, SNS raw, EventBridge) or a Lambda SQS event")
+                       help="a queue message body (SNS, SNS raw, EventBridge), a Lambda SQS or SNS event, JSON "
+                            "Lines, or JSON records back to back (Firehose's objects in S3)")
     parse.add_argument("--functions-dir", default="functions",
                        help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)

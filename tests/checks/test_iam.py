@@ -4,6 +4,9 @@ State machines: every Task Resource of the deployed (substituted) ASL, every Dis
 and ResultWriter, and the Logging configuration are mapped to the IAM actions and resources they need,
 and the state machine's Policies must allow them. Functions: the AWS calls each handler makes are listed
 in HANDLER_CALLS (written by reading functions/app/handlers/), kept honest by a scan of the handler code.
+Publishing to a topic encrypted with a key of this template also needs kms:GenerateDataKey and kms:Decrypt on
+that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html); the key's own policy, which must
+let the account's IAM policies grant them, is checked by test_kms.py.
 
 SAM policy templates (LambdaInvokePolicy, DynamoDBCrudPolicy, ...) are expanded from aws-sam-translator's
 own policy_templates.json in .venv-sam, read at test time. Matching is deliberately loose: an Allow
@@ -365,6 +368,36 @@ def task_needs(resource: str, args: dict[str, Any], where: str, t: Template) -> 
     return needs, []
 
 
+def topic_key_id(t: Template, topic_arn: str | None) -> str | None:
+    """The KmsMasterKeyId (key ARN, key id or alias) of the template's topic with this ARN; None when unencrypted."""
+    for topic in t.of_type("AWS::SNS::Topic"):
+        if topic.physical_id == topic_arn:
+            return str(topic.properties.get("KmsMasterKeyId") or "") or None
+    return None
+
+
+def template_key(t: Template, key_id: str | None) -> Resource | None:
+    """The template's AWS::KMS::Key that a KmsMasterKeyId names (by ARN or key id); None: not one of this stack."""
+    return next((k for k in t.of_type("AWS::KMS::Key") if key_id in (k.physical_id, k.attributes["Arn"])), None)
+
+
+TOPIC_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")  # what a publisher of an encrypted topic needs
+
+
+def with_encryption_needs(needs: list[Need], t: Template) -> list[Need]:
+    """needs, plus the key of each encrypted topic it publishes to (a key of this template: an AWS-managed key
+    grants its use to the account's principals in its own policy)."""
+    more = []
+    for need in needs:
+        if need.action.lower() != "sns:publish":
+            continue
+        key = template_key(t, topic_key_id(t, need.resource))
+        if key is not None:
+            why = f"{need.why}; {need.resource} is encrypted with {key.logical_id}"
+            more += [Need(action, key.attributes["Arn"], why) for action in TOPIC_KEY_ACTIONS]
+    return needs + more
+
+
 def deployed_definition(machine: Resource) -> dict[str, Any]:
     text = (ROOT / machine.properties["DefinitionUri"]).read_text()
     return json.loads(substitute_definition(text, machine.properties.get("DefinitionSubstitutions") or {},
@@ -405,7 +438,7 @@ def state_machine_needs(machine: Resource, t: Template) -> tuple[list[Need], lis
             needs.append(Need(actions[api], _target("s3", args, t.region), why))
     if (machine.properties.get("Logging") or {}).get("Destinations"):
         needs += [Need(a, "*", "Logging.Destinations (vended logs delivery)") for a in LOG_DELIVERY_ACTIONS]
-    return needs, problems
+    return with_encryption_needs(needs, t), problems
 
 
 def unmet(machine_or_function: Resource, needs: list[Need], sam_policies: dict[str, Any], t: Template) -> str:
@@ -446,10 +479,10 @@ def function_needs(function: Resource, t: Template) -> list[Need]:
             return t.resources[name].attributes[attr]
         return str(values[name]) if name in values else t.resources[name].physical_id
 
-    return [
+    return with_encryption_needs([
         Need(action, re.sub(r"\{([\w.]+)\}", fill, target), f"{module} calls it")
         for action, target in HANDLER_CALLS.get(module, [])
-    ]
+    ], t)
 
 
 def functions() -> list[Resource]:
@@ -570,3 +603,40 @@ def test_checker_reports_a_missing_permission_when_a_function_policy_is_removed(
     broken = _without_grants(t, function.logical_id, need, sam_policies)
     report = unmet(broken.resources[function.logical_id], needs, sam_policies, broken)
     assert str(need) in report, f"removing the grant of {need} went unnoticed: {report!r}"
+
+
+def test_checker_reports_the_topic_key_when_a_publisher_lacks_it(sam_policies: dict[str, Any]) -> None:
+    t = template()
+    publisher = t.resources["SendBatchFunction"]
+    needs = function_needs(publisher, t)
+    key_needs = [n for n in needs if n.action in TOPIC_KEY_ACTIONS]
+    assert key_needs, "SendBatchFunction publishes to AlertTopic: its needs must include AlertTopic's key"
+    broken = _without_grants(t, publisher.logical_id, key_needs[0], sam_policies)
+    report = unmet(broken.resources[publisher.logical_id], needs, sam_policies, broken)
+    assert "kms:GenerateDataKey on arn:aws:kms:" in report and "encrypted with TopicKey" in report, report
+
+
+def test_send_batch_may_send_through_each_allowed_configuration_set_when_the_parameter_names_them(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = load_template(ROOT / "template.yaml", parameter_overrides={"AllowedConfigurationSets": "marketing,partner"})
+    function = t.resources["SendBatchFunction"]
+    prefix = f"arn:{PARTITION}:ses:{t.region}:{ACCOUNT_ID}:configuration-set/"
+    needs = [Need(action, prefix + name, "a campaign's own configuration_set")
+             for name in ("marketing", "partner") for action in ("ses:SendEmail", "ses:SendBulkEmail")]
+    report = unmet(function, needs, sam_policies, t)
+    assert not report, report
+    granted = statements(function.properties["Policies"], sam_policies, t)[0]
+    assert missing([Need("ses:SendBulkEmail", prefix + "another", "not allowed")], granted), (
+        "SendBatchFunction may send through a configuration set AllowedConfigurationSets does not name")
+
+
+def test_send_batch_may_send_through_the_stacks_sets_only_when_the_parameter_is_empty(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = template()
+    function = t.resources["SendBatchFunction"]
+    sets = [str(r) for s in statements(function.properties["Policies"], sam_policies, t)[0]
+            for r in s.resources if ":configuration-set/" in str(r)]
+    own = {t.resources[name].physical_id for name in ("ConfigurationSet", "ProbationConfigurationSet")}
+    assert {r.rsplit("/", 1)[1] for r in sets} == own, sets

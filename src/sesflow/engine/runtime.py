@@ -21,6 +21,9 @@ class Runtime:
     # Called before a Wait state moves virtual time: the stack runs its queue triggers, as Lambda's pollers
     # would have during that time on AWS (feedback arrives while a campaign waits out its evaluation window).
     before_wait: Callable[[], None] | None = None
+    # EXPRESS executions are at-least-once: this share of Distributed Map EXPRESS children (chosen by a hash of the
+    # Map Run and the item, so a run repeats) runs a second time after the first, its output discarded.
+    express_redelivery: float = 0.0
 
 
 _lock = threading.Lock()

@@ -101,6 +101,8 @@ class LocalStack:
     region: str = "us-east-1"
     ses_identities: tuple[str, ...] = ()
     start_time: datetime | None = None
+    # The share of EXPRESS Map children run twice, as AWS's at-least-once EXPRESS executions may (runtime.Runtime).
+    express_redelivery: float = 0.0
     # The simulated SES account: a production account by default (a sandbox sends 200 a day).
     ses_account: dict[str, Any] = field(
         default_factory=lambda: {"max_send_rate": 14.0, "max_24h_send": 50_000, "production_access": True}
@@ -135,7 +137,8 @@ class LocalStack:
         )
         install_all()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
-                                                        before_wait=self._deliver_before_wait))
+                                                        before_wait=self._deliver_before_wait,
+                                                        express_redelivery=self.express_redelivery))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
@@ -380,6 +383,7 @@ class LocalStack:
     def _deploy(self) -> None:
         assert self.template is not None
         order = [
+            ("AWS::KMS::Key", self._deploy_key),
             ("AWS::DynamoDB::Table", self._deploy_table),
             ("AWS::SecretsManager::Secret", self._deploy_secret),
             ("AWS::Serverless::SimpleTable", self._deploy_simple_table),
@@ -488,9 +492,48 @@ class LocalStack:
                     QueueUrl=r.physical_id, Attributes={"RedrivePolicy": json.dumps(policy)}
                 )
 
+    def _deploy_key(self, r: Resource) -> None:
+        """A symmetric key in moto's KMS with its key policy, at the key id the template resolved (moto draws one at
+        random). The key policy is stored, not enforced: who may use the key is checked by tests/checks/test_kms.py."""
+        from moto.kms.models import kms_backends
+
+        p = r.properties
+        if p.get("MultiRegion") or p.get("Origin", "AWS_KMS") != "AWS_KMS":
+            raise UnsupportedResourceError(f"{r.logical_id}: only single-Region keys with AWS_KMS key material are "
+                                           f"created locally")
+        policy = p.get("KeyPolicy")
+        args: dict[str, Any] = {
+            "KeyUsage": p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            "KeySpec": p.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            "Tags": [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p.get("Tags") or []],
+        }
+        if policy is not None:
+            args["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        if "Description" in p:
+            args["Description"] = p["Description"]
+        kms = self.client("kms")
+        drawn = kms.create_key(**args)["KeyMetadata"]["KeyId"]
+        backend = kms_backends[ACCOUNT_ID][self.region]
+        key = backend.keys.pop(drawn)
+        key.id, key.arn = r.physical_id, r.attributes["Arn"]
+        backend.keys[key.id] = key
+        if backend.tagger.list_tags_for_resource(drawn).get("Tags"):
+            backend.tagger.tag_resource(key.id, backend.tagger.list_tags_for_resource(drawn)["Tags"])
+            backend.tagger.delete_all_tags_for_resource(drawn)
+        given = kms.describe_key(KeyId=r.physical_id)["KeyMetadata"]["Arn"]
+        if given != r.attributes["Arn"]:
+            raise TemplateError(f"{r.logical_id}: moto gave key ARN {given}, the template resolved "
+                                f"{r.attributes['Arn']}")
+        if str(p.get("EnableKeyRotation", False)).lower() == "true":
+            kms.enable_key_rotation(KeyId=r.physical_id)
+        if str(p.get("Enabled", True)).lower() == "false":
+            kms.disable_key(KeyId=r.physical_id)
+
     def _deploy_topic(self, r: Resource) -> None:
         sns = self.client("sns")
         attributes = {"FifoTopic": "true"} if r.properties.get("FifoTopic") else {}
+        if r.properties.get("KmsMasterKeyId"):
+            attributes["KmsMasterKeyId"] = str(r.properties["KmsMasterKeyId"])
         sns.create_topic(Name=r.attributes["TopicName"], Attributes=attributes)
         for sub in r.properties.get("Subscription", []):
             sns.subscribe(TopicArn=r.physical_id, Protocol=sub["Protocol"], Endpoint=sub["Endpoint"])
