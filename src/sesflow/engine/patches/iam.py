@@ -14,6 +14,9 @@ template's policies itself (sesflow.engine.iam). Two patches:
   lambda:InvokeFunction; the handler's own calls are then the function's (the Lambda bridge acts as it).
   A Distributed Map starts its children with states:StartExecution on its own state machine: without it the
   Map Run does not start and the state fails with States.Runtime.
+- A denied optimized DynamoDB or Lambda Task fails as DynamoDB.AmazonDynamoDBException or
+  Lambda.AWSLambdaException (the cause names AccessDeniedException); an aws-sdk Task as <Service>.<Service>Exception
+  (DynamoDb.DynamoDbException), as moto's interpreter names an error its botocore model does not declare.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map impo
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
+    StateTaskServiceDynamoDB,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 
@@ -51,6 +60,7 @@ def install() -> None:
             return
         _patch_client()
         _patch_state_machine_calls()
+        _patch_task_error_names()
         _installed = True
 
 
@@ -67,7 +77,9 @@ def check(client: Any, operation_name: str, api_params: dict[str, Any]) -> None:
         if decision != iam.ALLOWED:
             message = iam.denial_message(principal.role, principal.session, action, resource, decision)
             parsed = iam.denial_response(service, message, str(uuid.uuid4()))
-            raise client.exceptions.from_code(parsed["Error"]["Code"])(parsed, operation_name)
+            error = client.exceptions.from_code(parsed["Error"]["Code"])(parsed, operation_name)
+            error.sesflow_access_denied = True
+            raise error
 
 
 def _patch_client() -> None:
@@ -120,3 +132,21 @@ def _patch_state_machine_calls() -> None:
             return original(self, env)
 
     _patch(StateMap, "_eval_execution", original, map_eval_execution)
+
+
+# The optimized integrations report a service's error through the AWS SDK for Java v1 (their cause reads
+# "(Service: AmazonDynamoDBv2; Status Code: 400; Error Code: ...; Proxy: null)"), which raises an error code
+# its model does not declare, such as AccessDeniedException, as the service's generic exception.
+_GENERIC_ERRORS = {StateTaskServiceDynamoDB: "DynamoDB.AmazonDynamoDBException",
+                   StateTaskServiceLambda: "Lambda.AWSLambdaException"}
+
+
+def _patch_task_error_names() -> None:
+    for owner, generic in _GENERIC_ERRORS.items():
+        original = _original(owner, "_error_cause_from_client_error", "Proxy: null", params=("client_error",))
+
+        def error_cause(client_error: Any, original: Any = original, generic: str = generic) -> tuple[str, str]:
+            error, cause = original(client_error)
+            return (generic if getattr(client_error, "sesflow_access_denied", False) else error), cause
+
+        _patch(owner, "_error_cause_from_client_error", original, error_cause)
