@@ -78,13 +78,16 @@ class Statement:
             object.__setattr__(self, "_sesflow_compiled", compiled)
         return compiled
 
-    def applies(self, action: str, resource: str) -> bool:
-        actions, not_actions, resources, not_resources = self._compiled
+    def matches_action(self, action: str) -> bool:
+        actions, not_actions, _, _ = self._compiled
         if self.actions:
-            if not any(p.fullmatch(action) for p in actions):
-                return False
-        elif not self.not_actions or any(p.fullmatch(action) for p in not_actions):
+            return any(p.fullmatch(action) for p in actions)
+        return bool(self.not_actions) and not any(p.fullmatch(action) for p in not_actions)
+
+    def applies(self, action: str, resource: str) -> bool:
+        if not self.matches_action(action):
             return False
+        _, _, resources, not_resources = self._compiled
         if self.resources:
             return any(p.fullmatch(resource) for p in resources)
         return bool(self.not_resources) and not any(p.fullmatch(resource) for p in not_resources)
