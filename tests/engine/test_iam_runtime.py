@@ -48,6 +48,23 @@ def probe(tmp_path):
               - Statement:
                   - {{Effect: Allow, Action: "dynamodb:*", Resource: !GetAtt Other.Arn}}
                   - {{Effect: Deny, Action: dynamodb:GetItem, Resource: !GetAtt Other.Arn}}
+        WrittenRole:
+          Type: AWS::IAM::Role
+          Properties:
+            RoleName: written-role
+            ManagedPolicyArns: [arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]
+            Policies:
+              - PolicyName: write
+                PolicyDocument:
+                  Statement: [{{Effect: Allow, Action: dynamodb:PutItem, Resource: !GetAtt Table.Arn}}]
+        RoleCaller:
+          Type: AWS::Serverless::Function
+          Properties:
+            CodeUri: {PROBE}
+            Handler: engine_probe_iam.call
+            Runtime: python3.11
+            Role: !GetAtt WrittenRole.Arn
+            Policies: [DynamoDBReadPolicy: {{TableName: !Ref Table}}]  # SAM ignores Policies when Role is given
         PutMachine:
           Type: AWS::Serverless::StateMachine
           Properties:
@@ -79,10 +96,10 @@ def probe(tmp_path):
         yield up
 
 
-def call(stack, service, operation, **params):
-    """The Caller function makes this call; returns its outcome ("ok", or the error botocore raised)."""
+def call(stack, service, operation, function="Caller", **params):
+    """The function makes this call; returns its outcome ("ok", or the error botocore raised)."""
     response = stack.client("lambda").invoke(
-        FunctionName=stack.physical_id("Caller"),
+        FunctionName=stack.physical_id(function),
         Payload=json.dumps({"service": service, "operation": operation, "params": params}))
     assert "FunctionError" not in response
     return json.loads(response["Payload"].read())
@@ -144,6 +161,15 @@ def test_each_service_refuses_a_call_the_role_lacks_with_its_own_access_denied_e
     assert (outcome["class"], outcome["code"], outcome["status"]) == denied
     assert outcome["message"].startswith(f"User: {assumed(probe, 'Caller', probe.physical_id('Caller'))} is not "
                                          f"authorized to perform: ")
+
+
+def test_a_role_written_in_the_template_grants_its_own_policies_and_not_the_functions(probe):
+    table = probe.physical_id("Table")
+    assert call(probe, "dynamodb", "put_item", "RoleCaller", TableName=table, Item={"id": {"S": "r"}}) == "ok"
+    outcome = call(probe, "dynamodb", "get_item", "RoleCaller", TableName=table, Key={"id": {"S": "r"}})
+    assert outcome["message"].startswith(
+        f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/written-role/{probe.physical_id('RoleCaller')} is not "
+        f"authorized to perform: dynamodb:GetItem")
 
 
 def test_the_operators_own_calls_are_not_checked_when_no_function_or_state_machine_makes_them(probe):

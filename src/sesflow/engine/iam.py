@@ -214,9 +214,10 @@ def _role_name(stack_name: str, logical_id: str) -> str:
 
 
 def _written_role(resource: Resource, t: Template) -> Role:
-    """A `Role:` the template gives a function or state machine: an AWS::IAM::Role of the template, whose inline
-    Policies and ManagedPolicyArns (by name) it grants; SAM then adds nothing and ignores Policies."""
-    value = str(resource.properties["Role"])
+    """A `Role` (`RoleArn` for AWS::StepFunctions::StateMachine) the template gives a function or state machine: an
+    AWS::IAM::Role of the template, whose inline Policies and ManagedPolicyArns (by name) it grants; SAM then adds
+    nothing and ignores Policies."""
+    value = str(resource.properties.get("Role") or resource.properties.get("RoleArn"))
     for r in t.of_type("AWS::IAM::Role"):
         if value in (r.physical_id, r.attributes.get("Arn")):
             documents = [p.get("PolicyDocument", {}).get("Statement", []) for p in r.properties.get("Policies") or []]
@@ -229,7 +230,7 @@ def _written_role(resource: Resource, t: Template) -> Role:
 def role_of(resource: Resource, t: Template) -> Role:
     """The role SAM gives a function or state machine: its Policies, plus the managed policies SAM adds."""
     p = resource.properties
-    if p.get("Role"):
+    if p.get("Role") or p.get("RoleArn"):
         return _written_role(resource, t)
     policies = list(p.get("Policies") or []) if isinstance(p.get("Policies"), list) else (
         [p["Policies"]] if p.get("Policies") else [])
@@ -255,7 +256,7 @@ class Roles:
         roles = cls()
         for r in t.of_type("AWS::Serverless::Function"):
             roles.functions[r.physical_id] = role_of(r, t)
-        for r in t.of_type("AWS::Serverless::StateMachine"):
+        for r in t.of_type("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
             roles.state_machines[r.attributes["Name"]] = role_of(r, t)
         return roles
 
@@ -288,6 +289,17 @@ def acting_as(role: Role | None, session: str = "") -> Iterator[None]:
         yield
     finally:
         stack.pop()
+
+
+def operators(client: Any) -> Any:
+    """Mark a boto3 client as the operator's (the engine's stack clients, a test's, the CLI's): its calls are never
+    checked, even when made on a thread where a function is acting (a test's hook inside a handler)."""
+    client._sesflow_operator = True
+    return client
+
+
+def is_operators(client: Any) -> bool:
+    return getattr(client, "_sesflow_operator", False)
 
 
 # ------------------------------------------------------------------------------ requests -> (action, resource)

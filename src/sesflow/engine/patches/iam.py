@@ -87,7 +87,7 @@ def _patch_client() -> None:
                          params=("self", "operation_name", "api_params"))
 
     def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if iam.current() is not None:
+        if iam.current() is not None and not iam.is_operators(self):
             check(self, operation_name, api_params)
         return original(self, operation_name, api_params)
 
