@@ -30,6 +30,10 @@ def probe(tmp_path):
     invoke = json.dumps({"StartAt": "Call", "States": {"Call": {
         "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True, "OutputPath": "$.Payload",
         "Parameters": {"FunctionName": "${Caller}", "Payload.$": "$"}}}})
+    fan_out = json.dumps({"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}}}})
     path = write_template(tmp_path, f"""
         Table: {{Type: AWS::DynamoDB::Table, Properties: {TABLE}}}
         Other: {{Type: AWS::DynamoDB::Table, Properties: {TABLE}}}
@@ -76,6 +80,11 @@ def probe(tmp_path):
           Properties:
             Definition: {put_item_task("arn:aws:states:::aws-sdk:dynamodb:putItem")}
             DefinitionSubstitutions: {{Table: !Ref Table}}
+            Policies: [DynamoDBReadPolicy: {{TableName: !Ref Table}}]
+        FanOutMachine:
+          Type: AWS::Serverless::StateMachine
+          Properties:
+            Definition: {fan_out}
             Policies: [DynamoDBReadPolicy: {{TableName: !Ref Table}}]
         UninvitedMachine:
           Type: AWS::Serverless::StateMachine
@@ -201,6 +210,15 @@ def test_a_lambda_invoke_task_fails_when_the_state_machine_may_not_invoke_the_fu
     assert result.error == "Lambda.AWSLambdaException"
     assert "Error Code: AccessDeniedException" in result.cause
     assert f"lambda:InvokeFunction on resource: {probe.resource('Caller').attributes['Arn']}" in result.cause
+
+
+def test_a_distributed_map_fails_when_its_state_machine_may_not_start_its_child_executions(probe):
+    result = probe.run("FanOutMachine", {"items": [1, 2, 3]})
+
+    assert result.status == "FAILED"
+    assert result.error == "States.Runtime"
+    machine = probe.resource("FanOutMachine").attributes["Arn"]
+    assert f"is not authorized to perform: states:StartExecution on resource: {machine} because" in result.cause
 
 
 def test_the_function_a_state_machine_invokes_calls_as_its_own_role_not_the_state_machines(probe):
