@@ -27,7 +27,7 @@ from moto.core.models import botocore_stubber
 from moto.events.models import events_backends
 from moto.sns.models import sns_backends
 
-from sesflow.engine import runtime
+from sesflow.engine import iam, runtime
 
 # https://docs.aws.amazon.com/ses/latest/dg/quotas.html: a new (sandbox) account may send 200 emails
 # per 24 hours at 1 email per second; quotas count recipients, not messages.
@@ -256,33 +256,34 @@ def publish_event(
             if destination.get("Enabled") and matching in destination.get("MatchingEventTypes", [])
         ]
     body, published = json.dumps(record), 0
-    for acct, reg, destination in targets:
-        if "SnsDestination" in destination:
-            topic = destination["SnsDestination"]["TopicArn"]
-            if direct:
-                _, _, _, topic_region, topic_account, _ = topic.split(":", 5)
-                sns_backends[topic_account][topic_region].publish(body, arn=topic)
+    with iam.acting_as(None):  # SES publishes as itself, not as the function whose send caused the event
+        for acct, reg, destination in targets:
+            if "SnsDestination" in destination:
+                topic = destination["SnsDestination"]["TopicArn"]
+                if direct:
+                    _, _, _, topic_region, topic_account, _ = topic.split(":", 5)
+                    sns_backends[topic_account][topic_region].publish(body, arn=topic)
+                else:
+                    _client("sns", reg).publish(TopicArn=topic, Message=body)
+            elif "EventBridgeDestination" in destination:
+                entry = {
+                    "Source": "aws.ses",
+                    "DetailType": detail_type,
+                    "Detail": body,
+                    "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
+                    "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
+                    "Time": runtime.current().clock.now(),
+                }
+                if direct:
+                    entry["Time"] = entry["Time"].timestamp()  # as PutEvents hands it to the backend
+                    entries = events_backends[acct][reg].put_events([entry])
+                else:
+                    entries = _client("events", reg).put_events(Entries=[entry])["Entries"]
+                if any("ErrorCode" in e for e in entries):
+                    raise RuntimeError(f"EventBridge refused the {event_type} event: {entries}")
             else:
-                _client("sns", reg).publish(TopicArn=topic, Message=body)
-        elif "EventBridgeDestination" in destination:
-            entry = {
-                "Source": "aws.ses",
-                "DetailType": detail_type,
-                "Detail": body,
-                "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
-                "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
-                "Time": runtime.current().clock.now(),
-            }
-            if direct:
-                entry["Time"] = entry["Time"].timestamp()  # as PutEvents hands it to the backend
-                entries = events_backends[acct][reg].put_events([entry])
-            else:
-                entries = _client("events", reg).put_events(Entries=[entry])["Entries"]
-            if any("ErrorCode" in e for e in entries):
-                raise RuntimeError(f"EventBridge refused the {event_type} event: {entries}")
-        else:
-            continue
-        published += 1
+                continue
+            published += 1
     return published
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from sesflow.engine import function_url, runtime, ses
+from sesflow.engine import function_url, iam, runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
 from sesflow.engine.patches import install_all, lambda_bridge
@@ -40,12 +40,14 @@ SKIPPED_TYPES = {
     "AWS::Logs::LogGroup": "logs are not kept; handlers log to the console",
     "AWS::CloudWatch::Alarm": "metrics are not evaluated locally",
     "AWS::CloudWatch::Dashboard": "metrics are not evaluated locally",
-    "AWS::IAM::Role": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::IAM::Policy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::Lambda::Permission": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::SQS::QueuePolicy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::SNS::TopicPolicy": "IAM is not enforced locally (tests check policies statically)",
+    # IAM: each function's and state machine's calls are checked at run time against the role SAM builds from
+    # its Policies (engine/iam.py, patches/iam.py). Roles written as resources and resource-based policies are not.
+    "AWS::IAM::Role": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::IAM::Policy": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::IAM::ManagedPolicy": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::Lambda::Permission": "resource-based policies are not evaluated locally (identity-based ones are)",
+    "AWS::SQS::QueuePolicy": "resource-based policies are not evaluated locally (identity-based ones are)",
+    "AWS::SNS::TopicPolicy": "resource-based policies are not evaluated locally (identity-based ones are)",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _LAMBDA_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-lambda"
@@ -138,7 +140,8 @@ class LocalStack:
         install_all()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
                                                         before_wait=self._deliver_before_wait,
-                                                        express_redelivery=self.express_redelivery))
+                                                        express_redelivery=self.express_redelivery,
+                                                        iam=iam.Roles.of(self.template)))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
@@ -195,10 +198,11 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """One client per service while the stack is up: building one costs milliseconds (the poller asked for
-        one per delivery round, 4% of the demo's CPU), and boto3 clients are safe to share between threads."""
+        one per delivery round, 4% of the demo's CPU), and boto3 clients are safe to share between threads.
+        Its calls are the operator's: IAM does not check them, whichever thread makes them."""
         client = self._clients.get(service)
         if client is None:
-            client = self._clients.setdefault(service, boto3.client(service, region_name=self.region))
+            client = self._clients.setdefault(service, iam.operators(boto3.client(service, region_name=self.region)))
         return client
 
     # ---------------------------------------------------------------- executions
@@ -408,11 +412,11 @@ class LocalStack:
             raise UnsupportedResourceError(
                 f"{self.template_path}: the local engine cannot create {', '.join(unsupported)}"
             )
-        iam = self.client("iam")  # moto checks that a function's role exists; IAM is not enforced beyond that
+        iam_client = self.client("iam")  # moto checks that a function's role exists (engine/iam.py checks calls)
         for arn, service in ((_LAMBDA_ROLE, "lambda"), (_STATES_ROLE, "states")):
             trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                              "Principal": {"Service": f"{service}.amazonaws.com"}}]}
-            iam.create_role(RoleName=arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
+            iam_client.create_role(RoleName=arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
         sesv2 = self.client("sesv2")
         for identity in self.ses_identities:
             sesv2.create_email_identity(EmailIdentity=identity)

@@ -23,7 +23,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from sesflow.engine import runtime
+from sesflow.engine import iam, runtime
 from sesflow.engine.patches import MotoDriftError
 
 _original_invoke = LambdaFunction.__dict__.get("_invoke_lambda")
@@ -165,7 +165,8 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
         try:
             handler = spec.load()
             _use_virtual_clock()
-            result = handler(event, context)
+            with iam.acting_as(runtime.current().iam.functions.get(spec.name), spec.name):  # its calls are its role's
+                result = handler(event, context)
             payload, errored = json.dumps(result), False
         except Exception as error:  # any exception is the function's error, as on Lambda
             payload = json.dumps({
