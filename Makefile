@@ -66,8 +66,9 @@ demo: setup
 
 ## Every test: unit, functional, engine, workflow, the static checks (lint, drift, IAM, sam build) and the
 ## end-to-end tier against `sesflow local up --serve` (tests/e2e; `make test-aws` runs it against a deployed stack).
+# pytest-xdist: one worker per core (each test brings up its own stack, in its own process).
 test: setup chromium $(CHECKOV_VENV)/.installed $(NODE_STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not slow and not sam"

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from sesflow.engine import iam
 from sesflow.engine.template import Template, load_template
 from tests.checks.test_iam import (
     ROOT,
     Need,
     missing,
     sam_policies,  # noqa: F401  (the fixture)
-    statements,
     template,
 )
 
@@ -61,7 +61,7 @@ def _actions(statement: Any) -> list[str]:
 def wildcard_grants(t: Template, sam: dict[str, Any]) -> list[str]:
     found = []
     for resource in t.of_type("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
-        for statement in statements(resource.properties.get("Policies") or [], sam, t)[0]:
+        for statement in iam.statements(resource.properties.get("Policies") or [], t)[0]:
             if statement.effect != "Allow" or "*" not in [str(r) for r in statement.resources]:
                 continue
             scoped = [a for a in _actions(statement) if a not in NO_RESOURCE_TYPE]
@@ -80,7 +80,7 @@ def test_policies_grant_on_star_only_actions_without_a_resource_type(route: str,
 def test_distributed_map_may_start_and_stop_only_its_own_state_machines_executions(sam_policies: dict) -> None:  # noqa: F811
     t = template()
     machine = t.resources["CampaignStateMachine"]
-    granted = statements(machine.properties["Policies"], sam_policies, t)[0]
+    granted = iam.statements(machine.properties["Policies"], t)[0]
     name, arn = machine.attributes["Name"], machine.attributes["Arn"]
     other = arn.replace(f":stateMachine:{name}", ":stateMachine:another")
     own_child = arn.replace(":stateMachine:", ":execution:") + "/Batches:0f1e"
@@ -93,7 +93,7 @@ def test_distributed_map_may_start_and_stop_only_its_own_state_machines_executio
 def test_snapshot_writes_only_its_manifest_prefix_without_acl_or_lifecycle_rights(sam_policies: dict) -> None:  # noqa: F811
     t = template()
     function = t.resources["SnapshotAudienceFunction"]
-    granted = statements(function.properties["Policies"], sam_policies, t)[0]
+    granted = iam.statements(function.properties["Policies"], t)[0]
     bucket = t.resources["ManifestBucket"].attributes["Arn"]
     assert not missing([Need("s3:PutObject", f"{bucket}/campaigns/c-1/run/test.json", "a manifest")], granted)
     for need in (Need("s3:PutObject", f"{bucket}/elsewhere.json", "outside campaigns/"),

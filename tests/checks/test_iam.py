@@ -544,7 +544,7 @@ def test_send_batch_may_send_through_each_allowed_configuration_set_when_the_par
              for name in ("marketing", "partner") for action in ("ses:SendEmail", "ses:SendBulkEmail")]
     report = unmet(function, needs, sam_policies, t)
     assert not report, report
-    granted = statements(function.properties["Policies"], sam_policies, t)[0]
+    granted = iam.statements(function.properties["Policies"], t)[0]
     assert missing([Need("ses:SendBulkEmail", prefix + "another", "not allowed")], granted), (
         "SendBatchFunction may send through a configuration set AllowedConfigurationSets does not name")
 
@@ -554,7 +554,7 @@ def test_send_batch_may_send_through_the_stacks_sets_only_when_the_parameter_is_
 ) -> None:
     t = template()
     function = t.resources["SendBatchFunction"]
-    sets = [str(r) for s in statements(function.properties["Policies"], sam_policies, t)[0]
+    sets = [str(r) for s in iam.statements(function.properties["Policies"], t)[0]
             for r in s.resources if ":configuration-set/" in str(r)]
     own = {t.resources[name].physical_id for name in ("ConfigurationSet", "ProbationConfigurationSet")}
     assert {r.rsplit("/", 1)[1] for r in sets} == own, sets

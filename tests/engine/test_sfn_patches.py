@@ -325,3 +325,23 @@ def test_express_map_children_run_and_are_metered_as_express(client, engine):
     assert json.loads(described["output"]) == [1, 2, 3]
     assert engine.meter.executions[("fanout/Each", "EXPRESS")] == 3
     assert engine.meter.transitions[("fanout/Each", "EXPRESS")] == 3
+
+
+def test_both_patch_modules_keep_their_wrappers_when_they_patch_the_same_method():
+    """sfn (Map results, EXPRESS budgets) and iam (the state machine's role) wrap the same moto methods: installing
+    both keeps both, in either order of installation."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    from sesflow.engine.patches import install_all
+
+    install_all()
+    for owner, name in ((StateMap, "_eval_execution"), (StateTaskService, "_eval_execution")):
+        chain, value = [], getattr(owner, name)
+        while value is not None:
+            chain.append(getattr(value, "__sesflow_module__", "moto"))
+            value = getattr(value, "__sesflow_original__", None)
+        assert {"sesflow.engine.patches.sfn", "sesflow.engine.patches.iam"} <= set(chain), (name, chain)
+        assert chain[-1] == "moto" and len(chain) == 3, chain  # each wraps once

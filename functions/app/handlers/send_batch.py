@@ -25,7 +25,7 @@ from app import attributes, campaign_breaker, campaign_control, clock, sends, un
 from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
 from app.domain import deferral
-from app.domain.campaign import Campaign, parse_campaign
+from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
@@ -155,17 +155,12 @@ def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | No
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    SendBatchInput.from_dict(event)  # a payload not of the contract fails here, naming its field
+    request = SendBatchInput.from_dict(event)  # a payload not of the contract fails here, naming its field
     invocation_seconds = context.get_remaining_time_in_millis() / 1000  # the function's Timeout, near enough
-    campaign = parse_campaign(event["campaign"])
-    batch = event.get("batch")
-    if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list) \
-            or not isinstance(batch.get("index"), int):
-        raise ManifestError(f"batch: expected an object with an index and a recipients list, got {batch!r:.200}")
-    phase = event.get("phase") or "all"
-    key = sends.batch_key(phase, batch["index"])
+    campaign = request.campaign
+    key = sends.batch_key(request.phase, request.batch.index)
     config = settings()
-    todo = recipients_of(campaign, batch, event.get("decision"))
+    todo = recipients_of(campaign, event["batch"], event.get("decision"))
     result: dict[str, Any] = {"batch": key, "recipients": len(todo), "sent": 0, "failed": 0}
     if not todo:
         return result
@@ -246,7 +241,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = {**result, "sent": counts["sent"], "failed": counts["failed"]}
     if wait is None:
         return result
-    return {**result, **_where_to_wait(campaign, wait, event.get("child_started_at"), invocation_seconds, config)}
+    return {**result, **_where_to_wait(campaign, wait, request.child_started_at, invocation_seconds, config)}
 
 
 def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], position: int, left: float,

@@ -126,23 +126,32 @@ def _dotted(owner: Any, name: str) -> str:
 
 
 def _original(owner: Any, name: str, *markers: str, params: tuple[str, ...] = ()) -> Any:
-    """moto's `owner.name` (unwrapping an earlier install), checked for source markers and parameters."""
+    """What `owner.name` is now, to wrap: moto's code, or another patch module's wrapper of it (the sfn and iam
+    patches both wrap some methods, and each must keep the other's). Only the calling module's own earlier
+    install is unwrapped, so installing twice never stacks its wrappers. Moto's code underneath is checked for
+    source markers and parameters."""
+    caller = sys._getframe(1).f_globals.get("__name__")
     value = getattr(owner, name, None)
-    value = getattr(value, "__sesflow_original__", value)
+    if value is not None and getattr(value, "__sesflow_module__", None) == caller:
+        value = value.__sesflow_original__
     if value is None:
         raise MotoDriftError(f"{_dotted(owner, name)}: missing")
+    moto = value
+    while hasattr(moto, "__sesflow_original__"):
+        moto = moto.__sesflow_original__
     if markers:
-        source = inspect.getsource(value)
+        source = inspect.getsource(moto)
         for marker in markers:
             if marker not in source:
                 raise MotoDriftError(f"{_dotted(owner, name)}: source no longer contains {marker!r}")
-    if params and tuple(inspect.signature(value).parameters)[: len(params)] != params:
+    if params and tuple(inspect.signature(moto).parameters)[: len(params)] != params:
         raise MotoDriftError(f"{_dotted(owner, name)}: parameters are no longer {params}")
     return value
 
 
 def _patch(owner: Any, name: str, original: Any, replacement: Any) -> None:
     replacement.__sesflow_original__ = original
+    replacement.__sesflow_module__ = sys._getframe(1).f_globals.get("__name__")
     if isinstance(inspect.getattr_static(owner, name, None), staticmethod):
         replacement = staticmethod(replacement)
     setattr(owner, name, replacement)
