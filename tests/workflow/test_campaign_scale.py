@@ -9,6 +9,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
+from sesflow.engine.phase_check import largest_payload
 from sesflow.engine.ses import SesAccount, simulator
 from tests.workflow.test_campaign import seed
 
@@ -92,18 +93,6 @@ def test_three_campaigns_at_once_share_the_quota_without_a_throttle_and_everyone
     assert span < 1.25 * len(outbox) / RATE, f"{len(outbox)} recipients took {span:.1f} s at {RATE}/s"
     claims = stack.client("dynamodb").scan(TableName=stack.outputs["SendsTableName"])["Items"]
     assert {c["status"]["S"] for c in claims} == {"SENT"}
-
-
-def largest_payload(events: list[dict]) -> int:
-    """Bytes of the largest state input, output, task result or assigned variable in a history."""
-    sizes = [0]
-    for event in events:
-        for key, details in event.items():
-            if key.endswith("EventDetails") and isinstance(details, dict):
-                texts = [details.get(f) for f in ("input", "output", "result", "parameters")]
-                texts += list((details.get("assignedVariables") or {}).values())
-                sizes += [len(t.encode()) for t in texts if isinstance(t, str)]
-    return max(sizes)
 
 
 @pytest.mark.slow
