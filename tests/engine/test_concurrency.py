@@ -113,8 +113,10 @@ def queue_stack(tmp_path, scaling: str = ""):
     """)
 
 
-@pytest.mark.parametrize(("scaling", "at_once"), [("", 5), ("\n                  ScalingConfig: {MaximumConcurrency: 2}", 2)],
-                         ids=["default", "maximum-concurrency-2"])
+MAXIMUM_2 = "\n                  ScalingConfig: {MaximumConcurrency: 2}"
+
+
+@pytest.mark.parametrize(("scaling", "at_once"), [("", 5), (MAXIMUM_2, 2)], ids=["default", "maximum-concurrency-2"])
 def test_queue_is_consumed_by_several_batches_at_once_when_it_holds_many_messages(tmp_path, scaling, at_once):
     with LocalStack(template_path=queue_stack(tmp_path, scaling)) as stack:
         sqs = stack.client("sqs")
