@@ -106,6 +106,13 @@ def test_invoke_fails_with_sandbox_timedout_when_the_handler_computes_past_its_t
     assert body["errorMessage"].endswith("Error: Task timed out after 1.00 seconds")
 
 
+def test_handler_past_its_timeout_makes_no_more_aws_calls_when_it_computed_past_it(slow_stack):
+    error, body = invoke(slow_stack, "Busy", {"cpu": 1.1, "table": slow_stack.physical_id("Markers")})
+
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert markers(slow_stack) == []  # its PutItem came after the deadline: Lambda had stopped it
+
+
 def test_step_functions_task_fails_with_sandbox_timedout_when_its_function_times_out(slow_stack):
     result = slow_stack.run("Machine", {"sleep": 30})
 

@@ -42,10 +42,13 @@ def sleepy(event, context):
 
 
 def busy(event, context):
-    """Runs on the CPU for event["cpu"] seconds without sleeping, then answers."""
+    """Runs on the CPU for event["cpu"] seconds without sleeping, then writes a marker in event["table"] (if any)
+    and answers."""
     until = time.thread_time() + float(event.get("cpu", 0))
     while time.thread_time() < until:
         pass
+    if event.get("table"):
+        boto3.resource("dynamodb").Table(event["table"]).put_item(Item={"id": "busy#after"})
     return {"done": True}
 
 

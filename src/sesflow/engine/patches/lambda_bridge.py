@@ -10,14 +10,16 @@ What Lambda enforces, enforced here:
   engine's clock (app.clock.sleep, the governor, botocore's retry back-off). CPU time, not wall time: the
   invocations share one interpreter, and the wall time of one includes the time the others hold the GIL,
   which on AWS run on their own machines. A virtual sleep that would end past the deadline ends at it and
-  the invocation stops there, as Lambda stops it; a handler that runs past its deadline without sleeping
-  cannot be stopped in-process: its result is discarded and the timeout returned, its writes kept (on AWS
-  the writes made before the kill stay too). Lambda reports it as errorType Sandbox.Timedout, errorMessage
-  "RequestId: <id> Error: Task timed out after N.NN seconds", and bills the whole timeout
+  the invocation stops there, as Lambda stops it; so does its next AWS API call once past the deadline. A
+  handler that computes past its deadline without either cannot be stopped in-process: its result is
+  discarded and the timeout returned, its writes kept (on AWS the writes made before the kill stay too).
+  Lambda answers errorType Sandbox.Timedout, errorMessage "RequestId: <id> Error: Task timed out after
+  N.NN seconds", and bills the whole timeout
   (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html,
   https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html#troubleshooting-timeouts).
-  Step Functions names the error after errorType (a Catch or Retry on States.ALL or States.TaskFailed
-  matches it).
+  Step Functions names a function's error after the payload's errorType, so a Task sees Sandbox.Timedout
+  (its guide, bp-lambda-serviceexception.html, calls timeouts Lambda.Unknown: the name of an error payload
+  without errorType; States.ALL and States.TaskFailed match either).
 - Concurrency. Invocations of a function run at the same time (each in its caller's thread), up to the
   function's ReservedConcurrentExecutions, else up to what the account's limit (1,000 by default) leaves
   unreserved; one more is throttled with TooManyRequestsException (HTTP 429), which Step Functions reports
@@ -272,6 +274,14 @@ def virtual_sleep(seconds: float, reason: str) -> None:
         clock.sleep(max(0.0, timer.remaining_s()), reason)
         raise _TimedOut
     clock.sleep(seconds, reason)
+
+
+def stop_if_timed_out() -> None:
+    """Called before every AWS API call (patches/metering.py): an invocation past its deadline makes no more calls,
+    as Lambda has stopped it by then."""
+    timer = current_timer()
+    if timer is not None and timer.remaining_s() < 0:
+        raise _TimedOut
 
 
 def _environment(spec: FunctionSpec, context: LambdaContext) -> dict[str, str]:
