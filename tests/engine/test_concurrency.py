@@ -143,3 +143,23 @@ def test_poller_runs_more_batches_at_once_as_a_backlog_lasts(tmp_path):
         assert trigger.concurrent_batches(stack.clock.now()) == 155  # 5, plus 300 a minute
         stack.clock.advance(3600)
         assert trigger.concurrent_batches(stack.clock.now()) == 1000
+
+
+def test_function_url_answers_429_when_the_function_has_used_its_reserved_concurrency(tmp_path):
+    path = write_template(tmp_path, function("Worker", "\n            ReservedConcurrentExecutions: 1"
+                                                       "\n            FunctionUrlConfig: {AuthType: NONE}"
+                                                       "\n            Environment: {Variables: {EXPECT: '3'}}"))
+    path.write_text(path.read_text() + "Outputs:\n  WorkerUrl: {Value: !GetAtt WorkerUrl.FunctionUrl}\n")
+    with LocalStack(template_path=path) as stack:
+        statuses: list[int] = []
+
+        def call() -> None:  # waiting for 3 in flight, the one that runs holds its slot half a second
+            statuses.append(stack.request(stack.outputs["WorkerUrl"])["statusCode"])
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert sorted(statuses) == [200, 429, 429]

@@ -427,8 +427,12 @@ class LocalStack:
         if name is None:
             raise KeyError(f"{url}: not a function URL of this stack (it has {sorted(self.function_urls)})")
         event = function_url.request_event(url, method, body, headers)
-        payload, errored, _ = lambda_bridge.invoke_in_process(lambda_bridge.function(name), event,
-                                                              self._function_arn(name))
+        try:
+            payload, errored, _ = lambda_bridge.invoke_in_process(lambda_bridge.function(name), event,
+                                                                  self._function_arn(name))
+        except lambda_bridge.FunctionThrottledError as error:  # reserved concurrency caps a URL's callers too
+            return {"statusCode": 429, "headers": {"content-type": "application/json"},
+                    "body": json.dumps({"Message": str(error)})}
         return function_url.http_response(payload, errored)
 
     def _function_arn(self, name: str) -> str:
@@ -660,7 +664,7 @@ class LocalStack:
         )
         if reserved is not None:
             # Lambda keeps at least 100 of the account's concurrency unreserved:
-            # https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+            # https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html
             left = lambda_bridge.unreserved_concurrency() - reserved
             if left < lambda_bridge.UNRESERVED_MINIMUM:
                 raise TemplateError(

@@ -61,7 +61,7 @@ _functions: dict[str, FunctionSpec] = {}
 
 # Lambda's default concurrency quota per account and Region, and the least it keeps unreserved:
 # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html,
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+# https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html
 ACCOUNT_CONCURRENCY = 1000
 UNRESERVED_MINIMUM = 100
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
