@@ -79,7 +79,7 @@ def test_invoke_fails_with_sandbox_timedout_when_the_handler_sleeps_past_its_tim
 
     error, body = invoke(slow_stack, "Slow", {"sleep": 5, "table": slow_stack.physical_id("Markers"), "id": "a"})
 
-    assert error is not None
+    assert error == "Unhandled"  # the runtime did not handle it (a handler's own exception is "Handled")
     assert body["errorType"] == "Sandbox.Timedout"
     assert TIMED_OUT.fullmatch(body["errorMessage"]), body["errorMessage"]
     # stopped at its deadline (Globals' Timeout 2): what it wrote before stays, nothing after it ran

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -386,10 +387,26 @@ class TooManyRequestsException(JsonRESTError):
         self.description = json.dumps({"__type": self.error_type, "message": message, "Type": "User", "Reason": reason})
 
 
+def _invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+    """moto's Invoke, with Lambda's FunctionError for a timeout: "Unhandled" (the runtime did not handle it), where
+    moto says "Handled" for every error (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html)."""
+    result = _original_public_invoke(self, body, request_headers, response_headers)
+    if response_headers.get("x-amz-function-error") and TIMEOUT_ERROR_TYPE.encode() in (
+            result if isinstance(result, bytes) else result.encode()):
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return result
+
+
+_original_public_invoke = LambdaFunction.__dict__.get("invoke")
+
+
 def install() -> None:
     """Idempotent: replace `_invoke_lambda` and give os.environ its per-thread overlay."""
     if _original_invoke is None or not callable(_original_invoke):
         raise MotoDriftError("moto.awslambda.models.LambdaFunction._invoke_lambda: no longer exists")
+    if _original_public_invoke is None or "x-amz-function-error" not in inspect.getsource(_original_public_invoke):
+        raise MotoDriftError("moto.awslambda.models.LambdaFunction.invoke: no longer sets x-amz-function-error")
     LambdaFunction._invoke_lambda = _invoke_lambda
+    LambdaFunction.invoke = _invoke
     if not isinstance(os.environ, ThreadEnviron):
         os.environ = ThreadEnviron(os.environ)  # noqa: B003 -- keeps the real environment as its base
