@@ -24,6 +24,7 @@ class Control:
     status: str
     stats: dict[str, int]
     verdict: breaker.Verdict | None = None
+    deferred_until: str | None = None  # RFC 3339: the campaign's execution waits until then (app.campaign_control)
 
 
 def verdict(campaign: Campaign, stats: dict[str, int]) -> breaker.Verdict:
@@ -46,7 +47,7 @@ def check(campaign: Campaign, settings: Settings) -> Control:
         status = HALTED if halt(campaign.id, found, settings) else read(campaign.id, settings)[0].get("status", status)
     elif found.level == breaker.WARN:
         warn(campaign.id, found, settings)
-    return Control(status, stats, found)
+    return Control(status, stats, found, item.get("deferred_until"))
 
 
 def check_by_id(campaign_id: str, settings: Settings) -> Control | None:

@@ -2,7 +2,8 @@
 
 CampaignsTable holds, per campaign:
   <id>         the control item: status (RUNNING, PAUSED, HALTED, CANCELLED, COMPLETED), definition (JSON),
-               execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn details
+               execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn details,
+               deferred_until and deferral (while the campaign's execution waits for the send rate or the daily quota)
   <id>#stats   counters: sent (exact, by SendBatch after each SES call), hard_bounces, complaints, rejects
                (exact, by ingestion), delivered, opens, clicks, ... (at least once), and name#variant of each
 
@@ -76,6 +77,23 @@ def change_status(campaign_id: str, to: str, settings: Settings, details: dict[s
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
         raise
+
+
+def defer(campaign_id: str, until: str, reason: str, message: str, settings: Settings) -> None:
+    """Record that the campaign's execution must wait until `until` (RFC 3339) before it runs the phase again. The
+    latest deadline wins, and only a RUNNING campaign waits; the execution clears it when the wait is over."""
+    try:
+        client("dynamodb").update_item(
+            TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+            UpdateExpression="SET deferred_until = :until, deferral = :deferral",
+            ConditionExpression="#s = :running AND (attribute_not_exists(deferred_until) OR deferred_until < :until)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":until": {"S": until}, ":running": {"S": RUNNING},
+                ":deferral": {"S": json.dumps({"reason": reason, "message": message, "until": until})}})
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
 
 
 def counts_update(campaign_id: str, counts: dict[str, int], settings: Settings) -> dict[str, Any]:

@@ -9,12 +9,13 @@ class CampaignDefinitionError(SesflowError):
     """The campaign definition is invalid; nothing has been written or sent."""
 
 
+class ContractError(SesflowError):
+    """A payload between a state machine and a function is not the shape app.contracts says; the text names the
+    field by its path."""
+
+
 class ManifestError(SesflowError):
     """A batch from the audience manifest is not what the snapshot wrote."""
-
-
-class SesThrottledError(SesflowError):
-    """SES refused a send for the account's rate or daily quota; nothing of the batch was sent."""
 
 
 class FeedbackParseError(SesflowError):
@@ -23,7 +24,7 @@ class FeedbackParseError(SesflowError):
 
 class GovernorBusyError(SesflowError):
     """The account's send rate is booked further ahead than this caller may wait; nothing was reserved. Retry after
-    `retry_after` seconds (a workflow Retry with a few seconds' interval and many attempts)."""
+    `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

@@ -20,7 +20,6 @@ Cost: three writes per batch in the common case (claim, in flight, finish), two 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from app import campaign_control, clock
 from app.clients import client
+from app.domain.addresses import address_hash
 from app.settings import Settings
 
 SENDING, STOPPED, SENT = "SENDING", "STOPPED", "SENT"
@@ -152,11 +152,6 @@ def confirm(campaign_id: str, batch: str, call: int, addresses: set[str], settin
 
 def call_id(batch: str, position: int) -> str:
     return f"{batch}@{position}"
-
-
-def address_hash(address: str) -> str:
-    """12 hex digits of the address's SHA-256: tells recipients apart without storing their address."""
-    return hashlib.sha256(address.lower().encode()).hexdigest()[:12]
 
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:

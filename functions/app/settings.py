@@ -21,6 +21,14 @@ class Settings:
     lifecycle_state_machine_arn: str | None  # IngestFeedbackFunction only
     lifecycle_policy: str | None  # IngestFeedbackFunction only: JSON overrides of the shipped policy
     probation_configuration_set: str | None = None  # for recipients in RECOVERY; None: configuration_set
+    # The template's AllowedConfigurationSets: the sets of the team's own a campaign may name.
+    allowed_configuration_sets: tuple[str, ...] = ()
+
+    @property
+    def campaign_configuration_sets(self) -> frozenset[str]:
+        """Every configuration set SendBatchFunction's policy lets it send through: a campaign may name these."""
+        own = (self.configuration_set, self.probation_configuration_set, *self.allowed_configuration_sets)
+        return frozenset(name for name in own if name)
 
 
 def settings() -> Settings:
@@ -37,4 +45,6 @@ def settings() -> Settings:
         lifecycle_state_machine_arn=env.get("LIFECYCLE_STATE_MACHINE_ARN"),
         lifecycle_policy=env.get("LIFECYCLE_POLICY"),
         probation_configuration_set=env.get("PROBATION_CONFIGURATION_SET"),
+        allowed_configuration_sets=tuple(
+            name.strip() for name in env.get("ALLOWED_CONFIGURATION_SETS", "").split(",") if name.strip()),
     )

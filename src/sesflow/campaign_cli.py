@@ -78,6 +78,8 @@ def status(target: Target, campaign_id: str) -> dict[str, Any]:
         "feedback": {k: n for k, n in stats.items() if "#" not in k and k != "sent"},
         "thresholds": definition.get("thresholds"),
         "halt": json.loads(item["halt"]) if "halt" in item else None,
+        # the execution waits for the send rate or the daily quota until `until`, then runs the phase again
+        "waiting": json.loads(item["deferral"]) if "deferral" in item else None,
         "warnings": {k: json.loads(v) for k, v in item.items() if k.startswith("warned_")},
         "decision": json.loads(item["decision"]) if "decision" in item else None,
         "accounted": app["sends"].summary(campaign_id, app["settings"]),

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from sesflow import campaign_cli, events_cli, recipient_cli, report, suppression_cli
 from sesflow.engine.stack import LocalStack
@@ -26,6 +27,16 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"sesflow: --parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
         values[key] = value
     return values
+
+
+def served_feedback() -> Any:
+    """What the served engine's SES reports back, as SES does for every message sent with a configuration set:
+    the mailbox simulator's addresses answer as AWS documents (bounce@, complaint@, suppressionlist@, ooto@,
+    success@, and their +label forms), every other address is delivered. Published after the send, as SES
+    does, by the server's queue pump (deferred), not inside the sending Lambda's invocation."""
+    from sesflow.engine.feedback_model import FeedbackModel, Rates
+
+    return FeedbackModel(rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0, complaint=0), deferred=True)
 
 
 def local_up(args: argparse.Namespace) -> int:
@@ -48,6 +59,8 @@ def local_up(args: argparse.Namespace) -> int:
         parameters=parameters,
         ses_identities=(parameters.get("SenderIdentity", "example.com"),),
     )
+    if args.serve:
+        stack.ses_account = {**stack.ses_account, "feedback": served_feedback()}
     try:
         stack.up()
     except (TemplateError, OSError) as error:
@@ -98,7 +111,10 @@ def local_up(args: argparse.Namespace) -> int:
             if server:
                 print(f"\nServing on {server.endpoint_url} (loopback only) until Ctrl-C; state file {state_file}\n"
                       f"  sesflow commands run in this folder or below find it there; any other AWS tool or SDK: "
-                      f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}", flush=True)
+                      f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}\n"
+                      f"  SES feedback: the mailbox simulator's addresses (bounce@, complaint@, suppressionlist@, "
+                      f"ooto@, success@simulator.amazonses.com) answer as on AWS; every other address is delivered",
+                      flush=True)
         if server:
             server.serve_until_signalled()
             if not args.json:
@@ -108,17 +124,6 @@ def local_up(args: argparse.Namespace) -> int:
         if server:
             server.stop()
         stack.down()
-
-
-def _messages(text: str) -> list[tuple[str, object]]:
-    """A Lambda SQS event ({"Records": [...]}) is parsed record by record; anything else is one message body."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return [("", text)]
-    if isinstance(document, dict) and isinstance(document.get("Records"), list):
-        return [(f"Records[{i}]: ", record) for i, record in enumerate(document["Records"])]
-    return [("", text)]
 
 
 def events_parse(args: argparse.Namespace) -> int:
@@ -142,7 +147,14 @@ def events_parse(args: argparse.Namespace) -> int:
             print(f"{name}: error: cannot read it ({getattr(error, 'strerror', None) or error})", file=sys.stderr)
             failed = True
             continue
-        for where, message in _messages(text):
+        try:
+            found = events_cli.split(text)
+        except ValueError as error:
+            print(f"{name}: error: {error}", file=sys.stderr)
+            failed = True
+            continue
+        for label, message in found:
+            where = f"{label}: " if label else ""
             try:
                 result = parse_feedback(message)
             except FeedbackParseError as error:
@@ -179,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")
     parse.add_argument("files", nargs="+", metavar="FILE",
-                       help="a queue message body (SNS, SNS raw, EventBridge) or a Lambda SQS event")
+                       help="a queue message body (SNS, SNS raw, EventBridge), a Lambda SQS or SNS event, JSON "
+                            "Lines, or JSON records back to back (Firehose's objects in S3)")
     parse.add_argument("--functions-dir", default="functions",
                        help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)

@@ -4,10 +4,12 @@ Each message goes to the stack's FeedbackQueue (output FeedbackQueueUrl), where 
 as it takes SES's own (on the local engine, the server's queue pump delivers it): duplicates are absorbed by
 event identity exactly as in production, and what the parser cannot use goes to the DLQ with its reason.
 
-A FILE is what `events parse` takes (a queue message body: SES event JSON, an SNS or EventBridge envelope; or a
-Lambda SQS event, record by record) or JSON Lines, one message a line. --dry-run parses every message with the
-ingest function's own parser and sends nothing. On the local engine the command waits for the pump to drain the
-queue, then says how many went to the DLQ and why; on a deployed stack it says how many it sent.
+A FILE is what `events parse` takes (see split): a queue message body (SES event JSON, an SNS or EventBridge
+envelope), a Lambda SQS or SNS event (record by record: an SNS record is sent as the notification SNS would have
+put on the queue), JSON Lines, or JSON documents back to back (Firehose's SES records in S3). --dry-run parses
+every message with the ingest function's own parser and sends nothing. On the local engine the command waits for
+the pump to drain the queue, then says how many went to the DLQ and why; on a deployed stack it says how many it
+sent.
 """
 
 from __future__ import annotations
@@ -24,8 +26,65 @@ from sesflow.recipient_cli import FUNCTIONS_DIR
 from sesflow.target import Target, TargetError, resolve_target
 
 
+def split(text: str) -> list[tuple[str, Any]]:
+    """(label, message) for each message a file's text holds, label "" when the file is one message:
+    - a Lambda event ({"Records": [...]}): each record ("Records[i]"), an SQS record or an SNS record (a topic
+      invoking a function directly), given whole to the parser;
+    - JSON Lines, one message a line ("line N"); ValueError("line N: not JSON ...") for a broken line;
+    - JSON documents one after another with no separator, as Firehose writes SES's records to S3 ("record N");
+    - anything else is one message: SES JSON, an SNS or EventBridge envelope, or text (SES's topic validation, or
+      something broken, which the parser names).
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    else:
+        if isinstance(document, dict) and isinstance(document.get("Records"), list):
+            return [(f"Records[{i}]", record) for i, record in enumerate(document["Records"])]
+        return [("", text)]
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if len(lines) >= 2 and _is_json(lines[0][1]):  # JSON Lines
+        for number, line in lines:
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number}: not JSON ({error.msg} at column {error.colno})") from None
+        return [(f"line {number}", line) for number, line in lines]
+    return _concatenated(text) or [("", text)]
+
+
+def _concatenated(text: str) -> list[tuple[str, str]] | None:
+    """JSON documents back to back ({...}{...}), or None when the text is not that."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return [(f"record {i}", doc) for i, doc in enumerate(found, start=1)] if len(found) >= 2 else None
+        try:
+            _, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return None
+        found.append(text[at:end])
+        at = end
+
+
+def queue_body(message: Any) -> str:
+    """What the feedback queue gets for a message: an SQS record's body; an SNS record's notification, as SNS
+    delivers it to a queue; any other message as it is (JSON text) or as JSON."""
+    if isinstance(message, str):
+        return message
+    if isinstance(message, dict) and isinstance(message.get("body"), str):
+        return message["body"]
+    if isinstance(message, dict) and message.get("EventSource") == "aws:sns" and isinstance(message.get("Sns"), dict):
+        return json.dumps(message["Sns"])
+    return json.dumps(message)
+
+
 def messages(path: str) -> list[tuple[str, str]]:
-    """(where, body) for every message in the file; ValueError naming the file and line when it is not usable."""
+    """(where, queue body) for every message in the file; ValueError naming the file and line when it is not
+    usable (replay sends JSON only: text the parser would refuse is refused here, before anything is sent)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -33,23 +92,15 @@ def messages(path: str) -> list[tuple[str, str]]:
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as whole:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        if len(lines) < 2 or not _is_json(lines[0][1]):  # one broken document, not JSON Lines
+        found = split(text)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if found == [("", text)]:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as whole:
             raise ValueError(f"{path}: not JSON ({whole.msg} at line {whole.lineno}, column {whole.colno})") from None
-        found = []
-        for number, line in lines:  # JSON Lines
-            try:
-                json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {number}: not JSON ({error.msg} at column {error.colno})") from None
-            found.append((f"{path}:{number}", line))
-        return found
-    if isinstance(document, dict) and isinstance(document.get("Records"), list):
-        return [(f"{path}: Records[{i}]", r["body"] if isinstance(r, dict) and "body" in r else json.dumps(r))
-                for i, r in enumerate(document["Records"])]
-    return [(path, text)]
+    return [(f"{path}: {label}" if label else path, queue_body(message)) for label, message in found]
 
 
 def _is_json(text: str) -> bool:

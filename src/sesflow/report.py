@@ -6,8 +6,9 @@ the breaker's readings kept on each SendsTable batch (`observed`), and the list'
 (AudienceIndex). render_html() makes one self-contained page of it (inline CSS, inline script that draws the
 charts as SVG, no network needed to view it); render_table() the same essentials for the terminal. Both are pure.
 
-Delivered is estimated as sent less bounces and rejects: the configuration set publishes Delivery events only for
-recipients on probation, so the `delivered` counter undercounts (app.domain.winner counts it the same way).
+Delivered is estimated as sent less bounces, rejects and rendering failures: the configuration set publishes
+Delivery events only for recipients on probation, so the `delivered` counter undercounts (app.domain.winner counts
+it the same way).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def funnel(stats: dict[str, int], suffix: str = "") -> dict[str, int]:
         return int(stats.get(name + suffix, 0))
     sent = n("sent")
     return {"sent": sent,
-            "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects")),
+            # SES sends nothing for a message that failed to render (a Rendering Failure event)
+            "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects") - n("rendering_failures")),
             # SES's Open and Click events (at least once). Unique openers and clickers are counted only while a
             # test-then-winner test is open (what the decision compares): most campaigns have none.
             "opened": n("opens"), "clicked": n("clicks"),
@@ -423,9 +425,9 @@ def render_html(data: dict[str, Any]) -> str:
 <h2>Funnel per variant</h2>
 <div id="chart-funnel"></div>
 {_html_table(["variant", *[STAGE_LABELS.get(s, s) for s in STAGES]], funnel_rows)}
-<p class="meta">delivered (est.) is sent less bounces and rejects: Delivery events are published only for
-recipients on probation. Opened and clicked count SES's Open and Click events (a recipient who opens twice counts
-twice); the A/B decision below compares unique openers or clickers, counted during the test.</p>
+<p class="meta">delivered (est.) is sent less bounces, rejects and rendering failures: Delivery events are
+published only for recipients on probation. Opened and clicked count SES's Open and Click events (a recipient who
+opens twice counts twice); the A/B decision below compares unique openers or clickers, counted during the test.</p>
 <h2>Bounce and complaint rates over the send</h2>
 <div class="charts"><div id="chart-bounce"></div><div id="chart-complaint"></div></div>
 {_html_table(["metric", "events", "rate", "warn", "halt", "warned"], rate_rows)}

@@ -48,9 +48,11 @@ ENV_FROM_OUTPUTS = {
 # ...and those the template sets from a stack parameter rather than a resource.
 ENV_FROM_PARAMETERS = {
     "LIFECYCLE_POLICY": "LifecyclePolicy",
+    "ALLOWED_CONFIGURATION_SETS": "AllowedConfigurationSets",
 }
 OPTIONAL_ENV = {  # settings.py uses .get
-    "FEEDBACK_DLQ_URL", "PROBATION_CONFIGURATION_SET", "LIFECYCLE_STATE_MACHINE_ARN", "LIFECYCLE_POLICY"}
+    "FEEDBACK_DLQ_URL", "PROBATION_CONFIGURATION_SET", "LIFECYCLE_STATE_MACHINE_ARN", "LIFECYCLE_POLICY",
+    "ALLOWED_CONFIGURATION_SETS"}
 
 # A stack in these states never finished creating (or is going away): its outputs point at nothing.
 _NOT_DEPLOYED = {"CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED", "ROLLBACK_COMPLETE",
@@ -173,7 +175,8 @@ class Target:
                 self.output(key)  # raises, naming the missing output
         for variable, key in ENV_FROM_PARAMETERS.items():
             if key in self.parameters:
-                env[variable] = str(self.parameters[key])
+                value = self.parameters[key]  # a CommaDelimitedList is a list locally, "a,b" from CloudFormation
+                env[variable] = ",".join(value) if isinstance(value, list) else str(value)
         if self.is_local:
             env |= {"AWS_ENDPOINT_URL": str(self.endpoint_url),
                     "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],

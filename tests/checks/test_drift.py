@@ -33,6 +33,7 @@ WORKFLOW_OUTCOMES = {
     "CampaignAlreadyRunning": "ClaimCampaign's conditional put found the campaign id already claimed",
     "CampaignNotResumable": "ResumeCampaign found the campaign neither PAUSED nor HALTED (or with no audience)",
     "CampaignHalted": "the breaker halted the campaign: the execution ends with its numbers in the cause",
+    "BatchDeferred": "a SendPhase child must wait longer than its five minutes allow: the campaign's execution waits",
 }
 
 

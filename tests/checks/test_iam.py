@@ -4,13 +4,14 @@ State machines: every Task Resource of the deployed (substituted) ASL, every Dis
 and ResultWriter, and the Logging configuration are mapped to the IAM actions and resources they need,
 and the state machine's Policies must allow them. Functions: the AWS calls each handler makes are listed
 in HANDLER_CALLS (written by reading functions/app/handlers/), kept honest by a scan of the handler code.
+Publishing to a topic encrypted with a key of this template also needs kms:GenerateDataKey and kms:Decrypt on
+that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html); the key's own policy, which must
+let the account's IAM policies grant them, is checked by test_kms.py.
 
-SAM policy templates (LambdaInvokePolicy, DynamoDBCrudPolicy, ...) are expanded from aws-sam-translator's
-own policy_templates.json in .venv-sam, read at test time. Matching is deliberately loose: an Allow
-statement grants a need when one of its actions matches (IAM wildcards, case-insensitive) and one of its
-resources matches the target ARN (wildcards); a target that is only known at run time (a JSONata or
-JSONPath value) is checked on the action alone. Managed policy names cannot be expanded offline and
-grant nothing here. NotAction/NotResource statements are ignored; a matching Deny wins.
+Each role is what the engine enforces at run time (sesflow.engine.iam.role_of: SAM policy templates expanded
+from aws-sam-translator's policy_templates.json, Statement blocks, the managed policies SAM adds, IAM's
+evaluation). Here a need whose target is only known at run time (a JSONata or JSONPath value) is checked on the
+action alone; the engine checks it again, with the real resource, when the call is made.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from typing import Any
 
 import pytest
 
+from sesflow.engine import iam
 from sesflow.engine.stack import substitute_definition
 from sesflow.engine.template import ACCOUNT_ID, PARTITION, Resource, Template, load_template
 from tests.checks.asl_walk import iter_states
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY_TEMPLATES_GLOB = "lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json"
 
 # The EventBridge rule Step Functions manages to follow a states:startExecution.sync child.
 SYNC_EVENTS_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
@@ -154,104 +155,24 @@ class Need:
         return f"{self.action} on {self.resource or '<run-time value>'} ({self.why})"
 
 
-@dataclass(frozen=True)
-class Statement:
-    effect: str
-    actions: tuple[str, ...]
-    resources: tuple[str, ...]
-
-
-@cache
-def policy_templates() -> dict[str, Any] | None:
-    found = sorted((ROOT / ".venv-sam").glob(POLICY_TEMPLATES_GLOB))
-    return json.loads(found[-1].read_text())["Templates"] if found else None
-
-
-@pytest.fixture(scope="module")
-def sam_policies() -> dict[str, Any]:
-    templates = policy_templates()
-    if templates is None:
-        pytest.skip(
-            "aws-sam-translator's policy_templates.json is not in .venv-sam (run `make setup`): "
-            "SAM policy templates cannot be expanded"
-        )
-    return templates
-
-
 @cache
 def template() -> Template:
     return load_template(ROOT / "template.yaml")
 
 
-def _pseudo(t: Template) -> dict[str, str]:
-    return {"AWS::Partition": PARTITION, "AWS::Region": t.region, "AWS::AccountId": ACCOUNT_ID}
+@pytest.fixture(scope="module")
+def sam_policies() -> dict[str, Any]:
+    """SAM's policy templates, as the engine reads them (aws-sam-translator is a dependency of the project)."""
+    return iam.policy_templates()
 
 
-def _expand(node: Any, params: dict[str, Any], pseudo: dict[str, str]) -> Any:
-    """A policy template's Definition with its parameters: only Ref and Fn::Sub occur in the file."""
-    if isinstance(node, list):
-        return [_expand(item, params, pseudo) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"Ref"}:
-        name = node["Ref"]
-        if name in params:
-            return params[name]
-        if name in pseudo:
-            return pseudo[name]
-        raise KeyError(f"policy template parameter {name} has no value")
-    if set(node) == {"Fn::Sub"}:
-        arg = node["Fn::Sub"]
-        text, names = (arg, {}) if isinstance(arg, str) else (arg[0], _expand(arg[1], params, pseudo))
-        values = {**pseudo, **names}
-        return re.sub(r"\$\{([^}]+)\}", lambda m: str(values[m.group(1)]), text)
-    return {key: _expand(value, params, pseudo) for key, value in node.items()}
-
-
-def statements(
-    policies: list[Any], sam_policies: dict[str, Any], t: Template
-) -> tuple[list[Statement], list[str]]:
-    """The statements of a resource's Policies, and what could not be expanded (managed policies...)."""
-    result: list[Statement] = []
-    unexpanded: list[str] = []
-
-    def add(document_statements: Any) -> None:
-        for s in document_statements if isinstance(document_statements, list) else [document_statements]:
-            if "Action" not in s or "Resource" not in s:
-                continue  # NotAction / NotResource: not modelled, grants nothing here
-            actions, resources = s["Action"], s["Resource"]
-            result.append(Statement(
-                s.get("Effect", "Allow"),
-                tuple(actions if isinstance(actions, list) else [actions]),
-                tuple(resources if isinstance(resources, list) else [resources]),
-            ))
-
-    for policy in policies if isinstance(policies, list) else [policies]:
-        if isinstance(policy, dict) and "Statement" in policy:
-            add(policy["Statement"])
-        elif isinstance(policy, dict) and len(policy) == 1 and next(iter(policy)) in sam_policies:
-            (name, params), = policy.items()
-            definition = _expand(sam_policies[name]["Definition"], params or {}, _pseudo(t))
-            add(definition["Statement"])
-        else:
-            unexpanded.append(policy if isinstance(policy, str) else json.dumps(policy))
-    return result, unexpanded
-
-
-def _glob(pattern: str, value: str, ignore_case: bool) -> bool:
-    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
-
-
-def _matches(statement: Statement, need: Need) -> bool:
-    if not any(_glob(a, need.action, ignore_case=True) for a in statement.actions):
-        return False
+def _matches(statement: iam.Statement, need: Need) -> bool:
     if need.resource is None:
-        return True
-    return any(_glob(str(r), need.resource, ignore_case=False) for r in statement.resources)
+        return statement.matches_action(need.action)
+    return statement.applies(need.action, need.resource)
 
 
-def missing(needs: list[Need], granted: list[Statement]) -> list[Need]:
+def missing(needs: list[Need], granted: list[iam.Statement]) -> list[Need]:
     allows = [s for s in granted if s.effect == "Allow"]
     denies = [s for s in granted if s.effect == "Deny"]
     return [
@@ -365,6 +286,36 @@ def task_needs(resource: str, args: dict[str, Any], where: str, t: Template) -> 
     return needs, []
 
 
+def topic_key_id(t: Template, topic_arn: str | None) -> str | None:
+    """The KmsMasterKeyId (key ARN, key id or alias) of the template's topic with this ARN; None when unencrypted."""
+    for topic in t.of_type("AWS::SNS::Topic"):
+        if topic.physical_id == topic_arn:
+            return str(topic.properties.get("KmsMasterKeyId") or "") or None
+    return None
+
+
+def template_key(t: Template, key_id: str | None) -> Resource | None:
+    """The template's AWS::KMS::Key that a KmsMasterKeyId names (by ARN or key id); None: not one of this stack."""
+    return next((k for k in t.of_type("AWS::KMS::Key") if key_id in (k.physical_id, k.attributes["Arn"])), None)
+
+
+TOPIC_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")  # what a publisher of an encrypted topic needs
+
+
+def with_encryption_needs(needs: list[Need], t: Template) -> list[Need]:
+    """needs, plus the key of each encrypted topic it publishes to (a key of this template: an AWS-managed key
+    grants its use to the account's principals in its own policy)."""
+    more = []
+    for need in needs:
+        if need.action.lower() != "sns:publish":
+            continue
+        key = template_key(t, topic_key_id(t, need.resource))
+        if key is not None:
+            why = f"{need.why}; {need.resource} is encrypted with {key.logical_id}"
+            more += [Need(action, key.attributes["Arn"], why) for action in TOPIC_KEY_ACTIONS]
+    return needs + more
+
+
 def deployed_definition(machine: Resource) -> dict[str, Any]:
     text = (ROOT / machine.properties["DefinitionUri"]).read_text()
     return json.loads(substitute_definition(text, machine.properties.get("DefinitionSubstitutions") or {},
@@ -405,15 +356,15 @@ def state_machine_needs(machine: Resource, t: Template) -> tuple[list[Need], lis
             needs.append(Need(actions[api], _target("s3", args, t.region), why))
     if (machine.properties.get("Logging") or {}).get("Destinations"):
         needs += [Need(a, "*", "Logging.Destinations (vended logs delivery)") for a in LOG_DELIVERY_ACTIONS]
-    return needs, problems
+    return with_encryption_needs(needs, t), problems
 
 
 def unmet(machine_or_function: Resource, needs: list[Need], sam_policies: dict[str, Any], t: Template) -> str:
-    granted, unexpanded = statements(machine_or_function.properties.get("Policies") or [], sam_policies, t)
-    lacking = missing(needs, granted)
+    role = iam.role_of(machine_or_function, t)
+    lacking = missing(needs, role.statements)
     if not lacking:
         return ""
-    note = f"\n(not expanded, so not counted: {unexpanded})" if unexpanded else ""
+    note = f"\n(not expanded, so not counted: {role.unexpanded})" if role.unexpanded else ""
     lines = "\n  ".join(map(str, lacking))
     return f"{machine_or_function.logical_id}.Policies do not allow:\n  {lines}{note}"
 
@@ -446,10 +397,10 @@ def function_needs(function: Resource, t: Template) -> list[Need]:
             return t.resources[name].attributes[attr]
         return str(values[name]) if name in values else t.resources[name].physical_id
 
-    return [
+    return with_encryption_needs([
         Need(action, re.sub(r"\{([\w.]+)\}", fill, target), f"{module} calls it")
         for action, target in HANDLER_CALLS.get(module, [])
-    ]
+    ], t)
 
 
 def functions() -> list[Resource]:
@@ -536,7 +487,7 @@ def _without_grants(t: Template, logical_id: str, need: Need, sam_policies: dict
     resource = copied.resources[logical_id]
     kept = [
         p for p in resource.properties["Policies"]
-        if not any(_matches(s, need) for s in statements([p], sam_policies, copied)[0] if s.effect == "Allow")
+        if not any(_matches(s, need) for s in iam.statements([p], copied)[0] if s.effect == "Allow")
     ]
     assert len(kept) < len(resource.properties["Policies"]), f"no policy of {logical_id} grants {need}"
     resource.properties["Policies"] = kept
@@ -570,3 +521,40 @@ def test_checker_reports_a_missing_permission_when_a_function_policy_is_removed(
     broken = _without_grants(t, function.logical_id, need, sam_policies)
     report = unmet(broken.resources[function.logical_id], needs, sam_policies, broken)
     assert str(need) in report, f"removing the grant of {need} went unnoticed: {report!r}"
+
+
+def test_checker_reports_the_topic_key_when_a_publisher_lacks_it(sam_policies: dict[str, Any]) -> None:
+    t = template()
+    publisher = t.resources["SendBatchFunction"]
+    needs = function_needs(publisher, t)
+    key_needs = [n for n in needs if n.action in TOPIC_KEY_ACTIONS]
+    assert key_needs, "SendBatchFunction publishes to AlertTopic: its needs must include AlertTopic's key"
+    broken = _without_grants(t, publisher.logical_id, key_needs[0], sam_policies)
+    report = unmet(broken.resources[publisher.logical_id], needs, sam_policies, broken)
+    assert "kms:GenerateDataKey on arn:aws:kms:" in report and "encrypted with TopicKey" in report, report
+
+
+def test_send_batch_may_send_through_each_allowed_configuration_set_when_the_parameter_names_them(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = load_template(ROOT / "template.yaml", parameter_overrides={"AllowedConfigurationSets": "marketing,partner"})
+    function = t.resources["SendBatchFunction"]
+    prefix = f"arn:{PARTITION}:ses:{t.region}:{ACCOUNT_ID}:configuration-set/"
+    needs = [Need(action, prefix + name, "a campaign's own configuration_set")
+             for name in ("marketing", "partner") for action in ("ses:SendEmail", "ses:SendBulkEmail")]
+    report = unmet(function, needs, sam_policies, t)
+    assert not report, report
+    granted = statements(function.properties["Policies"], sam_policies, t)[0]
+    assert missing([Need("ses:SendBulkEmail", prefix + "another", "not allowed")], granted), (
+        "SendBatchFunction may send through a configuration set AllowedConfigurationSets does not name")
+
+
+def test_send_batch_may_send_through_the_stacks_sets_only_when_the_parameter_is_empty(
+    sam_policies: dict[str, Any],
+) -> None:
+    t = template()
+    function = t.resources["SendBatchFunction"]
+    sets = [str(r) for s in statements(function.properties["Policies"], sam_policies, t)[0]
+            for r in s.resources if ":configuration-set/" in str(r)]
+    own = {t.resources[name].physical_id for name in ("ConfigurationSet", "ProbationConfigurationSet")}
+    assert {r.rsplit("/", 1)[1] for r in sets} == own, sets

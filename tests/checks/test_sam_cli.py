@@ -1,15 +1,20 @@
 """SAM CLI on template.yaml: `sam validate --lint` and `sam build`, offline, from .venv-sam.
 
 The build goes to a temporary folder (never .aws-sam/ in the tree) and runs once for the module. SAM CLI
-needs an interpreter for the template's Runtime on PATH: the test interpreter's folder is put first (the
-project requires Python 3.11, the Runtime is python3.11).
+builds without a container with the interpreter named like the template's Runtime (python3.13) found on PATH,
+and refuses to build when there is none ("Binary validation failed for python"). The test puts first on PATH the
+folder of one that runs: the test interpreter when it is that version, else one on PATH, else one of pyenv's
+versions (a pyenv shim on PATH runs only the versions pyenv has selected); with none, the build tests skip, naming
+what to install.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -28,12 +33,41 @@ pytestmark = [
 ]
 
 
+def runtime() -> str:
+    runtimes = {f.properties["Runtime"] for f in load_template(TEMPLATE).of_type("AWS::Serverless::Function")}
+    assert len(runtimes) == 1, f"the functions use several runtimes {sorted(runtimes)}: build each with its own"
+    return runtimes.pop()
+
+
+def _runs(path: str | Path) -> bool:
+    try:
+        return subprocess.run([str(path), "-c", ""], capture_output=True, timeout=30, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+@cache
+def runtime_interpreter() -> Path | None:
+    """A runnable interpreter named like the Runtime (python3.13), for SAM CLI to find on PATH."""
+    name = runtime()
+    if f"python{sys.version_info.major}.{sys.version_info.minor}" == name:
+        return Path(sys.executable)
+    candidates = [shutil.which(name)]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False).stdout.strip()
+        candidates += sorted(Path(root).glob(f"versions/{name.removeprefix('python')}*/bin/{name}"), reverse=True)
+    return next((Path(c) for c in candidates if c and _runs(c)), None)
+
+
 def run_sam(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    interpreter = runtime_interpreter()
+    first = [str(interpreter.parent)] if interpreter else []
     env = {
         **os.environ,
         "SAM_CLI_TELEMETRY": "0",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([*first, os.environ.get("PATH", "")]),
     }
     return subprocess.run(
         [str(SAM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -46,6 +80,9 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    if runtime_interpreter() is None:
+        pytest.skip(f"no runnable {runtime()} here (on PATH or in pyenv): sam build needs one for the Runtime "
+                    f"{runtime()} (install it, e.g. `pyenv install {runtime().removeprefix('python')}`)")
     build_dir = tmp_path_factory.mktemp("sam") / "build"
     result = run_sam("build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir), timeout=600)
     return result, build_dir

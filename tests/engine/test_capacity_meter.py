@@ -50,6 +50,7 @@ def tables(tmp_path):
             Properties:
               DefinitionUri: put.asl.json
               DefinitionSubstitutions: {Table: !Ref Plain}
+              Policies: [DynamoDBWritePolicy: {TableName: !Ref Plain}]
         """)
     path = tmp_path / "template.yaml"
     path.write_text(body)

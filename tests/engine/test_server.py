@@ -13,8 +13,11 @@ import urllib.request
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from sesflow.cli import served_feedback
 from sesflow.engine.server import EngineServer, ServerError
+from sesflow.engine.ses import simulator
 from sesflow.engine.stack import LocalStack
 from sesflow.target import STATUS_PATH, EngineState, TargetError, resolve_target
 from tests.conftest import ROOT, SENDER_DOMAIN
@@ -90,6 +93,63 @@ def test_the_pump_delivers_what_another_client_puts_on_the_feedback_queue(remote
     attributes = remote.client("sqs").get_queue_attributes(
         QueueUrl=remote.output("FeedbackQueueUrl"), AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_describe_stacks_over_http_gives_the_served_stacks_outputs_as_cloudformation_does(served, monkeypatch):
+    cloudformation = boto3.client("cloudformation", endpoint_url=served.endpoint_url, region_name="us-east-1",
+                                  aws_access_key_id="x", aws_secret_access_key="x")
+
+    described = cloudformation.describe_stacks(StackName="sesflow-local")["Stacks"]
+
+    assert [(s["StackName"], s["StackStatus"]) for s in described] == [("sesflow-local", "CREATE_COMPLETE")]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described[0]["Outputs"]}
+    assert outputs == {k: str(v) for k, v in served.stack.outputs.items()}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described[0]["Parameters"]}["FeedbackRoute"] == "sns"
+    assert cloudformation.describe_stacks(StackName=described[0]["StackId"])["Stacks"][0]["Outputs"] == \
+        described[0]["Outputs"]
+    assert [s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]] == ["sesflow-local"]
+    with pytest.raises(ClientError, match="ValidationError.*Stack with id other does not exist"):
+        cloudformation.describe_stacks(StackName="other")
+    with pytest.raises(ClientError, match=r"InvalidAction.*DescribeStacks for its own stack only"):
+        cloudformation.list_stacks()  # an error the SDK can read (XML for this Query API), not a parse failure
+    # So `--stack sesflow-local` with AWS_ENDPOINT_URL finds it as it finds a deployed stack.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", served.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    assert resolve_target("sesflow-local", region="us-east-1").outputs == outputs
+
+
+def test_the_pump_publishes_ses_feedback_deferred_to_it_when_the_queues_are_empty(served, remote):
+    """What `local up --serve` configures: SES's events go out from the pump after the send, as on AWS."""
+    address = "bounce+deferred@simulator.amazonses.com"
+    ddb, table = remote.client("dynamodb"), remote.output("RecipientsTableName")
+    ddb.put_item(TableName=table, Item={"address": {"S": address}, "status": {"S": "ACTIVE"},
+                                        "list_id": {"S": "newsletter"}, "version": {"N": "1"}})
+    simulator().configure(feedback=served_feedback())
+    try:
+        remote.client("sesv2").send_email(
+            FromEmailAddress=f"news@{SENDER_DOMAIN}", Destination={"ToAddresses": [address]},
+            ConfigurationSetName=remote.output("ConfigurationSetName"),
+            Content={"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi"}}}})
+
+        def status():
+            return ddb.get_item(TableName=table, Key={"address": {"S": address}})["Item"]["status"]["S"]
+        eventually(lambda: status() == "SUPPRESSED")
+        assert simulator().config.feedback.pending == 0
+    finally:
+        simulator().configure(feedback=None)
+
+
+def test_requests_over_http_take_milliseconds_not_a_delayed_ack_each(remote):
+    ddb = remote.client("dynamodb")
+    ddb.list_tables()  # the connection is open
+    started = time.perf_counter()
+
+    for _ in range(10):
+        ddb.list_tables()
+
+    # Headers and body in two writes wait for the client's delayed ACK with Nagle on: >= 40 ms a request.
+    assert time.perf_counter() - started < 0.3
 
 
 def test_the_state_file_says_how_to_reach_the_engine(served):

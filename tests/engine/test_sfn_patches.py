@@ -16,38 +16,13 @@ import pytest
 from moto import mock_aws
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from sesflow.engine import runtime
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
 from sesflow.engine.patches import MotoDriftError, sfn
+from tests.engine.conftest import BUCKET, EXECUTING, REGION
 
 ACCOUNT = "123456789012"
-REGION = "us-east-1"
+
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
-BUCKET = "sesflow-test"
-EXECUTING = {"stepfunctions": {"execute_state_machine": True}}
-
-
-@pytest.fixture
-def engine():
-    sfn.install()
-    active = runtime.activate(runtime.Runtime())
-    try:
-        with mock_aws(config=EXECUTING):
-            yield active
-    finally:
-        runtime.deactivate()
-
-
-@pytest.fixture
-def client(engine):
-    return boto3.client("stepfunctions", region_name=REGION)
-
-
-@pytest.fixture
-def bucket(engine):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
 
 
 def create(client, definition: dict, name: str = "sm") -> str:

@@ -48,6 +48,37 @@ def test_every_resource_of_the_template_exists_when_the_stack_is_up(stack):
     assert "CampaignStateMachineLogGroup" in skipped
 
 
+def test_topic_key_exists_at_the_template_arn_with_rotation_and_its_policy_when_the_stack_is_up(stack):
+    kms, key = stack.client("kms"), stack.resource("TopicKey")
+    metadata = kms.describe_key(KeyId=key.physical_id)["KeyMetadata"]
+    assert metadata["Arn"] == key.attributes["Arn"] and metadata["KeyState"] == "Enabled"
+    assert kms.get_key_rotation_status(KeyId=key.physical_id)["KeyRotationEnabled"] is True
+    policy = json.loads(kms.get_key_policy(KeyId=key.physical_id, PolicyName="default")["Policy"])
+    services = {s["Principal"].get("Service") for s in policy["Statement"]}
+    assert {"cloudwatch.amazonaws.com", "ses.amazonaws.com"} <= services
+    for topic in ("AlertTopicArn", "FeedbackTopicArn"):
+        attributes = stack.client("sns").get_topic_attributes(TopicArn=stack.outputs[topic])["Attributes"]
+        assert attributes["KmsMasterKeyId"] == key.attributes["Arn"]
+
+
+def test_key_keeps_its_tags_and_state_at_the_resolved_key_id_when_deployed(tmp_path):
+    path = write_template(tmp_path, """
+        Key:
+          Type: AWS::KMS::Key
+          Properties:
+            Enabled: false
+            Tags: [{Key: team, Value: mail}]
+        Topic: {Type: AWS::SNS::Topic, Properties: {KmsMasterKeyId: !Ref Key}}
+    """)
+    with LocalStack(template_path=path) as up:
+        kms, key = up.client("kms"), up.resource("Key")
+        assert kms.describe_key(KeyId=key.physical_id)["KeyMetadata"]["KeyState"] == "Disabled"
+        assert kms.list_resource_tags(KeyId=key.physical_id)["Tags"] == [{"TagKey": "team", "TagValue": "mail"}]
+        assert kms.get_key_rotation_status(KeyId=key.physical_id)["KeyRotationEnabled"] is False
+        topic = up.client("sns").get_topic_attributes(TopicArn=up.physical_id("Topic"))["Attributes"]
+        assert topic["KmsMasterKeyId"] == key.physical_id
+
+
 def test_unsupported_resource_type_is_refused_by_name(tmp_path):
     path = write_template(tmp_path, """
         Queue: {Type: AWS::SQS::Queue}

@@ -70,3 +70,20 @@ def test_a_missing_file_or_a_bad_line_is_named_and_nothing_is_sent(stack, target
     queue = stack.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["FeedbackQueueUrl"],
                                                       AttributeNames=["ApproximateNumberOfMessages"])
     assert queue["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_replay_of_a_lambda_sns_event_sends_each_notification_as_sns_puts_it_on_the_queue(stack, target, capsys):
+    """An SNS topic's event to a function (events/ingest_feedback/sns_event.json), replayed through the queue."""
+    sample = "events/ingest_feedback/sns_event.json"
+    found = events_cli.messages(sample)
+    assert [where for where, _ in found] == [f"{sample}: Records[0]", f"{sample}: Records[1]"]
+    assert all(json.loads(body)["Type"] == "Notification" for _, body in found)
+    for address in ("bounce@simulator.amazonses.com", "nomail.hard@example.com"):
+        stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
+            "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": "ACTIVE"}})
+
+    assert run(stack, sample) == 0
+
+    assert "ingested 2 (applied, or absorbed as duplicates), 0 to the DLQ" in capsys.readouterr().out
+    assert recipient_cli.describe("nomail.hard@example.com", target)["status"] == "SUPPRESSED"
+    assert recipient_cli.describe("bounce@simulator.amazonses.com", target)["status"] == "SUPPRESSED"

@@ -1,16 +1,19 @@
 """SES feedback through the real path on the engine: feedback queue -> IngestFeedbackFunction -> tables."""
 
+import copy
 import json
 from collections import Counter
 
 import pytest
 from app.domain.feedback import parse_feedback
+from app.errors import FeedbackParseError
 
 from tests.conftest import ROOT
 
 BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
-GOOD = sorted(p for p in BODIES.iterdir() if not p.name.startswith("malformed_"))
-MALFORMED = sorted(p for p in BODIES.iterdir() if p.name.startswith("malformed_"))
+UNUSABLE = ("malformed_", "refused_")  # broken, or well-formed but not feedback about mail we sent
+GOOD = sorted(p for p in BODIES.iterdir() if not p.name.startswith(UNUSABLE))
+MALFORMED = sorted(p for p in BODIES.iterdir() if p.name.startswith(UNUSABLE))
 
 
 def send(stack, *bodies: str) -> None:
@@ -159,6 +162,11 @@ def test_poison_message_goes_to_the_dead_letter_queue_with_its_reason_and_the_ba
     assert set(dlq) == {p.read_text() for p in MALFORMED}
     assert all(reason for reason in dlq.values())
     assert "is not an SES event type" in dlq[body("malformed_unknown_event_type.json")]
+    assert "an SES receiving event (an inbound email)" in dlq[body("refused_received_notification.json")]
+    assert "an S3 event notification" in dlq[body("refused_s3_event_notification.json")]
+    assert "'Sending Status Disabled' is not an SES email event" in dlq[
+        body("refused_eventbridge_sending_disabled.json")]
+    assert "could not be told from another" in dlq[body("malformed_bounce_without_mail_or_feedback_id.json")]
     assert stats(stack)["hard_bounces"] == 1 and stats(stack)["delivered"] >= 1
     assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"
 
@@ -173,3 +181,98 @@ def test_tagged_copy_counts_for_its_campaign_when_an_untagged_notification_came_
 
     assert stats(stack) == {"hard_bounces": 1, "hard_bounces#a": 1}
     assert recipient(stack, "bounce@simulator.amazonses.com")["status"]["S"] == "SUPPRESSED"
+
+
+def status(stack, address):
+    return recipient(stack, address)["status"]["S"]
+
+
+@pytest.mark.parametrize(("name", "before", "after"), [
+    ("notification_bounce_without_mail.json", "ACTIVE", "SUPPRESSED"),
+    ("notification_complaint_without_mail.json", "ACTIVE", "SUPPRESSED"),
+    ("notification_bounce_transient_bare_mail.json", "ACTIVE", "QUARANTINED"),
+    ("notification_delivery_without_mail.json", "RECOVERY", "ACTIVE"),
+])
+def test_identity_notification_without_a_campaign_still_moves_its_recipient(stack, name, before, after):
+    (event,) = parse_feedback(body(name)).events
+    add_recipients(stack, event.recipient, status=before)
+    add_recipients(stack, "bystander@example.com", status=before)
+
+    send(stack, body(name))
+
+    assert dead_letters(stack) == {}
+    assert status(stack, event.recipient) == after
+    (audit,) = history(stack, event.recipient)
+    assert (audit["from_status"]["S"], audit["to_status"]["S"], audit["actor"]["S"]) == (before, after, "ses-feedback")
+    assert "campaign_id" not in audit and ("message_id" in audit) == (event.message_id is not None)
+    assert status(stack, "bystander@example.com") == before  # only the recipient the event names
+    assert stats(stack) == {}  # no campaign to count it for
+
+
+def test_mailless_hard_bounce_delivered_twice_is_applied_once(stack):
+    add_recipients(stack, "nomail.hard@example.com")
+
+    send(stack, body("notification_bounce_without_mail.json"), body("notification_bounce_without_mail.json"))
+    send(stack, body("notification_bounce_without_mail.json"))
+
+    assert status(stack, "nomail.hard@example.com") == "SUPPRESSED"
+    assert recipient(stack, "nomail.hard@example.com")["version"]["N"] == "2"
+    assert len(history(stack, "nomail.hard@example.com")) == 1
+
+
+def invoke(stack, event: dict):
+    response = stack.client("lambda").invoke(FunctionName=stack.physical_id("IngestFeedbackFunction"),
+                                             Payload=json.dumps(event).encode())
+    return response.get("FunctionError"), json.loads(response["Payload"].read())
+
+
+def test_sns_topic_invoking_the_function_directly_applies_each_record_and_dead_letters_the_unusable(stack):
+    """Not the template's wiring (SES -> SNS -> SQS), but the handler takes the event an SNS subscription gives."""
+    event = json.loads((ROOT / "events" / "ingest_feedback" / "sns_event.json").read_text())
+    bad = copy.deepcopy(event["Records"][1])
+    bad["Sns"]["MessageId"] = "sns-bad-1"
+    bad["Sns"]["Message"] = json.loads(body("refused_received_notification.json"))["Message"]
+    event["Records"].insert(1, bad)
+    add_recipients(stack, "bounce@simulator.amazonses.com", "nomail.hard@example.com")
+
+    error, result = invoke(stack, event)
+
+    assert (error, result) == (None, {"batchItemFailures": []})
+    assert status(stack, "bounce@simulator.amazonses.com") == status(stack, "nomail.hard@example.com") == "SUPPRESSED"
+    assert stats(stack) == {"hard_bounces": 1, "hard_bounces#a": 1}  # the mail-less one counts for no campaign
+    ((dead_body, reason),) = dead_letters(stack).items()
+    assert "an SES receiving event" in reason
+    assert json.loads(dead_body)["MessageId"] == "sns-bad-1"  # the SNS notification, as SQS would have had it
+    with pytest.raises(FeedbackParseError, match="an SES receiving event"):  # its redrive meets the same parser
+        parse_feedback(dead_body)
+
+
+def test_sns_direct_event_that_fails_to_apply_raises_so_lambda_retries_it(stack, monkeypatch):
+    import app.handlers.ingest_feedback as handler
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("DynamoDB is down")
+
+    monkeypatch.setattr(handler, "apply_events", broken)
+    event = json.loads((ROOT / "events" / "ingest_feedback" / "sns_event.json").read_text())
+
+    error, result = invoke(stack, event)
+
+    assert error is not None and result["errorType"] == "RuntimeError"
+
+
+def test_sns_direct_record_the_dlq_does_not_take_raises_after_the_rest_is_applied(stack, monkeypatch):
+    import app.handlers.ingest_feedback as handler
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("SQS is down")
+
+    monkeypatch.setattr(handler, "dead_letter", unavailable)
+    event = json.loads((ROOT / "events" / "ingest_feedback" / "sns_event.json").read_text())
+    event["Records"][1]["Sns"]["Message"] = "{oops"
+    add_recipients(stack, "bounce@simulator.amazonses.com")
+
+    error, result = invoke(stack, event)
+
+    assert error is not None and "could not be dead-lettered" in result["errorMessage"]
+    assert status(stack, "bounce@simulator.amazonses.com") == "SUPPRESSED"  # applied; the retry absorbs it

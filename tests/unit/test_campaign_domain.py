@@ -76,6 +76,34 @@ def test_every_bad_field_is_reported_at_once():
         assert path in text
 
 
+STACK_SETS = frozenset({"sesflow-ConfigurationSet", "sesflow-Probation", "marketing-events"})
+
+
+def test_configuration_set_is_refused_naming_the_allowed_sets_when_the_stack_may_not_send_through_it():
+    with pytest.raises(CampaignDefinitionError) as raised:
+        parse_campaign({**VALID, "configuration_set": "someone-elses"}, allowed_configuration_sets=STACK_SETS)
+    text = str(raised.value)
+    assert text.startswith("configuration_set: 'someone-elses' is not a configuration set this stack may send")
+    assert "allowed: 'marketing-events', 'sesflow-ConfigurationSet', 'sesflow-Probation'" in text
+    assert "AllowedConfigurationSets" in text
+
+
+def test_configuration_set_is_accepted_when_the_stack_may_send_through_it():
+    campaign = parse_campaign({**VALID, "configuration_set": "marketing-events"}, allowed_configuration_sets=STACK_SETS)
+    assert campaign.configuration_set == "marketing-events"
+
+
+def test_no_configuration_set_is_accepted_when_the_stack_allows_none_of_its_own():
+    assert parse_campaign(VALID, allowed_configuration_sets=frozenset()).configuration_set is None
+
+
+def test_configuration_set_is_refused_with_other_problems_at_once_when_not_allowed():
+    with pytest.raises(CampaignDefinitionError) as raised:
+        parse_campaign({**VALID, "id": "", "configuration_set": "x"}, allowed_configuration_sets=frozenset())
+    assert "id:" in str(raised.value) and "configuration_set: 'x' is not a configuration set" in str(raised.value)
+    assert "(allowed: none)" in str(raised.value)
+
+
 def test_variant_is_stable_for_the_same_campaign_and_address():
     campaign = parse_campaign(VALID)
     first = [assign_variant(campaign, f"user{i}@example.com") for i in range(500)]

@@ -9,8 +9,9 @@ from sesflow.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
-GOOD = sorted(str(p) for p in BODIES.iterdir() if not p.name.startswith("malformed_"))
-MALFORMED = sorted(str(p) for p in BODIES.glob("malformed_*"))
+UNUSABLE = ("malformed_", "refused_")  # broken, or well-formed but not feedback about mail we sent
+GOOD = sorted(str(p) for p in BODIES.iterdir() if not p.name.startswith(UNUSABLE))
+MALFORMED = sorted(str(p) for p in BODIES.iterdir() if p.name.startswith(UNUSABLE))
 FIELDS = ("event_id", "kind", "recipient", "bounce_type", "bounce_subtype", "hard", "complaint_type", "message_id",
           "campaign_id", "variant", "timestamp")
 
@@ -69,6 +70,48 @@ def test_lambda_sqs_event_is_parsed_record_by_record(capsys):
     assert [(line["kind"], line["recipient"], line["campaign_id"]) for line in lines] == [
         ("delivery", "ada@example.org", "spring-sale")]
     assert err == f"{batch}: error: Records[1]: body: not JSON (line 1 col 1)\n"
+
+
+def test_lambda_sns_event_is_parsed_record_by_record(capsys):
+    """What a function subscribed to the topic directly receives (SNS's Lambda spelling SigningCertUrl)."""
+    event = str(ROOT / "events" / "ingest_feedback" / "sns_event.json")
+
+    code, lines, err = parse(capsys, event)
+
+    assert (code, err) == (0, "")
+    assert [(line["kind"], line["recipient"], line["campaign_id"], line["envelope"]) for line in lines] == [
+        ("bounce", "bounce@simulator.amazonses.com", "spring-sale", "sns"),
+        ("bounce", "nomail.hard@example.com", None, "sns")]
+
+
+def test_refused_sample_says_what_it_is(capsys):
+    received = str(BODIES / "refused_received_notification.json")
+    code, lines, err = parse(capsys, received)
+    assert (code, lines) == (1, [])
+    assert "an SES receiving event (an inbound email), not feedback about one sent" in err
+
+
+def test_ses_records_stored_in_s3_are_parsed_one_by_one_with_or_without_newlines(capsys, tmp_path):
+    """SES -> Firehose -> S3 writes the records one after another; an object may have a newline after each or none."""
+    records = [json.dumps(json.loads(json.loads((BODIES / name).read_text())["Message"]))
+               for name in ("sns_bounce_permanent.json", "sns_open.json", "sns_complaint.json")]
+    lines, back_to_back, pretty = tmp_path / "lines.json", tmp_path / "joined.json", tmp_path / "pretty.json"
+    lines.write_text("\n".join(records) + "\n")
+    back_to_back.write_text("".join(records))
+    pretty.write_text("\n".join(json.dumps(json.loads(r), indent=2) for r in records))
+
+    for stored in (lines, back_to_back, pretty):
+        code, out, err = parse(capsys, str(stored))
+        assert (code, err) == (0, ""), stored.name
+        assert [line["kind"] for line in out] == ["bounce", "open", "complaint"], stored.name
+
+
+def test_broken_line_of_json_lines_is_named(capsys, tmp_path):
+    stored = tmp_path / "lines.json"
+    stored.write_text((BODIES / "sns_raw_delivery.json").read_text().replace("\n", "") + '\n{"eventType": \n')
+    code, lines, err = parse(capsys, str(stored))
+    assert (code, lines) == (1, [])
+    assert err.startswith(f"{stored}: error: line 2: not JSON")
 
 
 def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):

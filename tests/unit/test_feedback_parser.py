@@ -161,6 +161,9 @@ def test_events_of_different_kinds_for_one_recipient_have_different_event_ids():
         ("Permanent", None, True),
         ("Transient", "MailboxFull", False),
         ("Transient", "ContentRejected", False),
+        ("Transient", "General", False),
+        ("Transient", "MessageTooLarge", False),
+        ("Transient", "AttachmentRejected", False),
         ("Transient", "ExampleNewSubType", False),
         ("Undetermined", "Undetermined", False),
         ("ExampleNewType", "General", False),
@@ -290,7 +293,9 @@ def _eventbridge_with(key: str, value: str) -> str:
         (json.dumps({"Type": "Bogus", "TopicArn": "t"}), "Type: 'Bogus' is not an SNS message type"),
         (_with("sns_send.json", "eventType", "Bogus"), "Message.eventType 'Bogus' is not an SES event type"),
         (sns({"notificationType": "Received", "mail": {}}),
-         "Message.notificationType 'Received' is not an SES feedback notification type"),
+         "Message.notificationType 'Received': an SES receiving event (an inbound email), not feedback"),
+        (sns({"notificationType": "Bogus", "mail": {}}),
+         "Message.notificationType 'Bogus' is not an SES feedback notification type"),
         (_without("sns_send.json", "mail"), "Message.mail: missing"),
         (_without("sns_send.json", "mail", "messageId"), "Message.mail.messageId: missing"),
         (_without("sns_send.json", "mail", "destination"), "Message.mail.destination: missing"),
@@ -327,8 +332,10 @@ def test_unusable_input_is_refused_saying_what_and_where(message, reason):
     assert reason in str(raised.value)
 
 
-def test_malformed_samples_are_refused():
-    for path in sorted(BODIES.glob("malformed_*")):
+def test_malformed_and_refused_samples_are_refused():
+    samples = sorted(p for p in BODIES.iterdir() if p.name.startswith(("malformed_", "refused_")))
+    assert len(samples) >= 8
+    for path in samples:
         with pytest.raises(FeedbackParseError):
             parse_feedback(path.read_text())
 
@@ -360,3 +367,172 @@ def test_any_address_in_a_display_name_normalizes_to_the_bare_lowercase_address(
     assert expected == address.lower()
     assert normalize_address(f'"{name}" <{address}>') == expected
     assert normalize_address(f"{name} <{address.upper()}>") == expected
+
+
+# ---------------------------------------------------------------- shapes beyond the queue's own
+
+
+def lambda_sns_record(notification: str, *, lambda_spelling: bool = True) -> dict:
+    """The record a Lambda function gets when the SNS topic invokes it directly."""
+    sns_body = json.loads(notification)
+    if lambda_spelling:  # SNS spells these two differently for Lambda than for SQS and HTTP
+        sns_body["SigningCertUrl"] = sns_body.pop("SigningCertURL", "https://sns.example/cert.pem")
+        sns_body["UnsubscribeUrl"] = sns_body.pop("UnsubscribeURL", "https://sns.example/unsubscribe")
+    return {"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:1:t:s",
+            "Sns": {"Subject": None, "MessageAttributes": {}, **sns_body}}
+
+
+@pytest.mark.parametrize("lambda_spelling", [True, False])
+@pytest.mark.parametrize("name", ["sns_bounce_permanent.json", "notification_complaint.json", "sns_click.json"])
+def test_lambda_sns_record_gives_the_events_of_its_notification_when_a_topic_invokes_a_function(name,
+                                                                                                   lambda_spelling):
+    record = lambda_sns_record(body(name), lambda_spelling=lambda_spelling)
+    via_queue = parse_feedback(body(name)).events
+    direct = parse_feedback(record).events
+    assert [(e.event_id, e.kind, e.recipient, e.envelope) for e in direct] == [
+        (e.event_id, e.kind, e.recipient, "sns") for e in via_queue] and direct
+    assert parse_feedback(json.dumps(record)).events == direct  # as a file or a queue body, too
+
+
+def test_lambda_sns_event_sample_parses_record_by_record():
+    event = json.loads((EVENTS / "sns_event.json").read_text())
+    assert event["Records"][0]["Sns"]["SigningCertUrl"] and "SigningCertURL" not in event["Records"][0]["Sns"]
+    events = [e for record in event["Records"] for e in parse_feedback(record).events]
+    assert [(e.kind, e.recipient, e.hard, e.campaign_id) for e in events] == [
+        ("bounce", "bounce@simulator.amazonses.com", True, "spring-sale"),
+        ("bounce", "nomail.hard@example.com", True, None)]
+    with pytest.raises(FeedbackParseError, match="a Lambda event with Records"):
+        parse_feedback(event)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"EventSource": "aws:sns", "Sns": "{}"}, "Sns: not an object"),
+        ({"EventSource": "aws:sns", "Sns": {"Message": "{}"}}, "Sns.Type: missing"),
+        ({"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": "{oops"}},
+         "Sns.Message: not JSON (line 1 col 2)"),
+    ],
+)
+def test_broken_lambda_sns_record_is_refused_saying_where(record, reason):
+    with pytest.raises(FeedbackParseError) as raised:
+        parse_feedback(record)
+    assert reason in str(raised.value)
+
+
+MAILLESS = [  # file, kind, recipient, (bounce_type, hard, complaint_type)
+    ("notification_bounce_without_mail.json", "bounce", "nomail.hard@example.com", ("Permanent", True, None)),
+    ("notification_complaint_without_mail.json", "complaint", "nomail.complaint@example.com", NOT_BOUNCE),
+    ("notification_delivery_without_mail.json", "delivery", "nomail.delivered@example.com", NOT_BOUNCE),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "recipient", "classes"), MAILLESS)
+def test_identity_notification_without_mail_is_an_event_of_no_campaign_and_no_message(name, kind, recipient,
+                                                                                      classes):
+    event = only(parse_feedback(body(name)))
+    assert (event.kind, event.recipient, event.source, event.envelope) == (kind, recipient, NOTE, "sns")
+    assert (event.bounce_type, event.hard, event.complaint_type) == classes
+    assert (event.campaign_id, event.variant, event.message_id, event.batch, event.call) == (None,) * 5
+    assert event.timestamp == ses_record(name)[kind]["timestamp"]  # its own; there is no mail.timestamp
+
+
+def test_mail_without_tags_headers_or_common_headers_is_accepted_and_counts_for_no_campaign():
+    bare = only(parse_feedback(body("notification_bounce_transient_bare_mail.json")))
+    assert (bare.kind, bare.recipient, bare.hard, bare.campaign_id) == ("bounce", "bare.soft@example.com", False, None)
+    assert bare.message_id.startswith("0100019355a10102")
+
+    full = ses_record("sns_bounce_permanent.json")
+    for missing in ("tags", "headers", "commonHeaders", "timestamp", "destination", "headersTruncated"):
+        record = copy.deepcopy(full)
+        del record["mail"][missing]
+        event = only(parse_feedback(sns(record)))
+        assert event.event_id == only(parse_feedback(sns(full))).event_id, missing
+        assert (event.campaign_id is None) == (missing == "tags"), missing
+
+
+def test_mail_without_message_id_is_like_no_mail_for_a_bounce():
+    record = ses_record("sns_bounce_permanent.json")
+    del record["mail"]["messageId"]
+    event = only(parse_feedback(sns(record)))
+    assert event.message_id is None and event.campaign_id == "spring-sale" and event.hard is True
+
+
+def test_event_without_mail_is_identified_by_its_feedback_id_else_its_timestamp():
+    record = ses_record("notification_bounce_without_mail.json")
+    again = only(parse_feedback(sns(record))).event_id
+    assert again == only(parse_feedback(body("notification_bounce_without_mail.json"))).event_id
+    other = copy.deepcopy(record)
+    other["bounce"]["feedbackId"] = "another-feedback"
+    assert only(parse_feedback(sns(other))).event_id != again
+    del other["bounce"]["feedbackId"]
+    by_time = only(parse_feedback(sns(other))).event_id
+    other["bounce"]["timestamp"] = "2026-11-23T10:00:00.000Z"
+    assert only(parse_feedback(sns(other))).event_id not in (by_time, again)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",
+                                                   "bouncedRecipients": [{"emailAddress": "a@example.com"}]}},
+         "Message.bounce: no feedbackId or timestamp and no mail.messageId"),
+        ({"notificationType": "Delivery", "delivery": {"recipients": ["a@example.com"]}},
+         "Message.delivery: no timestamp and no mail.messageId"),
+        ({"eventType": "Open", "open": {"timestamp": "2026-11-22T09:00:00.000Z"}}, "Message.mail: missing"),
+        ({"eventType": "Send", "send": {}, "mail": {"destination": ["a@example.com"]}},
+         "Message.mail.messageId: missing"),
+        ({"notificationType": "Bounce", "mail": "m-1", "bounce": {}}, "Message.mail: not an object"),
+    ],
+)
+def test_event_without_mail_is_refused_when_nothing_else_names_or_identifies_it(record, reason):
+    with pytest.raises(FeedbackParseError) as raised:
+        parse_feedback(sns(record))
+    assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(("spelled", "canonical", "hard"), [
+    ("PERMANENT", "Permanent", True), ("permanent", "Permanent", True), ("TRANSIENT", "Transient", False),
+    ("UNDETERMINED", "Undetermined", False)])
+def test_bounce_type_is_matched_whatever_its_case_and_kept_in_ses_event_spelling(spelled, canonical, hard):
+    record = ses_record("sns_bounce_permanent.json")
+    record["bounce"]["bounceType"] = spelled
+    event = only(parse_feedback(sns(record)))
+    assert (event.bounce_type, event.hard) == (canonical, hard)
+
+
+def test_eventbridge_event_delivered_by_an_sns_target_gives_the_same_event():
+    via_sns = only(parse_feedback(body("sns_eventbridge_bounce_permanent.json")))
+    direct = only(parse_feedback(body("eventbridge_bounce_permanent.json")))
+    assert (via_sns.event_id, via_sns.envelope, via_sns.campaign_id) == (direct.event_id, "eventbridge", "spring-sale")
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (body("refused_received_notification.json"), "'Received': an SES receiving event (an inbound email)"),
+        (body("refused_s3_event_notification.json"), "body: an S3 event notification: the feedback is in the object"),
+        (json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-22T12:00:00.000Z",
+                     "Bucket": "sesflow-ses-events"}), "body: an S3 event notification"),
+        (json.loads(body("refused_s3_event_notification.json"))["Records"][0], "body: an S3 event notification"),
+        ({"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {"mail": {}, "receipt": {}}},
+         "body: an SES receiving event (an inbound email)"),
+        (json.dumps({"Records": [{"eventSource": "aws:ses", "ses": {}}]}), "body: an SES receiving event"),
+        (body("refused_eventbridge_sending_disabled.json"),
+         "detail-type: 'Sending Status Disabled' is not an SES email event (an SES account event"),
+        (sns({**json.loads(body("refused_eventbridge_sending_disabled.json"))}),
+         "Message.detail-type: 'Sending Status Disabled' is not an SES email event"),
+    ],
+)
+def test_what_is_not_feedback_is_refused_naming_what_it_is(message, reason):
+    with pytest.raises(FeedbackParseError) as raised:
+        parse_feedback(message)
+    assert reason in str(raised.value)
+
+
+def test_complaint_from_the_account_suppression_list_suppresses_and_keeps_its_subtype():
+    record = ses_record("sns_complaint.json")
+    del record["complaint"]["complaintFeedbackType"]
+    record["complaint"]["complaintSubType"] = "OnAccountSuppressionList"
+    event = only(parse_feedback(sns(record)))
+    assert (event.complaint_type, event.detail["complaintSubType"]) == (None, "OnAccountSuppressionList")

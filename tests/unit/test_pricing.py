@@ -298,6 +298,8 @@ Resources:
     Type: AWS::Serverless::StateMachine
     Properties:
       DefinitionUri: fanout.asl.json
+      Policies:  # a Distributed Map starts its items as executions of its own state machine
+        - Statement: [{Effect: Allow, Action: [states:StartExecution], Resource: "*"}]
 """
 FANOUT = {
     "StartAt": "Each",

@@ -39,6 +39,13 @@ def test_funnel_estimates_delivered_as_sent_less_bounces_and_rejects_not_from_de
     assert report.funnel({}, "#c")["delivered"] == 0
 
 
+def test_funnel_does_not_count_a_message_that_failed_to_render_as_delivered():
+    stats = {"sent": 100, "sent#a": 100, "rendering_failures": 30, "rendering_failures#a": 30, "hard_bounces": 2}
+
+    assert report.funnel(stats, "#a")["delivered"] == 70
+    assert report.funnel(stats)["delivered"] == 68
+
+
 def test_series_sorts_dedupes_skips_empty_readings_and_ends_with_the_counters():
     observed = [{"at": "2026-01-01T10:02:00", "sent": "300", "bounces": "4", "complaints": "1"},
                 {"at": "2026-01-01T10:01:00", "sent": "100", "bounces": "1", "complaints": "0"},

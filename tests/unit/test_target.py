@@ -205,7 +205,10 @@ def test_every_variable_the_lambda_code_reads_comes_from_the_output_or_parameter
             if name in ENV_FROM_OUTPUTS:
                 assert value == template.outputs[ENV_FROM_OUTPUTS[name]], f"{function.logical_id}.{name}"
             elif name in ENV_FROM_PARAMETERS:
-                assert value == template.parameters[ENV_FROM_PARAMETERS[name]], f"{function.logical_id}.{name}"
+                parameter = template.parameters[ENV_FROM_PARAMETERS[name]]
+                if isinstance(parameter, list):  # a CommaDelimitedList reaches the functions joined
+                    parameter = ",".join(parameter)
+                assert value == parameter, f"{function.logical_id}.{name}"
             seen.add(name)
     assert set(ENV_FROM_OUTPUTS) | set(ENV_FROM_PARAMETERS) <= seen
 

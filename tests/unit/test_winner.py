@@ -211,7 +211,7 @@ def test_stop_sends_the_remainder_nothing():
 def test_stats_come_from_the_campaign_counters():
     from decimal import Decimal
 
-    # Delivered is sent less bounces and rejects (Delivery events are published for probation only).
+    # Delivered is sent less bounces, rejects and rendering failures (Delivery events are published for probation only).
     item = {"campaign_id": "newsletter#stats", "sent": Decimal(10), "opens#a": Decimal(99),
             "sent#a": Decimal(1_000), "delivered#a": Decimal(3), "hard_bounces#a": Decimal(6),
             "soft_bounces#a": Decimal(3), "rejects#a": Decimal(1), "unique_opens#a": Decimal(300),
@@ -219,3 +219,11 @@ def test_stats_come_from_the_campaign_counters():
     assert stats_from_counters(item) == {"a": VariantStats(1_000, 990, 300, 40, 1),
                                          "b": VariantStats(sent=1_000, delivered=1_000)}
     assert stats_from_counters(item, opens="opens")["a"].opens == 99
+
+
+def test_a_message_that_failed_to_render_is_not_delivered_in_the_stats():
+    from decimal import Decimal
+
+    item = {"sent#a": Decimal(1_000), "rendering_failures#a": Decimal(200), "hard_bounces#a": Decimal(10)}
+
+    assert stats_from_counters(item)["a"].delivered == 790

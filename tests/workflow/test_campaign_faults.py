@@ -362,3 +362,33 @@ def test_a_halt_mid_send_then_a_resume_sends_the_rest_with_nobody_twice_and_ever
     assert resumed.output["accounted"] == {"sent": len(expected(audience)), "failed": 0, "not_sent": 0,
                                            "unknown_confirmed": 0, "unknown": 0}
     assert resumed.output["holdout"] == holdout(audience)
+
+
+def test_a_dynamodb_server_error_in_the_workflows_own_status_check_is_retried(stack, audience):
+    """DynamoDB answers 500 InternalServerError four times: Step Functions reports it as DynamoDB.InternalServerError
+    (the API's code, no Exception appended), which the workflow's Retry must name or the campaign fails."""
+    campaigns = faults.table(stack.outputs["CampaignsTableName"])
+    with faults.inject("dynamodb", "GetItem", error="InternalServerError", status=500,
+                       message="Internal server error", calls=range(1, 5),
+                       where=lambda call: campaigns(call) and call.params.get("ProjectionExpression") == "#status",
+                       ) as failing:
+        result = stack.run("CampaignStateMachine", definition())
+
+    assert failing.fired == [1, 2, 3, 4]
+    assert result.status == "SUCCEEDED" and result.output["status"] == "COMPLETED", (result.error, result.cause)
+    assert sent_once(audience) == expected(audience)
+
+
+def test_every_send_phase_child_running_twice_sends_nobody_a_second_email(stack, audience):
+    """EXPRESS executions are at-least-once: here every SendPhase child is delivered twice (the second after the
+    first ends); the claims make the second a no-op."""
+    stack.runtime.express_redelivery = 1.0
+
+    result = stack.run("CampaignStateMachine", definition())
+
+    assert result.status == "SUCCEEDED" and result.output["status"] == "COMPLETED", (result.error, result.cause)
+    assert sent_once(audience) == expected(audience)
+    assert_accounted(result.output["accounted"], audience)
+    batches = len(claims(stack))
+    children = sum(n for (name, kind), n in stack.meter.executions.items() if kind == "EXPRESS")
+    assert children == 2 * batches

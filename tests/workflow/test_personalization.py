@@ -84,10 +84,16 @@ def test_a_recipient_whose_data_cannot_go_is_not_sent_and_is_counted_failed(stac
 
 
 def test_without_personalization_a_template_variable_fails_to_render_as_on_ses(stack, members):
-    """Why the field exists: SES drops a message whose template names a variable the data lacks."""
+    """Why the field exists: SES drops a message whose template names a variable the data lacks, and says so with
+    a Rendering Failure event, which ingestion counts for the campaign."""
     result = stack.run("CampaignStateMachine", campaign(personalization={}))
+    stack.deliver_queues()
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     outbox = simulator().outbox
     assert len(outbox) == len(members)
     assert all(m.subject is None and "is not present in the rendering data" in m.rendering_failure for m in outbox)
+    assert all(m.delivered_to == () for m in outbox)
+    stats = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                              Key={"campaign_id": {"S": "member-sale#stats"}})["Item"]
+    assert int(stats["rendering_failures"]["N"]) == len(members)

@@ -4,12 +4,13 @@ recorded, and the remainder gets the winner."""
 
 import hashlib
 import json
+import threading
 from collections import Counter
 
 import pytest
 from app.domain.campaign import HOLDOUT, TEST, assign_variant, cohort, parse_campaign
 
-from sesflow.engine.ses import simulator
+from sesflow.engine.ses import feedback_record, simulator
 from tests.workflow.feedback import Feedback
 from tests.workflow.test_campaign import LIST, seed
 
@@ -89,3 +90,44 @@ def test_no_winner_with_the_stop_policy_sends_nothing_more(stack, audience):
     decision, remainder = outcome(stack, audience, definition(no_winner="stop"))
     assert decision["winner"] is None and set(remainder.values()) == {None}
     assert result.output["accounted"]["not_sent"] == 0  # the remainder was never the audience to send to
+
+
+def test_complaints_applied_before_their_sends_are_counted_still_halt_the_campaign(stack, monkeypatch):
+    """SES's feedback about a call can be ingested before SendBatch has recorded that call's sends (on AWS: a slow
+    batch, paced by the governor; here: made to happen). The breaker never counts more complaints than sends, so
+    at that moment it lets them pass; once the sends are counted it must trip, not leave the complaint guard to
+    stop the remainder quietly with the campaign COMPLETED."""
+    import app.handlers.send_batch as send_batch
+
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+    audience = [f"user{i:02d}@example.org" for i in range(40)]
+    seed(stack, dict.fromkeys(audience, "ACTIVE"))
+    raw = {**definition(test_percent=50, evaluation_seconds=3600),
+           "thresholds": {"complaint": {"warn": 0.001, "halt": 0.002}, "min_sends": 1}}
+    real_call = send_batch.send_call
+
+    def send_call(campaign, variant, probation, addresses, *rest):
+        before = len(simulator().outbox)
+        accepted = real_call(campaign, variant, probation, addresses, *rest)
+        sqs = stack.client("sqs")
+        for message in simulator().outbox[before:]:  # every recipient of this call complains at once...
+            record = feedback_record("complaint", message.to[0], stack.clock.now(), message.message_id,
+                                     tags={k: [v] for k, v in message.tags.items()})
+            sqs.send_message(QueueUrl=stack.outputs["FeedbackQueueUrl"], MessageBody=json.dumps(record))
+        ingest = threading.Thread(target=stack.deliver_queues)  # ...and is ingested before SendBatch goes on
+        ingest.start()
+        ingest.join()
+        return accepted
+
+    monkeypatch.setattr(send_batch, "send_call", send_call)
+
+    result = stack.run("CampaignStateMachine", raw)
+
+    control = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                                Key={"campaign_id": {"S": "winter-sale"}})["Item"]
+    assert (result.status, result.error) == ("FAILED", "CampaignHalted"), (control.get("decision"), result.cause)
+    assert control["status"]["S"] == "HALTED"
+    assert json.loads(control["halt"]["S"])["metric"] == "complaint"
+    campaign = parse_campaign(raw)
+    test = {a for a in audience if assign_variant(campaign, a) != HOLDOUT and cohort(campaign, a) == TEST}
+    assert {m.to[0] for m in simulator().outbox} == test  # the remainder got nothing

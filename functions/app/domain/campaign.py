@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -287,8 +288,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_campaign(raw: Any) -> Campaign:
-    """Validate a definition; raise CampaignDefinitionError listing every bad field by its path."""
+def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None = None) -> Campaign:
+    """Validate a definition; raise CampaignDefinitionError listing every bad field by its path.
+
+    allowed_configuration_sets: the configuration sets the stack may send through (its own and its
+    AllowedConfigurationSets parameter's); a campaign naming another is refused. None: not checked (a definition
+    already validated, parsed again by a later handler)."""
     if not isinstance(raw, dict):
         raise CampaignDefinitionError("campaign: must be a JSON object")
     check = _Check()
@@ -299,6 +304,12 @@ def parse_campaign(raw: Any) -> Campaign:
     sender = check.text("sender", raw.get("sender"), _EMAIL) or ""
     configuration_set = check.text("configuration_set", raw.get("configuration_set"), _CONFIGURATION_SET,
                                    required=False)
+    if (configuration_set is not None and _CONFIGURATION_SET.match(configuration_set)
+            and allowed_configuration_sets is not None and configuration_set not in allowed_configuration_sets):
+        allowed = ", ".join(repr(name) for name in sorted(allowed_configuration_sets)) or "none"
+        check.fail("configuration_set", f"{configuration_set!r} is not a configuration set this stack may send "
+                                        f"through (allowed: {allowed}); add it to the stack's "
+                                        f"AllowedConfigurationSets parameter, or leave the field out")
     stream = check.choice("stream", raw.get("stream"), MARKETING, STREAMS)
     audience = _audience(check, raw.get("audience"))
     variants = _variants(check, raw.get("variants"))

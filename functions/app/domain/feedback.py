@@ -1,18 +1,52 @@
 """SES feedback in every shape SES sends, turned into one normalized event per recipient. Pure: no AWS, no environment.
 
-One queue message (its body, or the whole Lambda SQS record for the CLI) holds one of:
+One queue message (its body, or the whole Lambda SQS or SNS record for the CLI and the handler) holds one of:
 - an SES record: event publishing (`eventType`, from a configuration set) or an identity notification
   (`notificationType`: Bounce, Complaint, Delivery; no tags);
 - that record inside an SNS notification (`Type` "Notification", the record as the `Message` string), as SNS raw
-  message delivery (the record is the body), or inside an EventBridge event (`source` aws.ses, record in `detail`);
+  message delivery (the record is the body), or inside an EventBridge event (`source` aws.ses, record in `detail`),
+  that EventBridge event itself inside an SNS notification (an EventBridge rule with an SNS target);
+- a Lambda SQS record (its `body` is one of the above) or a Lambda SNS record (what a function subscribed to the
+  topic directly receives: {"EventSource": "aws:sns", "Sns": {...}}, the notification with SNS's Lambda spelling
+  SigningCertUrl / UnsubscribeUrl instead of SigningCertURL / UnsubscribeURL; neither field is read);
 - a control message: SNS SubscriptionConfirmation / UnsubscribeConfirmation, SES's AmazonSnsSubscriptionSucceeded
   notification, or the plain-text topic validation SES publishes when an event destination is created. These are
   reported in ParseResult.control, never as events and never as failures.
 
+Refused with a reason that says what it is (FeedbackParseError; the ingest function dead-letters it): SES
+receiving's `Received` notification and its Lambda event (an inbound email, not feedback about one we sent), an S3
+event notification (the feedback is in the object it names: `sesflow events parse` or `replay` the object itself),
+EventBridge's SES account events (Sending Status Enabled/Disabled, Advisor Recommendation ...), a whole Lambda event
+(`Records`: parse each record) and anything else that is not one of the shapes above.
+
+Sources: "Amazon SNS notification contents for Amazon SES" and "Examples of event data that Amazon SES publishes to
+Amazon SNS" (SES Developer Guide), "Amazon Simple Email Service events" (EventBridge events reference), "Amazon SNS
+message format" / Lambda's "Using Lambda with Amazon SNS" (the Lambda SNS record).
+
+What a missing field means (SES adds fields at will: unknown ones are ignored):
+- `mail` (or its `messageId`) missing: the message is unknown, so the event counts for no campaign and reconciles
+  no send; its recipients' lifecycle still applies (a hard bounce in such a notification suppresses the address).
+  Only kinds that list their own recipients (bounce, complaint, delivery, delivery delay) can do without it; for the
+  others mail.destination is the only list of recipients, and mail.messageId their only identity, so they are
+  refused. Without a message id the event's identity rests on the feedbackId (bounce, complaint) or its timestamp
+  (also the only one for delivery and delivery delay); an event with neither is refused, since it could not be
+  told from the next one. The same bounce once with its mail and once without has two identities: a hard bounce or
+  complaint applied twice changes nothing (the address is already SUPPRESSED); a soft bounce would count twice.
+- mail.tags missing (identity notifications never have them): campaign and variant come from the original headers
+  SendBatch writes (X-Sesflow-Campaign, X-Sesflow-Variant) when the identity includes headers; mail.headers
+  missing too: no campaign. mail.commonHeaders is never read. mail.timestamp missing: the event's own timestamp,
+  else none (ingestion then uses the time it arrives).
+- bounce.bounceSubType missing: the class comes from bounceType alone. complaint.complaintFeedbackType missing (most
+  mailbox providers send no feedback report): complaint_type None, and the complaint suppresses.
+- feedbackId missing: the event's own timestamp tells two bounces or complaints of one message apart.
+
 Bounces are hard or soft by SES's taxonomy: bounceType Permanent is hard (SES will not deliver to the address
-again); Transient and Undetermined are soft (SES gave up for now; a later send may succeed). The subtype never
-changes the class, so a subtype SES adds tomorrow falls back on bounceType; an unknown bounceType counts as soft,
-the reversible choice (quarantine, not suppression).
+again); Transient and Undetermined are soft (SES gave up for now; a later send may succeed). bounceType is matched
+case-insensitively (SES API v2 spells the same types PERMANENT, TRANSIENT, UNDETERMINED) and kept in SES's event
+spelling. The subtype never changes the class, so a subtype SES adds tomorrow (General, NoEmail, Suppressed,
+OnAccountSuppressionList; MailboxFull, MessageTooLarge, ContentRejected, AttachmentRejected; Undetermined are
+today's) falls back on bounceType; an unknown bounceType counts as soft, the reversible choice (quarantine, not
+suppression).
 """
 
 from __future__ import annotations
@@ -64,12 +98,19 @@ _RECIPIENTS = {
     "delivery_delay": "delayedRecipients",
 }
 HARD_BOUNCE_TYPES = {"Permanent": True, "Transient": False, "Undetermined": False}
+_BOUNCE_TYPE_SPELLING = {name.lower(): name for name in HARD_BOUNCE_TYPES}
 ENVELOPES = ("sns", "sns_raw", "eventbridge", "sqs")
 SNS_CONTROL_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 SES_SUBSCRIPTION_SUCCEEDED = "AmazonSnsSubscriptionSucceeded"
 # SES publishes this text (not JSON) to the topic when an SNS event destination is created or updated.
 SES_TOPIC_VALIDATION = "Successfully validated SNS topic for Amazon SES event publishing."
 TOPIC_VALIDATION_CONTROL = "SesTopicValidation"
+# Not feedback about mail we sent: named in the refusal so an operator sees at once what reached the queue.
+SES_RECEIVED = "Received"
+_NOT_FEEDBACK = {
+    "aws:ses": "an SES receiving event (an inbound email), not feedback about one sent",
+    "aws:s3": "an S3 event notification: the feedback is in the object it names, not in the message",
+}
 
 _ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -87,7 +128,7 @@ class FeedbackEvent:
     bounce_subtype: str | None
     hard: bool | None
     complaint_type: str | None
-    message_id: str
+    message_id: str | None  # None: the record had no mail object (or no mail.messageId)
     campaign_id: str | None
     variant: str | None
     timestamp: str | None
@@ -116,7 +157,8 @@ def event_id(message_id: str, kind: str, recipient: str, discriminator: str) -> 
     bounce or complaint (falling back on its timestamp), the event's own timestamp for delivery, open, delivery
     delay and subscription, timestamp and link for a click, nothing for send, reject and rendering failure (SES
     sends one per message). Only SES's content goes in, never the envelope or the source, so the same event
-    delivered twice, through SNS and EventBridge, or as both notification and event publishing, has one id.
+    delivered twice, through SNS and EventBridge, or as both notification and event publishing, has one id. A
+    record without mail.messageId hashes an empty message id (the parser then requires a non-empty discriminator).
     """
     return hashlib.sha256("\x00".join((message_id, kind, recipient, discriminator)).encode()).hexdigest()[:32]
 
@@ -167,11 +209,25 @@ def _message(body: Any, prefix: str, hint: str) -> ParseResult:
     if not isinstance(body, dict):
         raise FeedbackParseError(f"{where}: not a JSON object")
     if "Records" in body:
+        records = body["Records"] if isinstance(body["Records"], list) else []
+        sources = {_source(r) for r in records}
+        for source, what in _NOT_FEEDBACK.items():
+            if source in sources:
+                raise FeedbackParseError(f"{where}: {what}")
         raise FeedbackParseError(f"{where}: a Lambda event with Records, not one message: parse each record")
-    if "body" in body and ("receiptHandle" in body or body.get("eventSource") == "aws:sqs"):  # a Lambda SQS record
+    source = "aws:s3" if body.get("Event") == "s3:TestEvent" else _source(body)  # S3's test of a new notification
+    if source in _NOT_FEEDBACK:
+        raise FeedbackParseError(f"{where}: {_NOT_FEEDBACK[source]}")
+    if "body" in body and ("receiptHandle" in body or source == "aws:sqs"):  # a Lambda SQS record
         if not isinstance(body["body"], str):
             raise FeedbackParseError(f"{prefix}body: not a string")
         return _message(body["body"], f"{prefix}body.", hint)
+    if "Sns" in body and source == "aws:sns":  # a Lambda SNS record: the topic invoked a function directly
+        if not isinstance(body["Sns"], dict):
+            raise FeedbackParseError(f"{prefix}Sns: not an object")
+        if "Type" not in body["Sns"]:
+            raise FeedbackParseError(f"{prefix}Sns.Type: missing")
+        return _sns(body["Sns"], f"{prefix}Sns.")
     if "Type" in body:
         return _sns(body, prefix)
     if "detail-type" in body:
@@ -193,7 +249,10 @@ def _sns(body: dict[str, Any], prefix: str) -> ParseResult:
         raise FeedbackParseError(f"{prefix}Message: missing" if message is None else f"{prefix}Message: not a string")
     if message.strip() == SES_TOPIC_VALIDATION:
         return ParseResult(control=TOPIC_VALIDATION_CONTROL)
-    return _record(_decode(message, f"{prefix}Message"), f"{prefix}Message.", "sns")
+    record = _decode(message, f"{prefix}Message")
+    if isinstance(record, dict) and "detail-type" in record and "eventType" not in record:
+        return _eventbridge(record, f"{prefix}Message.")  # an EventBridge rule whose target is the topic
+    return _record(record, f"{prefix}Message.", "sns")
 
 
 def _eventbridge(body: dict[str, Any], prefix: str) -> ParseResult:
@@ -202,7 +261,8 @@ def _eventbridge(body: dict[str, Any], prefix: str) -> ParseResult:
     detail_type = body["detail-type"]
     event_type = DETAIL_TYPES.get(detail_type) if isinstance(detail_type, str) else None
     if event_type is None:
-        raise FeedbackParseError(f"{prefix}detail-type: {detail_type!r} is not an SES email event")
+        raise FeedbackParseError(f"{prefix}detail-type: {detail_type!r} is not an SES email event (an SES account "
+                                 "event or another service's: not feedback about an email)")
     detail = body.get("detail")
     if not isinstance(detail, dict):
         raise FeedbackParseError(f"{prefix}detail: missing" if detail is None else f"{prefix}detail: not an object")
@@ -224,15 +284,20 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
         name, source = record.get("notificationType"), "notification"
         if name == SES_SUBSCRIPTION_SUCCEEDED:
             return ParseResult(control=name)
+        if name == SES_RECEIVED:
+            raise FeedbackParseError(f"{prefix}notificationType 'Received': {_NOT_FEEDBACK['aws:ses']}")
         if name not in NOTIFICATION_TYPES:
             raise FeedbackParseError(f"{prefix}notificationType {name!r} is not an SES feedback notification type")
     kind = KINDS[name]
 
     mail = record.get("mail")
-    if not isinstance(mail, dict):
-        raise FeedbackParseError(f"{prefix}mail: missing" if mail is None else f"{prefix}mail: not an object")
-    message_id = mail.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
+    if mail is not None and not isinstance(mail, dict):
+        raise FeedbackParseError(f"{prefix}mail: not an object")
+    if mail is None and kind not in _RECIPIENTS:
+        raise FeedbackParseError(f"{prefix}mail: missing")
+    mail = mail or {}
+    message_id = _text(mail.get("messageId"))
+    if message_id is None and kind not in _RECIPIENTS:
         raise FeedbackParseError(f"{prefix}mail.messageId: missing")
     tags = mail.get("tags") if isinstance(mail.get("tags"), dict) else {}
 
@@ -250,6 +315,7 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
         bounce_type = _text(obj.get("bounceType"))
         if bounce_type is None:
             raise FeedbackParseError(f"{prefix}bounce.bounceType: missing")
+        bounce_type = _BOUNCE_TYPE_SPELLING.get(bounce_type.lower(), bounce_type)
         bounce_subtype = _text(obj.get("bounceSubType"))
         hard = HARD_BOUNCE_TYPES.get(bounce_type, False)
     elif kind == "complaint":
@@ -263,12 +329,16 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
         discriminator = ""
     else:
         discriminator = own_time or ""
+    if message_id is None and not discriminator:
+        what = "feedbackId or timestamp" if kind in ("bounce", "complaint") else "timestamp"
+        raise FeedbackParseError(f"{prefix}{obj_name}: no {what} and no mail.messageId: this event could not be "
+                                 "told from another")
 
     events: dict[str, FeedbackEvent] = {}
     for recipient, extra in _recipients(kind, obj, mail, prefix):
         if recipient not in events:  # the same address twice in one event is one event
             events[recipient] = FeedbackEvent(
-                event_id=event_id(message_id, kind, recipient, discriminator),
+                event_id=event_id(message_id or "", kind, recipient, discriminator),
                 kind=kind,
                 recipient=recipient,
                 bounce_type=bounce_type,
@@ -288,6 +358,14 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
                 call=_position(_tag(tags, "call")),
             )
     return ParseResult(events=list(events.values()))
+
+
+def _source(record: Any) -> str | None:
+    """The event source a Lambda record names (SQS and S3 spell it eventSource, SNS EventSource)."""
+    if not isinstance(record, dict):
+        return None
+    source = record.get("eventSource", record.get("EventSource"))
+    return source if isinstance(source, str) else None
 
 
 def _position(tag: str | None) -> int | None:

@@ -1,9 +1,9 @@
 """Test-then-winner: what the remainder gets, from the test cohort's numbers. Pure, stdlib only.
 
 The metric is unique recipients who opened (ab.metric "open") or clicked ("click") over those delivered (sent
-less bounces and rejects; see stats_from_counters), so a bounce does not count as a failure of the content. Opens
-and clicks must be counted once per recipient (first open, first click), not per event: a proportion test needs
-successes <= delivered.
+less bounces, rejects and rendering failures; see stats_from_counters), so a bounce does not count as a failure of
+the content. Opens and clicks must be counted once per recipient (first open, first click), not per event: a
+proportion test needs successes <= delivered.
 
 1. Complaint guard: a variant whose complaint rate (complaints / sent, as the breaker counts it) is above the
    campaign's complaint halt level cannot win, and is never sent to the remainder.
@@ -189,14 +189,17 @@ def remainder_variant(campaign: Campaign, remainder: Sequence[str], address: str
 
 def stats_from_counters(stats: Mapping[str, Any], opens: str = "unique_opens", clicks: str = "unique_clicks"
                         ) -> dict[str, VariantStats]:
-    """VariantStats per variant from a campaign stats item's `counter#variant` attributes (`sent`, the bounce and
-    reject counters, `complaints`, and the unique open and click counters named by `opens` and `clicks`).
+    """VariantStats per variant from a campaign stats item's `counter#variant` attributes (`sent`, the bounce,
+    reject and rendering failure counters, `complaints`, and the unique open and click counters named by `opens`
+    and `clicks`).
 
-    Delivered is sent less bounces (hard and soft) and rejects: the configuration set publishes Delivery events
-    only for recipients on probation (their cost would be ~80% of the feedback bill), and what SES did not bounce
-    or reject it delivered, once the bounces are in (the evaluation window's job)."""
+    Delivered is sent less bounces (hard and soft), rejects and rendering failures (SES sends nothing for a message
+    that failed to render): the configuration set publishes Delivery events only for recipients on probation (their
+    cost would be ~80% of the feedback bill), and what SES did not bounce, reject or fail to render it delivered,
+    once the bounces are in (the evaluation window's job)."""
     names = {"sent": "sent", "complaints": "complaints", opens: "opens", clicks: "clicks",
-             "hard_bounces": "undelivered", "soft_bounces": "undelivered", "rejects": "undelivered"}
+             "hard_bounces": "undelivered", "soft_bounces": "undelivered", "rejects": "undelivered",
+             "rendering_failures": "undelivered"}
     fields: dict[str, dict[str, int]] = {}
     for key, value in stats.items():
         counter, _, variant = str(key).partition("#")

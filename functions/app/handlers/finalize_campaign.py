@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from app import campaign_control, sends
-from app.domain.campaign import parse_campaign
+from app.contracts import Accounting, FinalizeCampaignInput, FinalizeCampaignResult, Halt, PickWinnerResult
 from app.observability import logger, tracer
 from app.settings import settings
 
@@ -20,23 +20,24 @@ FEEDBACK = ("delivered", "hard_bounces", "soft_bounces", "complaints", "rejects"
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    campaign = parse_campaign(event["campaign"])
+    request = FinalizeCampaignInput.from_dict(event)
+    campaign = request.campaign
     config = settings()
     campaign_control.change_status(campaign.id, campaign_control.COMPLETED, config)
     item, stats = campaign_control.read(campaign.id, config)
     per_variant = {v.name: {name: stats.get(f"{name}#{v.name}", 0) for name in ("sent", *FEEDBACK)}
                    for v in campaign.variants}
-    summary = {
-        "campaign_id": campaign.id,
-        "status": item.get("status"),
-        "sent": stats.get("sent", 0),
-        "per_variant": per_variant,
-        "feedback": {name: stats[name] for name in FEEDBACK if name in stats},
-        "accounted": sends.summary(campaign.id, config, audience=event.get("recipients", 0)),
-        "holdout": event.get("holdout", 0),
-        "decision": json.loads(item["decision"]) if "decision" in item else None,
-        "halt": json.loads(item["halt"]) if "halt" in item else None,
-    }
-    logger.info("campaign finalized", extra={"campaign_id": campaign.id, "status": summary["status"],
-                                             "sent": summary["sent"]})
-    return summary
+    summary = FinalizeCampaignResult(
+        campaign_id=campaign.id,
+        status=item.get("status"),
+        sent=stats.get("sent", 0),
+        per_variant=per_variant,
+        feedback={name: stats[name] for name in FEEDBACK if name in stats},
+        accounted=Accounting.from_dict(sends.summary(campaign.id, config, audience=request.recipients)),
+        holdout=request.holdout,
+        decision=PickWinnerResult.from_dict(json.loads(item["decision"])) if "decision" in item else None,
+        halt=Halt.from_dict(json.loads(item["halt"])) if "halt" in item else None,
+    )
+    logger.info("campaign finalized", extra={"campaign_id": campaign.id, "status": summary.status,
+                                             "sent": summary.sent})
+    return summary.to_dict()

@@ -12,21 +12,26 @@ from botocore.exceptions import ClientError
 
 from app import campaign_control
 from app.clients import client
-from app.domain.campaign import parse_campaign
+from app.contracts import PickWinnerInput, PickWinnerResult
 from app.domain.winner import decide_winner, stats_from_counters
 from app.observability import logger, tracer
 from app.settings import settings
 
 
+def recorded(item: dict[str, Any]) -> dict[str, Any]:
+    """The decision recorded on the campaign's control item."""
+    return PickWinnerResult.from_dict(json.loads(item["decision"])).to_dict()
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    campaign = parse_campaign(event["campaign"])
+    campaign = PickWinnerInput.from_dict(event).campaign
     config = settings()
     item, stats = campaign_control.read(campaign.id, config)
     if "decision" in item:
-        return json.loads(item["decision"])
-    decision = decide_winner(campaign, stats_from_counters(stats)).to_dict()
+        return recorded(item)
+    decision = PickWinnerResult.from_dict(decide_winner(campaign, stats_from_counters(stats)).to_dict()).to_dict()
     try:
         client("dynamodb").update_item(
             TableName=config.campaigns_table, Key={"campaign_id": {"S": campaign.id}},
@@ -35,7 +40,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-        return json.loads(campaign_control.read(campaign.id, config)[0]["decision"])
+        return recorded(campaign_control.read(campaign.id, config)[0])
     logger.info("test-then-winner decision", extra={"campaign_id": campaign.id, "winner": decision["winner"],
                                                     "policy": decision["applied_policy"]})
     return decision

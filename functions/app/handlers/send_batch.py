@@ -3,9 +3,12 @@ account's rate governor.
 
 Before each SES call: the campaign must still be RUNNING after its breaker is evaluated (app.campaign_control);
 the governor grants how many sends may go now. A pause, a halt or a cancel stops the batch before its next call
-(the batch is STOPPED at that recipient, and a resume sends from there). SES refusing a call (4xx) sent nothing
-of it: the batch is STOPPED there and the Map's Retry resumes it. After a 5xx or a timeout the call's outcome is
-unknown: the claim stays SENDING and is never resent (feedback reconciles it).
+(the batch is STOPPED at that recipient, and a resume sends from there). After a 5xx or a timeout the call's
+outcome is unknown: the claim stays SENDING and is never resent (feedback reconciles it).
+
+Waiting for the send rate or the daily quota never happens here beyond a few seconds: the batch stops where it is
+and the result says where the wait belongs (app.domain.deferral): `wait_seconds` for the Distributed Map child to
+Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ from botocore.exceptions import ClientError
 
 from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client, client_without_retries
+from app.contracts import SendBatchInput
+from app.domain import deferral
 from app.domain.campaign import Campaign, parse_campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
-from app.errors import ManifestError, SesflowError, SesThrottledError
+from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError
 from app.governor import Governor
-from app.observability import logger, metrics, tracer
+from app.observability import logger, metrics, redact, tracer
 from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+# Left of the invocation's time for the SES call and the writes after a governor's grant; also the longest a grant
+# may be waited for in one invocation.
+CALL_RESERVE_SECONDS = 5.0
+MAX_GOVERNOR_WAIT_SECONDS = 10.0
 # A recipient's template data, as JSON. 50 of them make one SES request: names and codes, not content (that
 # belongs in the template). SES's own limit is 262,144 characters.
 MAX_TEMPLATE_DATA_BYTES = 10_000
@@ -87,7 +96,7 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings) ->
         own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
         data[address], problem = _as_json(personalization.template_data(own))
         if problem:
-            logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "address": address,
+            logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "recipient": redact(address),
                                                         "reason": problem})
     return data
 
@@ -146,6 +155,8 @@ def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | No
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    SendBatchInput.from_dict(event)  # a payload not of the contract fails here, naming its field
+    invocation_seconds = context.get_remaining_time_in_millis() / 1000  # the function's Timeout, near enough
     campaign = parse_campaign(event["campaign"])
     batch = event.get("batch")
     if not isinstance(batch, dict) or not isinstance(batch.get("recipients"), list) \
@@ -162,6 +173,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     control = campaign_breaker.check(campaign, config)
     if control.status != campaign_control.RUNNING:
         return {**result, "stopped": control.status}
+    if control.deferred_until and control.deferred_until > deferral.rfc3339(clock.now()):
+        # The phase is already waiting in the campaign's execution: this child ends at once, claiming nothing.
+        return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
     data = template_data(campaign, [address for address, _, _ in todo], config)
     start, status = sends.claim(campaign.id, key, len(todo), config)
@@ -170,6 +184,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     counts: Counter[str] = Counter()  # for the campaign's stats item
     position, unrecorded_failures = start, []
+    wait: deferral.Wait | None = None
 
     def finish(status: str) -> None:  # with the counters the breaker last saw: the report's rates over the send
         sends.finish(campaign.id, key, status, position, config, failed=unrecorded_failures, observed=control.stats)
@@ -182,20 +197,29 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 finish(sends.STOPPED)
                 result["stopped"] = control.status
                 break
-            variant, probation = todo[position][1:]  # one variant and configuration set per call
-            run = next((i for i in range(position, len(todo)) if todo[i][1:] != (variant, probation)),
-                       len(todo)) - position
-            try:  # ask only for the call's own recipients (one variant per call): tokens granted are spent
-                allowed = governor(config).acquire(
-                    run, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
-                    now=lambda: clock.now().timestamp(), sleep=clock.sleep)
-            except SesflowError:  # the rate is booked too far ahead, or the day's quota is used: come back later
+            left = context.get_remaining_time_in_millis() / 1000 - CALL_RESERVE_SECONDS
+            grant = _acquire_or_wait(campaign, todo, position, left, config)
+            if isinstance(grant, deferral.Wait):
+                wait = grant
                 finish(sends.STOPPED)
-                raise
+                break
+            allowed = grant
+            variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
             sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
             unrecorded_failures = []
-            accepted = send_call(campaign, variant, probation, group, key, position, config, data)
+            try:
+                accepted = send_call(campaign, variant, probation, group, key, position, config, data)
+            except ClientError as error:
+                code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500 \
+                        or code not in THROTTLED:
+                    raise
+                # SES refused the call for its rate or quota, so nothing of it was sent: stop the batch there.
+                finish(sends.STOPPED)
+                wait = (deferral.for_daily_quota(0, f"SES: {message}") if "daily" in message.lower()
+                        else deferral.Wait(2.0, deferral.RATE, f"SES: {message}"))
+                break
             position += len(group)
             # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
             unrecorded_failures = [a for a, ok in zip(group, accepted, strict=True) if not ok]
@@ -210,9 +234,47 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
             finish(sends.STOPPED)
         campaign_control.add_counts(campaign.id, dict(counts), config)
-        if error.response["Error"]["Code"] in THROTTLED:
-            raise SesThrottledError(f"batch {key}: {error.response['Error']['Message']}") from error
         raise
     campaign_control.add_counts(campaign.id, dict(counts), config)
+    if counts["sent"]:
+        # Feedback about this batch's calls may have been ingested before these sends were counted, and the breaker
+        # never counts more events than sends, so ingestion's check let it pass. Counters first, check second, on
+        # both sides: whichever checks last sees both, so the breaker trips now rather than never (the last batch
+        # of a phase has no next call to check before).
+        campaign_breaker.check(campaign, config)
     metrics.add_metric(name="EmailsSent", unit="Count", value=counts["sent"])
-    return {**result, "sent": counts["sent"], "failed": counts["failed"]}
+    result = {**result, "sent": counts["sent"], "failed": counts["failed"]}
+    if wait is None:
+        return result
+    return {**result, **_where_to_wait(campaign, wait, event.get("child_started_at"), invocation_seconds, config)}
+
+
+def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], position: int, left: float,
+                     config: Settings) -> int | deferral.Wait:
+    """How many of the next call's recipients may be sent now (having slept for them), or what to wait for."""
+    if left <= 0:
+        return deferral.Wait(0, deferral.TIME, "the invocation's time is used up")
+    variant, probation = todo[position][1:]  # one variant and configuration set per call
+    run = next((i for i in range(position, len(todo)) if todo[i][1:] != (variant, probation)), len(todo)) - position
+    try:  # ask only for the call's own recipients (one variant per call): tokens granted are spent
+        return governor(config).acquire(
+            run, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
+            now=lambda: clock.now().timestamp(), sleep=clock.sleep, max_wait=min(MAX_GOVERNOR_WAIT_SECONDS, left))
+    except GovernorBusyError as error:
+        return deferral.Wait(error.retry_after, deferral.RATE, str(error))
+    except DailyQuotaExhaustedError as error:
+        return deferral.for_daily_quota(error.retry_after, str(error))
+
+
+def _where_to_wait(campaign: Campaign, wait: deferral.Wait, child_started_at: str | None, invocation_seconds: float,
+                   config: Settings) -> dict[str, Any]:
+    """`wait_seconds` when the child can wait itself, else `deferred` (recorded on the campaign for its execution)."""
+    now = clock.now()
+    started = deferral.parse_rfc3339(child_started_at) if child_started_at else now
+    if deferral.fits_in_child(wait, started, now, invocation_seconds):
+        return {"wait_seconds": deferral.child_seconds(wait)}
+    until = deferral.until(wait, now)
+    campaign_control.defer(campaign.id, until, wait.reason, wait.message, config)
+    logger.info("batch deferred to the campaign's execution",
+                extra={"campaign_id": campaign.id, "until": until, "reason": wait.reason})
+    return {"deferred": {"until": until, "reason": wait.reason, "message": wait.message}}

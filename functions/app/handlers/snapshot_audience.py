@@ -16,6 +16,7 @@ from boto3.dynamodb.conditions import Key
 
 from app import attributes
 from app.clients import client, table
+from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult
 from app.domain.campaign import (
     HOLDOUT,
     REMAINDER,
@@ -24,7 +25,6 @@ from app.domain.campaign import (
     assign_variant,
     batches,
     cohort,
-    parse_campaign,
 )
 from app.observability import logger, metrics, tracer
 from app.settings import settings
@@ -68,14 +68,9 @@ def account_suppressed() -> set[str]:
             return found
 
 
-def row(address: str, variant: str | None, status: str) -> dict[str, Any]:
+def row(address: str, variant: str | None, status: str) -> Recipient:
     """A manifest entry; `probation` marks a recipient in RECOVERY."""
-    entry: dict[str, Any] = {"address": address}
-    if variant is not None:
-        entry["variant"] = variant
-    if status == "RECOVERY":
-        entry["probation"] = True
-    return entry
+    return Recipient(address, variant, status == "RECOVERY")
 
 
 def write(bucket: str, key: str, document: Any) -> None:
@@ -86,8 +81,9 @@ def write(bucket: str, key: str, document: Any) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    campaign = parse_campaign(event["campaign"])
-    prefix = f"campaigns/{campaign.id}/{event['execution_name']}"
+    request = SnapshotAudienceInput.from_dict(event)
+    campaign = request.campaign
+    prefix = f"campaigns/{campaign.id}/{request.execution_name}"
     bucket = settings().manifest_bucket
     suppressed = account_suppressed()
     candidates, states = eligible(campaign)
@@ -111,22 +107,22 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         else:
             members = sorted(members, key=lambda m: (order[m[1]], candidates[m[0]] == "RECOVERY", m[0]))
         rows = [row(a, None if name == REMAINDER else v, candidates[a]) for a, v in members]
-        manifest = [{"index": i, "recipients": chunk} for i, chunk in enumerate(batches(rows, BATCH_SIZE))]
+        manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(batches(rows, BATCH_SIZE))]
         key = f"{prefix}/{name}.json"
         write(bucket, key, manifest)
-        phases.append({"name": name, "manifest_key": key, "batches": len(manifest), "recipients": len(rows)})
+        phases.append(Phase(name, key, len(manifest), len(rows)))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
     by_variant = Counter(v for _, v in assigned)
     metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(assigned))
     logger.info("audience snapshot", extra={"campaign_id": campaign.id, "by_variant": dict(by_variant),
                                             "suppressed_by_ses": len(candidates) - len(assigned)})
-    return {
-        "phases": phases,
-        "holdout_key": f"{prefix}/holdout.json",
-        "recipients": len(sendable),
-        "holdout": len(holdout),
-        "excluded_by_ses_suppression": len(candidates) - len(assigned),
-        "by_variant": dict(sorted(by_variant.items())),
-        "states": dict(sorted(states.items())),
-    }
+    return SnapshotAudienceResult(
+        phases=tuple(phases),
+        holdout_key=f"{prefix}/holdout.json",
+        recipients=len(sendable),
+        holdout=len(holdout),
+        excluded_by_ses_suppression=len(candidates) - len(assigned),
+        by_variant=dict(sorted(by_variant.items())),
+        states=dict(sorted(states.items())),
+    ).to_dict()

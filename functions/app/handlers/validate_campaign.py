@@ -6,19 +6,18 @@ Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED o
 
 from typing import Any
 
-from app.domain.campaign import parse_campaign
-from app.errors import CampaignDefinitionError
+from app.contracts import ValidateCampaignInput, ValidateCampaignResult
 from app.observability import logger, tracer
+from app.settings import settings
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    definition = dict(event) if isinstance(event, dict) else event
-    resume = definition.pop("resume", False) if isinstance(definition, dict) else False
-    campaign = parse_campaign(definition)
-    if not isinstance(resume, bool):
-        raise CampaignDefinitionError(f"resume: must be true or false, got {resume!r}")
+    # A campaign's own configuration_set must be one SendBatchFunction may send through (its IAM policy names
+    # the stack's two sets and AllowedConfigurationSets): refused here, not at the first batch's SES call.
+    request = ValidateCampaignInput.from_dict(event, allowed_configuration_sets=settings().campaign_configuration_sets)
+    campaign = request.campaign
     logger.info("campaign valid", extra={"campaign_id": campaign.id, "variants": len(campaign.variants),
-                                         "resume": resume})
-    return {"campaign": campaign.to_dict(), "resume": resume}
+                                         "resume": request.resume})
+    return ValidateCampaignResult(campaign, request.resume).to_dict()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 
@@ -19,6 +21,22 @@ class VirtualClock:
         self._now = start.replace(microsecond=start.microsecond // 1000 * 1000)  # AWS times are in ms
         self.sleeps: list[tuple[str, float]] = []
         self._wakers: list[tuple[datetime, threading.Event]] = []
+        self._ledgers = threading.local()
+
+    @contextlib.contextmanager
+    def ledger(self, account: list[float]) -> Iterator[list[float]]:
+        """Add to account[0] the seconds this thread sleeps meanwhile: the time a piece of work waited itself, which
+        the clock alone cannot tell apart from the sleeps of work running beside it."""
+        stack = self._ledgers.__dict__.setdefault("stack", [])
+        stack.append(account)
+        try:
+            yield account
+        finally:
+            stack.pop()
+
+    def _charge(self, seconds: float) -> None:
+        for account in getattr(self._ledgers, "stack", ()):
+            account[0] += seconds
 
     def now(self) -> datetime:
         with self._lock:
@@ -30,6 +48,7 @@ class VirtualClock:
     def sleep(self, seconds: float, reason: str = "sleep", since: datetime | None = None) -> None:
         """Pretend to sleep `seconds` from `since` (default: now)."""
         seconds = max(0.0, float(seconds))
+        self._charge(seconds)
         with self._lock:
             start = since or self._now
             self._now = max(self._now, start + timedelta(seconds=seconds))
@@ -40,6 +59,7 @@ class VirtualClock:
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         with self._lock:
             seconds = (when - self._now).total_seconds()
+            self._charge(max(0.0, seconds))
             self._now = max(self._now, when.astimezone(UTC))
             self.sleeps.append((reason, max(0.0, seconds)))
             self._wake()

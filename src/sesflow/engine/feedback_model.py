@@ -54,7 +54,14 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sesflow.engine.ses import SentEmail, SuppressedDestination, feedback_record, publish_event, simulator
+from sesflow.engine.ses import (
+    SentEmail,
+    SuppressedDestination,
+    feedback_record,
+    publish_event,
+    rendering_failure_record,
+    simulator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +228,7 @@ class FeedbackModel:
         context = _Context(sent.message_id, destination, tags, source, sent.sent_at)
         records = [context.record("send", _address(destination[0]) if destination else "", sent.sent_at)]
         if sent.rendering_failure:
-            records.append(context.record("rendering_failure", "", sent.sent_at, detail={
-                "errorMessage": sent.rendering_failure, "templateName": sent.template_name or ""}))
+            records.append(rendering_failure_record(sent))
             return records
         key = sent.tags.get(self.campaign_tag) or sent.message_id
         variant = sent.tags.get(self.variant_tag)

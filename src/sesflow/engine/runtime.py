@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sesflow.engine.clock import VirtualClock
+from sesflow.engine.iam import Roles
 from sesflow.engine.metering import Meter
 
 
@@ -21,6 +22,11 @@ class Runtime:
     # Called before a Wait state moves virtual time: the stack runs its queue triggers, as Lambda's pollers
     # would have during that time on AWS (feedback arrives while a campaign waits out its evaluation window).
     before_wait: Callable[[], None] | None = None
+    # EXPRESS executions are at-least-once: this share of Distributed Map EXPRESS children (chosen by a hash of the
+    # Map Run and the item, so a run repeats) runs a second time after the first, its output discarded.
+    express_redelivery: float = 0.0
+    # The deployed stack's roles: whose calls are checked, against what (none when no stack is up).
+    iam: Roles = field(default_factory=Roles)
 
 
 _lock = threading.Lock()

@@ -16,6 +16,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from itertools import takewhile
 from typing import Any
 
@@ -26,7 +27,7 @@ from moto.core.models import botocore_stubber
 from moto.events.models import events_backends
 from moto.sns.models import sns_backends
 
-from sesflow.engine import runtime
+from sesflow.engine import iam, runtime
 
 # https://docs.aws.amazon.com/ses/latest/dg/quotas.html: a new (sandbox) account may send 200 emails
 # per 24 hours at 1 email per second; quotas count recipients, not messages.
@@ -105,13 +106,15 @@ class SentEmail:
     configuration_set: str | None
     tags: dict[str, str]
     template_name: str | None
-    template_data: dict | None  # after bulk defaults and replacements are merged
+    template_data: dict | None  # the data it rendered with: the entry's own, or else the bulk call's default
     subject: str | None  # rendered; None if rendering failed
     headers: dict[str, str]
     list_management: dict | None
     suppressed: tuple[str, ...]  # recipients on the account's suppression list: accepted, not delivered
     rendering_failure: str | None  # AWS accepts the call and reports this later as a Rendering Failure event
     sent_at: datetime
+    html: str | None = None  # the body's parts as sent (rendered); None if absent or rendering failed
+    text: str | None = None
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -141,6 +144,7 @@ class SesAccount:
     # returns it (Name, Enabled, MatchingEventTypes, and one of SnsDestination, EventBridgeDestination, ...)
     event_destinations: dict[str, dict[str, dict]] = field(default_factory=dict)
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
+    last_test_render: datetime | None = None  # TestRenderEmailTemplate's last call (at most one a second)
     _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
     def sent_last_24h(self, now: datetime) -> int:
@@ -252,33 +256,34 @@ def publish_event(
             if destination.get("Enabled") and matching in destination.get("MatchingEventTypes", [])
         ]
     body, published = json.dumps(record), 0
-    for acct, reg, destination in targets:
-        if "SnsDestination" in destination:
-            topic = destination["SnsDestination"]["TopicArn"]
-            if direct:
-                _, _, _, topic_region, topic_account, _ = topic.split(":", 5)
-                sns_backends[topic_account][topic_region].publish(body, arn=topic)
+    with iam.acting_as(None):  # SES publishes as itself, not as the function whose send caused the event
+        for acct, reg, destination in targets:
+            if "SnsDestination" in destination:
+                topic = destination["SnsDestination"]["TopicArn"]
+                if direct:
+                    _, _, _, topic_region, topic_account, _ = topic.split(":", 5)
+                    sns_backends[topic_account][topic_region].publish(body, arn=topic)
+                else:
+                    _client("sns", reg).publish(TopicArn=topic, Message=body)
+            elif "EventBridgeDestination" in destination:
+                entry = {
+                    "Source": "aws.ses",
+                    "DetailType": detail_type,
+                    "Detail": body,
+                    "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
+                    "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
+                    "Time": runtime.current().clock.now(),
+                }
+                if direct:
+                    entry["Time"] = entry["Time"].timestamp()  # as PutEvents hands it to the backend
+                    entries = events_backends[acct][reg].put_events([entry])
+                else:
+                    entries = _client("events", reg).put_events(Entries=[entry])["Entries"]
+                if any("ErrorCode" in e for e in entries):
+                    raise RuntimeError(f"EventBridge refused the {event_type} event: {entries}")
             else:
-                _client("sns", reg).publish(TopicArn=topic, Message=body)
-        elif "EventBridgeDestination" in destination:
-            entry = {
-                "Source": "aws.ses",
-                "DetailType": detail_type,
-                "Detail": body,
-                "Resources": [f"arn:aws:ses:{reg}:{acct}:configuration-set/{configuration_set}"],
-                "EventBusName": destination["EventBridgeDestination"]["EventBusArn"],
-                "Time": runtime.current().clock.now(),
-            }
-            if direct:
-                entry["Time"] = entry["Time"].timestamp()  # as PutEvents hands it to the backend
-                entries = events_backends[acct][reg].put_events([entry])
-            else:
-                entries = _client("events", reg).put_events(Entries=[entry])["Entries"]
-            if any("ErrorCode" in e for e in entries):
-                raise RuntimeError(f"EventBridge refused the {event_type} event: {entries}")
-        else:
-            continue
-        published += 1
+                continue
+            published += 1
     return published
 
 
@@ -335,6 +340,20 @@ def feedback_record(kind: str, address: str, at: datetime, message_id: str, *,
     if detail:
         obj.update(detail)
     return {"eventType": event_type, "mail": mail, name: obj}
+
+
+def rendering_failure_record(sent: SentEmail) -> dict:
+    """The Rendering Failure record SES publishes for an accepted message that did not render (what
+    publish_event takes): mail as for every event of the message, failure {errorMessage, templateName}
+    (event-publishing-retrieving-sns-contents.html, "Rendering Failure object")."""
+    tags = {name: [value] for name, value in sent.tags.items()}
+    tags.setdefault("ses:operation", [sent.operation])
+    source = parseaddr(sent.from_address or "")[1] or sent.from_address
+    tags.setdefault("ses:from-domain", [source.rpartition("@")[2]])
+    return feedback_record("rendering_failure", "", sent.sent_at, sent.message_id, tags=tags,
+                           destination=list(sent.recipients), source=source,
+                           detail={"errorMessage": sent.rendering_failure or "",
+                                   "templateName": sent.template_name or ""})
 
 
 def _stamp(moment: datetime) -> str:

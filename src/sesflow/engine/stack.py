@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from sesflow.engine import function_url, runtime, ses
+from sesflow.engine import function_url, iam, runtime, ses
 from sesflow.engine.clock import VirtualClock
 from sesflow.engine.metering import Meter
 from sesflow.engine.patches import install_all, lambda_bridge
@@ -40,12 +40,14 @@ SKIPPED_TYPES = {
     "AWS::Logs::LogGroup": "logs are not kept; handlers log to the console",
     "AWS::CloudWatch::Alarm": "metrics are not evaluated locally",
     "AWS::CloudWatch::Dashboard": "metrics are not evaluated locally",
-    "AWS::IAM::Role": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::IAM::Policy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::Lambda::Permission": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::SQS::QueuePolicy": "IAM is not enforced locally (tests check policies statically)",
-    "AWS::SNS::TopicPolicy": "IAM is not enforced locally (tests check policies statically)",
+    # IAM: each function's and state machine's calls are checked at run time against the role SAM builds from
+    # its Policies (engine/iam.py, patches/iam.py). Roles written as resources and resource-based policies are not.
+    "AWS::IAM::Role": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::IAM::Policy": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::IAM::ManagedPolicy": "not evaluated: the engine checks the roles SAM builds from Policies (engine/iam.py)",
+    "AWS::Lambda::Permission": "resource-based policies are not evaluated locally (identity-based ones are)",
+    "AWS::SQS::QueuePolicy": "resource-based policies are not evaluated locally (identity-based ones are)",
+    "AWS::SNS::TopicPolicy": "resource-based policies are not evaluated locally (identity-based ones are)",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _LAMBDA_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-lambda"
@@ -119,6 +121,8 @@ class LocalStack:
     region: str = "us-east-1"
     ses_identities: tuple[str, ...] = ()
     start_time: datetime | None = None
+    # The share of EXPRESS Map children run twice, as AWS's at-least-once EXPRESS executions may (runtime.Runtime).
+    express_redelivery: float = 0.0
     # The simulated SES account: a production account by default (a sandbox sends 200 a day).
     ses_account: dict[str, Any] = field(
         default_factory=lambda: {"max_send_rate": 14.0, "max_24h_send": 50_000, "production_access": True}
@@ -157,7 +161,9 @@ class LocalStack:
         )
         install_all()
         self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
-                                                        before_wait=self._deliver_before_wait))
+                                                        before_wait=self._deliver_before_wait,
+                                                        express_redelivery=self.express_redelivery,
+                                                        iam=iam.Roles.of(self.template)))
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
@@ -215,10 +221,11 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """One client per service while the stack is up: building one costs milliseconds (the poller asked for
-        one per delivery round, 4% of the demo's CPU), and boto3 clients are safe to share between threads."""
+        one per delivery round, 4% of the demo's CPU), and boto3 clients are safe to share between threads.
+        Its calls are the operator's: IAM does not check them, whichever thread makes them."""
         client = self._clients.get(service)
         if client is None:
-            client = self._clients.setdefault(service, boto3.client(service, region_name=self.region))
+            client = self._clients.setdefault(service, iam.operators(boto3.client(service, region_name=self.region)))
         return client
 
     # ---------------------------------------------------------------- executions
@@ -442,6 +449,7 @@ class LocalStack:
     def _deploy(self) -> None:
         assert self.template is not None
         order = [
+            ("AWS::KMS::Key", self._deploy_key),
             ("AWS::DynamoDB::Table", self._deploy_table),
             ("AWS::SecretsManager::Secret", self._deploy_secret),
             ("AWS::Serverless::SimpleTable", self._deploy_simple_table),
@@ -466,11 +474,11 @@ class LocalStack:
             raise UnsupportedResourceError(
                 f"{self.template_path}: the local engine cannot create {', '.join(unsupported)}"
             )
-        iam = self.client("iam")  # moto checks that a function's role exists; IAM is not enforced beyond that
+        iam_client = self.client("iam")  # moto checks that a function's role exists (engine/iam.py checks calls)
         for arn, service in ((_LAMBDA_ROLE, "lambda"), (_STATES_ROLE, "states")):
             trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                              "Principal": {"Service": f"{service}.amazonaws.com"}}]}
-            iam.create_role(RoleName=arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
+            iam_client.create_role(RoleName=arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
         sesv2 = self.client("sesv2")
         for identity in self.ses_identities:
             sesv2.create_email_identity(EmailIdentity=identity)
@@ -550,9 +558,48 @@ class LocalStack:
                     QueueUrl=r.physical_id, Attributes={"RedrivePolicy": json.dumps(policy)}
                 )
 
+    def _deploy_key(self, r: Resource) -> None:
+        """A symmetric key in moto's KMS with its key policy, at the key id the template resolved (moto draws one at
+        random). The key policy is stored, not enforced: who may use the key is checked by tests/checks/test_kms.py."""
+        from moto.kms.models import kms_backends
+
+        p = r.properties
+        if p.get("MultiRegion") or p.get("Origin", "AWS_KMS") != "AWS_KMS":
+            raise UnsupportedResourceError(f"{r.logical_id}: only single-Region keys with AWS_KMS key material are "
+                                           f"created locally")
+        policy = p.get("KeyPolicy")
+        args: dict[str, Any] = {
+            "KeyUsage": p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            "KeySpec": p.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            "Tags": [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p.get("Tags") or []],
+        }
+        if policy is not None:
+            args["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        if "Description" in p:
+            args["Description"] = p["Description"]
+        kms = self.client("kms")
+        drawn = kms.create_key(**args)["KeyMetadata"]["KeyId"]
+        backend = kms_backends[ACCOUNT_ID][self.region]
+        key = backend.keys.pop(drawn)
+        key.id, key.arn = r.physical_id, r.attributes["Arn"]
+        backend.keys[key.id] = key
+        if backend.tagger.list_tags_for_resource(drawn).get("Tags"):
+            backend.tagger.tag_resource(key.id, backend.tagger.list_tags_for_resource(drawn)["Tags"])
+            backend.tagger.delete_all_tags_for_resource(drawn)
+        given = kms.describe_key(KeyId=r.physical_id)["KeyMetadata"]["Arn"]
+        if given != r.attributes["Arn"]:
+            raise TemplateError(f"{r.logical_id}: moto gave key ARN {given}, the template resolved "
+                                f"{r.attributes['Arn']}")
+        if str(p.get("EnableKeyRotation", False)).lower() == "true":
+            kms.enable_key_rotation(KeyId=r.physical_id)
+        if str(p.get("Enabled", True)).lower() == "false":
+            kms.disable_key(KeyId=r.physical_id)
+
     def _deploy_topic(self, r: Resource) -> None:
         sns = self.client("sns")
         attributes = {"FifoTopic": "true"} if r.properties.get("FifoTopic") else {}
+        if r.properties.get("KmsMasterKeyId"):
+            attributes["KmsMasterKeyId"] = str(r.properties["KmsMasterKeyId"])
         sns.create_topic(Name=r.attributes["TopicName"], Attributes=attributes)
         for sub in r.properties.get("Subscription", []):
             sns.subscribe(TopicArn=r.physical_id, Protocol=sub["Protocol"], Endpoint=sub["Endpoint"])

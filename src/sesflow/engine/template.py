@@ -211,6 +211,10 @@ class _Resolver:
             physical = f"arn:{p}:secretsmanager:{region}:{acct}:secret:" + explicit(
                 "Name", _physical_id(self.stack_name, logical_id, 256))
             attrs = {"Id": physical}
+        elif rtype == "AWS::KMS::Key":  # AWS draws a random key id; a stable one here, derived like the names
+            digest = hashlib.sha256(f"{self.stack_name}/{logical_id}".encode()).hexdigest()
+            physical = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+            attrs = {"Arn": f"arn:{p}:kms:{region}:{acct}:key/{physical}", "KeyId": physical}
         elif rtype == "AWS::Events::Rule":
             physical = explicit("Name", _physical_id(self.stack_name, logical_id, 64))
             attrs = {"Arn": f"arn:{p}:events:{region}:{acct}:rule/{physical}"}

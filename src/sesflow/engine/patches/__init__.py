@@ -13,6 +13,7 @@ def install_all() -> None:
         dynamodb,
         dynamodb_json,
         events,
+        iam,
         lambda_bridge,
         metering,
         powertools_metrics,
@@ -34,3 +35,4 @@ def install_all() -> None:
     dynamodb.install()
     dynamodb_json.install()
     powertools_metrics.install()
+    iam.install()

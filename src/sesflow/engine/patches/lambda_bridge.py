@@ -53,7 +53,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 
-from sesflow.engine import metering, runtime
+from sesflow.engine import iam, metering, runtime
 from sesflow.engine.patches import MotoDriftError
 
 _original_invoke = LambdaFunction.__dict__.get("_invoke_lambda")
@@ -339,7 +339,8 @@ def invoke_in_process(spec: FunctionSpec, event: Any, arn: str) -> tuple[str, bo
             try:
                 handler = spec.load()
                 _use_virtual_clock()
-                result = handler(event, context)
+                with iam.acting_as(runtime.current().iam.functions.get(spec.name), spec.name):  # its role's calls
+                    result = handler(event, context)
                 payload, errored = json.dumps(result), False
             except _TimedOut:
                 timed_out = True

@@ -9,7 +9,9 @@ Simulated:
 - SendEmail with Simple, Raw or Template content (TemplateName, TemplateArn or inline TemplateContent,
   TemplateData, Headers).
 - SendBulkEmail: DefaultContent.Template (stored or inline); an entry's replacement data replaces the default
-  data (used only for an entry without its own), its tags and headers are merged over the defaults by name;
+  data, which is used for an entry without its own or with an empty object ("If a Destination object contains
+  an empty JSON object in the ReplacementTemplateData property, the values in the DefaultTemplateData property
+  are used", send-personalized-email-api.html); its tags and headers are merged over the defaults by name;
   one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
 - Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
   template -> NotFoundException; unverified sender -> MessageRejected; 0 or more than 50 recipients per
@@ -19,8 +21,15 @@ Simulated:
   rolling 24 hours -> LimitExceededException "Daily message quota exceeded."
 - Account-level suppression list (Put/Get/List/DeleteSuppressedDestination, PutAccountSuppression
   Attributes): a send to a suppressed address is accepted and recorded as suppressed, not delivered.
-- Template rendering: a missing variable does not fail the call (AWS reports a Rendering Failure event
-  later); the record carries `rendering_failure` and nothing is delivered.
+- Template rendering as SES renders (engine/rendering.py: its Handlebars, no HTML escaping), per message, of
+  the subject, HTML and text, kept on the outbox record. A variable the data lacks does not fail the call (the
+  entry is SUCCESS with a MessageId): the record carries `rendering_failure`, nothing is delivered, and SES
+  publishes a Rendering Failure event to the configuration set's destinations that match RENDERING_FAILURE,
+  with a feedback model or without one (it is SES's own answer, not the population's).
+- TestRenderEmailTemplate: the stored template rendered with TemplateData, as a MIME message (Date, Subject,
+  multipart/alternative text and HTML); unknown template -> NotFoundException; a variable the data lacks or a
+  template that does not parse -> BadRequestException with the rendering's message; more than one call per
+  (virtual) second -> TooManyRequestsException, as the API reference says ("no more than once per second").
 - GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
 - Configuration set event destinations: Create/Get/Update/DeleteConfigurationSetEventDestination(s),
   kept in `engine.ses`; `ses.publish_event` delivers an event record to them as SES would. Checks:
@@ -42,17 +51,17 @@ from __future__ import annotations
 
 import base64
 import email
+import email.policy
 import json
-from datetime import datetime
-from email.utils import getaddresses, parseaddr
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, parseaddr
 
-from moto.ses import exceptions as ses_exceptions
-from moto.ses import template as ses_template
 from moto.ses import utils as ses_utils
 from moto.ses.models import SESBackend
 from moto.sesv2.responses import SESV2Response
 
-from sesflow.engine import limits, runtime
+from sesflow.engine import limits, rendering, runtime
 from sesflow.engine.patches import MotoDriftError
 from sesflow.engine.ses import (
     EVENT_TYPES,
@@ -61,6 +70,8 @@ from sesflow.engine.ses import (
     SentEmail,
     SuppressedDestination,
     aws_error,
+    publish_event,
+    rendering_failure_record,
     simulator,
 )
 
@@ -183,27 +194,30 @@ def _template_of(self: SESV2Response, template: dict) -> tuple[str | None, dict]
     return name, _template(self, name)
 
 
-def _deliver_rendered(core: SESBackend, from_address: str, name: str | None, template: dict, m: dict) -> str:
+def _deliver_rendered(core: SESBackend, from_address: str, name: str | None, m: dict) -> str:
     """Hand an accepted templated message to moto; returns its message id. Inline content has no stored
-    template for moto to render, so it goes as a simple email with the rendered subject."""
+    template in moto, so it goes as a simple email with the rendered subject and body."""
     if name is None:
-        return core.send_email(source=from_address, subject=m["subject"] or "", body=template["html_part"]
-                               or template["text_part"], destinations=_destinations(m)).id
+        return core.send_email(source=from_address, subject=m["subject"] or "", body=m["html"] or m["text"] or "",
+                               destinations=_destinations(m)).id
     return core.send_templated_email(source=from_address, template=name, template_data=json.dumps(m["template_data"]),
                                      destinations=_destinations(m)).id
 
 
-def _render(template: dict, data: dict) -> tuple[str | None, str | None]:
-    """(rendered subject, None), or (None, why rendering failed) as the later Rendering Failure says."""
-    data = {
-        k: json.dumps(v) if isinstance(v, int | float) else v for k, v in data.items()
-    }  # as Handlebars prints them
+_PARTS = (("subject", "subject_part"), ("html", "html_part"), ("text", "text_part"))
+
+
+def _render(template: dict, data: dict) -> dict:
+    """The message's rendered subject, html and text, and rendering_failure None; or all three None and
+    rendering_failure the errorMessage of the Rendering Failure SES publishes for it."""
+    rendered: dict = {"rendering_failure": None}
     try:
-        for part in ("text_part", "html_part"):
-            ses_template.parse_template(str(template[part]), data)
-        return ses_template.parse_template(str(template["subject_part"]), data), None
-    except ses_exceptions.MissingRenderingAttributeException as error:
-        return None, error.message
+        for field, part in _PARTS:
+            source = template.get(part)
+            rendered[field] = rendering.render(str(source), data) if source else None
+    except rendering.RenderingError as error:
+        return {"subject": None, "html": None, "text": None, "rendering_failure": error.message}
+    return rendered
 
 
 def _message(destination: dict, **fields) -> dict:
@@ -214,6 +228,8 @@ def _message(destination: dict, **fields) -> dict:
         "template_name": None,
         "template_data": None,
         "subject": None,
+        "html": None,
+        "text": None,
         "headers": {},
         "rendering_failure": None,
         **fields,
@@ -281,6 +297,11 @@ def _accept(
     if feedback is not None:  # SES publishes the events of a message sent with a configuration set
         for record in records:
             feedback.publish(record)
+    else:  # no population to answer, but a message that did not render is SES's own answer
+        for record in records:
+            if record.rendering_failure and record.configuration_set:
+                publish_event(record.configuration_set, rendering_failure_record(record), region=record.region,
+                              account_id=record.account_id, direct=True)
     return records
 
 
@@ -317,7 +338,8 @@ def send_email(self: SESV2Response) -> str:
         simple = content["Simple"]
         body = simple["Body"].get("Html") or simple["Body"].get("Text") or {"Data": ""}
         message = _message(
-            destination, tags=tags, subject=simple["Subject"]["Data"], headers=_pairs(simple.get("Headers"))
+            destination, tags=tags, subject=simple["Subject"]["Data"], headers=_pairs(simple.get("Headers")),
+            html=simple["Body"].get("Html", {}).get("Data"), text=simple["Body"].get("Text", {}).get("Data"),
         )
 
         def deliver(m: dict) -> str:
@@ -327,19 +349,17 @@ def send_email(self: SESV2Response) -> str:
     elif "Template" in content:
         name, template = _template_of(self, content["Template"])
         data = _json_object(content["Template"].get("TemplateData"), "TemplateData")
-        subject, failure = _render(template, data)
         message = _message(
             destination,
             tags=tags,
             template_name=name,
             template_data=data,
-            subject=subject,
             headers=_pairs(content["Template"].get("Headers")),
-            rendering_failure=failure,
+            **_render(template, data),
         )
 
         def deliver(m: dict) -> str:
-            return _deliver_rendered(core, from_address, name, template, m)
+            return _deliver_rendered(core, from_address, name, m)
     else:
         raise aws_error("BadRequestException", "Content must have Simple, Raw or Template.")
     _check_sender(self, params, from_address)
@@ -360,10 +380,11 @@ def send_bulk_email(self: SESV2Response) -> str:
     messages = []
     for entry in entries:
         replacement = entry.get("ReplacementEmailContent", {}).get("ReplacementTemplate", {})
-        # The default data is "a fallback option when no other data is available" (SES API): not merged.
-        data = (_json_object(replacement["ReplacementTemplateData"], "ReplacementTemplateData")
-                if "ReplacementTemplateData" in replacement else default_data)
-        subject, failure = _render(template, data)
+        # The default data is "a fallback option when no other data is available" (SES API): not merged; an
+        # entry's empty object falls back on it too (send-personalized-email-api.html).
+        own = (_json_object(replacement["ReplacementTemplateData"], "ReplacementTemplateData")
+               if "ReplacementTemplateData" in replacement else {})
+        data = own or default_data
         messages.append(
             _message(
                 entry["Destination"],
@@ -371,8 +392,7 @@ def send_bulk_email(self: SESV2Response) -> str:
                 headers=_pairs(default.get("Headers")) | _pairs(entry.get("ReplacementHeaders")),
                 template_name=name,
                 template_data=data,
-                subject=subject,
-                rendering_failure=failure,
+                **_render(template, data),
             )
         )
     from_address = params.get("FromEmailAddress")
@@ -380,12 +400,47 @@ def send_bulk_email(self: SESV2Response) -> str:
     core = self.sesv2_backend.core_backend
 
     def deliver(m: dict) -> str:
-        return _deliver_rendered(core, from_address, name, template, m)
+        return _deliver_rendered(core, from_address, name, m)
 
     records = _accept(self, "SendBulkEmail", params, from_address, messages, deliver)
     return json.dumps(
         {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": r.message_id} for r in records]}
     )
+
+
+def test_render_email_template(self: SESV2Response) -> str:
+    """The stored template rendered with TemplateData as the MIME message SES would send (RenderedTemplate)."""
+    template = _template(self, self._get_param("TemplateName"))
+    data = _json_object(_params(self).get("TemplateData"), "TemplateData")
+    sim = simulator()
+    with sim.lock:  # "You can execute this operation no more than once per second." (API reference)
+        now = _now()
+        account = sim.account(self.current_account, self.region)
+        if sim.config.enforce_rate and account.last_test_render is not None \
+                and now - account.last_test_render < timedelta(seconds=1):
+            raise aws_error("TooManyRequestsException", "Too many requests.")
+        account.last_test_render = now
+    rendered = _render(template, data)
+    if rendered["rendering_failure"]:
+        raise aws_error("BadRequestException", rendered["rendering_failure"])
+    return json.dumps({"RenderedTemplate": _mime(rendered, now)})
+
+
+def _mime(rendered: dict, at: datetime) -> str:
+    """A rendered message as MIME: the text and HTML parts as multipart/alternative when it has both."""
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["Date"] = format_datetime(at)
+    message["Subject"] = rendered["subject"] or ""
+    message["MIME-Version"] = "1.0"
+    parts = [(rendered[field], field.replace("text", "plain")) for field in ("text", "html") if rendered[field]]
+    for i, (body, subtype) in enumerate(parts or [("", "plain")]):
+        encoding = "7bit" if body.isascii() and all(len(line) <= 998 for line in body.splitlines()) \
+            else "quoted-printable"
+        add = message.set_content if i == 0 else message.add_alternative
+        add(body, subtype=subtype, charset="utf-8", cte=encoding)
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # the message's header, not each part's
+    return message.as_string()
 
 
 # --- suppression list and account -------------------------------------------------------------------
@@ -577,6 +632,7 @@ _ADDED = {
         delete_email_template,
         list_email_templates,
         send_bulk_email,
+        test_render_email_template,
         put_suppressed_destination,
         get_suppressed_destination,
         delete_suppressed_destination,
@@ -597,8 +653,6 @@ _USED = (
         "moto.ses.models.SESBackend",
         ("_is_verified_address", "send_email", "send_raw_email", "send_templated_email"),
     ),
-    (ses_template, "moto.ses.template", ("parse_template",)),
-    (ses_exceptions, "moto.ses.exceptions", ("MissingRenderingAttributeException",)),
     (ses_utils, "moto.ses.utils", ("is_valid_address",)),
 )
 

@@ -18,6 +18,7 @@ import random
 import re
 import sys
 import threading
+import time
 import types
 import uuid
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.common.path import result_path
-from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguageMode
+from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguage, QueryLanguageMode
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.string.string_expression import (
     StringJSONata,
@@ -62,6 +63,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iter
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator.distributed_iterator_worker import (  # noqa: E501
     DistributedIteratorWorker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+    resource_eval_s3,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_failure import (
@@ -82,6 +86,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
 from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.asl.eval.variable_store import VariableStore
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
@@ -93,7 +98,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case
 
 from sesflow.engine import runtime
-from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
+from sesflow.engine.limits import EXPRESS_MAX_SECONDS, HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
 from sesflow.engine.patches import MotoDriftError
 
 _installed = False
@@ -370,11 +375,19 @@ def _fix_callback_timeout() -> None:
 
 
 def _fix_retry() -> None:
-    """B: Retry back-off calls time.sleep; move the virtual clock (jitter stays moto's random.uniform)."""
-    _original(retrier_decl.RetrierDecl, "_eval_body", "time.sleep(interval_seconds)")
+    """B: Retry back-off calls time.sleep; move the virtual clock (jitter stays moto's random.uniform). An EXPRESS
+    child whose back-off took it past its five minutes ends there (see _fix_express_duration)."""
+    eval_body = _original(retrier_decl.RetrierDecl, "_eval_body", "time.sleep(interval_seconds)",
+                          params=("self", "env"))
     original = _original(retrier_decl, "time")
     shim = types.SimpleNamespace(sleep=lambda seconds: _clock().sleep(seconds, "Retry"))
     _patch(retrier_decl, "time", original, shim)
+
+    def _eval_body(self, env: Environment) -> None:
+        eval_body(self, env)
+        _express_time_left(env)
+
+    _patch(retrier_decl.RetrierDecl, "_eval_body", eval_body, _eval_body)
 
 
 def _fix_event_timestamps() -> None:
@@ -669,17 +682,6 @@ def _fix_tolerance_declared() -> None:
     _patch(StateMap, "from_state_props", original, from_state_props)
 
 
-def _exceeds_tolerance(component: Any, eval_input: Any) -> bool:
-    items = eval_input.map_run_record.item_counter
-    failed, total = items.failed.get() + items.timed_out.get(), items.total.get()
-    by_count, by_percentage = getattr(component, "_sesflow_tolerance_declared", (False, False))
-    if not (by_count or by_percentage):
-        return failed > 0
-    percentage = 100.0 * failed / total if total else 0.0
-    return ((by_count and failed > eval_input.tolerated_failure_count)
-            or (by_percentage and percentage > eval_input.tolerated_failure_percentage))
-
-
 def _fix_distributed_map_run() -> None:
     """F + metering: moto never compares failed items with the tolerances; each item is a child execution."""
     original = _original(DistributedIterationComponent, "_map_run", params=("self", "env", "eval_input"))
@@ -691,6 +693,8 @@ def _fix_distributed_map_run() -> None:
         if eval_input.state_name in _express_maps.get(state_machine, ()):
             kind = "EXPRESS"
         children = _History(f"{state_machine}/{eval_input.state_name}", kind)
+        eval_input.map_run_record._sesflow_tolerance_declared = getattr(
+            self, "_sesflow_tolerance_declared", (False, False))
         env.event_manager._sesflow_history = children  # moto gives the map run its own EventManager
         try:
             original(self, env, eval_input)
@@ -698,12 +702,39 @@ def _fix_distributed_map_run() -> None:
             meter = runtime.current().meter
             for _ in range(eval_input.map_run_record.item_counter.total.get()):
                 meter.count_execution(children.name, kind)
-        if _exceeds_tolerance(self, eval_input):
+        if _run_failed(eval_input.map_run_record):
             raise _failure(env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
                            "The specified tolerated failure threshold was exceeded.",
                            HistoryEventType.MapRunFailed)
 
     _patch(DistributedIterationComponent, "_map_run", original, _map_run)
+
+
+def _run_failed(record: Any) -> bool:
+    """A Distributed Map Run whose failed and timed-out children already exceed its tolerance: AWS fails the Map
+    Run then and starts no more children (the engine lets those running finish)."""
+    declared = getattr(record, "_sesflow_tolerance_declared", None)
+    if declared is None:
+        return False
+    items = record.item_counter
+    failed, total = items.failed.get() + items.timed_out.get(), items.total.get()
+    by_count, by_percentage = declared
+    if not (by_count or by_percentage):
+        return failed > 0
+    return ((by_count and failed > record.tolerated_failure_count)
+            or (by_percentage and total and 100.0 * failed / total > record.tolerated_failure_percentage))
+
+
+def _fail_map_run(worker: Any) -> None:
+    """End the job pool as moto ends it on a worker's exception: the Map fails with the tolerance's error, and
+    the workers take no more jobs."""
+    pool = worker._job_pool
+    with pool._mutex:
+        if pool._worker_exception is None:
+            pool._worker_exception = _failure(
+                worker._env, StatesErrorNameType.StatesExceedToleratedFailureThreshold,
+                "The specified tolerated failure threshold was exceeded.", HistoryEventType.MapRunFailed)
+        pool._notify_on_termination()
 
 
 def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool):
@@ -712,6 +743,9 @@ def _looping_eval_pool(open_job_frame: str, close_frame: str, link_events: bool)
             job_frame = getattr(worker_frame, open_job_frame)()
             self._eval_job(env=job_frame, job=job)
             getattr(worker_frame, close_frame)(job_frame)
+            record = getattr(self, "_map_run_record", None)
+            if record is not None and _run_failed(record):
+                _fail_map_run(self)
             stopped = isinstance(job.job_output, Exception) or self.stopped()
             next_job = None if stopped else self._job_pool.next_job()
             if next_job is not None:
@@ -769,15 +803,215 @@ def _fix_express_map_children() -> None:
 
     def create_state_machine(self, name: str, definition: str, *args: Any, **kwargs: Any):
         try:
-            express = _express_map_names(json.loads(definition))
+            parsed = json.loads(definition)
         except ValueError:
-            express = set()  # moto reports the syntax error
+            parsed = None  # moto reports the syntax error
+        express = _express_map_names(parsed) if parsed is not None else set()
+        rewritten = _result_writer_arguments(parsed) if parsed is not None else None
+        if rewritten != parsed:
+            definition = json.dumps(rewritten)
         if express:
             _express_maps[name] = express
             definition = re.sub(r'"ExecutionType"\s*:\s*"EXPRESS"', '"ExecutionType": "STANDARD"', definition)
         return original(self, name, definition, *args, **kwargs)
 
     _patch(backend, "create_state_machine", original, create_state_machine)
+
+
+# --------------------------------------------------------------------------- EXPRESS children, Map results
+
+def _express_time_left(env: Environment) -> bool:
+    """False, and the child ended as TIMED_OUT, if `env` is an EXPRESS Map child past its five minutes."""
+    budget = getattr(env, "_sesflow_express", None)
+    if budget is None or budget.seconds() <= EXPRESS_MAX_SECONDS:
+        return True
+    if env.is_running():
+        budget.timed_out = True
+        env.set_timed_out()
+    return False
+
+
+@dataclass
+class _ExpressBudget:
+    """An EXPRESS child's own duration: what it waited itself (Wait states, Retry back-offs, the sleeps of the
+    Lambdas its Tasks ran) on the virtual clock, plus the real time it ran. Not the virtual clock's reading: a long
+    Wait in another child moves that clock for everyone, and on AWS would have run beside this child, not in it."""
+
+    waited: list[float] = field(default_factory=lambda: [0.0])
+    started: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
+
+    def seconds(self) -> float:
+        return self.waited[0] + time.monotonic() - self.started
+
+
+def _fix_express_duration() -> None:
+    """AWS ends an EXPRESS execution after 5 minutes (Step Functions quotas); moto runs Distributed Map children
+    for ever, inside the parent's context. Each EXPRESS child gets its own Execution context (Id, Name, and
+    StartTime on the virtual clock) and a budget (_ExpressBudget): a state that would start past five minutes does
+    not run, a Retry back-off that ends past them ends the child, and the child is TIMED_OUT, counted against the
+    Map's tolerated failures as AWS counts it."""
+    eval_job = _original(DistributedItemProcessorWorker, "_eval_job", "job.job_program.eval(env)",
+                         params=("self", "env", "job"))
+    state_eval = _original(CommonStateField, "_eval_body", params=("self", "env"))
+    task_evals = [(owner, _original(owner, "_eval_execution", params=("self", "env")))
+                  for owner in (StateTaskService, StateTaskLambda)]
+    open_frame = _original(Environment, "open_frame", "as_frame_of", params=("self",))
+    open_inner_frame = _original(Environment, "open_inner_frame", "as_inner_frame_of", params=("self",))
+
+    def _eval_job(self, env: Environment, job: Any) -> None:
+        history = getattr(env.event_manager, "_sesflow_history", None)
+        if history is None or history.kind != "EXPRESS":
+            return eval_job(self, env, job)
+        context = env.states.context_object.context_object_data
+        name = str(uuid.uuid4())
+        context["Execution"] = {**context["Execution"], "Id": f"{self._map_run_record.map_run_arn}:{name}",
+                                "Name": name, "StartTime": _iso(_clock().now())}
+        budget = env._sesflow_express = _ExpressBudget()
+        eval_job(self, env, job)
+        if _redelivered(self._map_run_record.map_run_arn, job.job_index):
+            _run_again(self, job, history.name)
+        if (budget.timed_out or not _express_time_left(env)) and isinstance(env.program_state(), ProgramTimedOut):
+            items, executions = self._map_run_record.item_counter, self._map_run_record.execution_counter
+            # moto counted a TIMED_OUT program as succeeded; AWS counts it as timed out, with no result
+            for counter in (items.succeeded, items.results_written, executions.succeeded, executions.results_written):
+                counter.offset(-1)
+            items.timed_out.count()
+            executions.timed_out.count()
+            job.job_output = None
+
+    def charged(original):
+        def run(self, env: Environment) -> None:
+            budget = getattr(env, "_sesflow_express", None)
+            if budget is None:
+                return original(self, env)
+            if not _express_time_left(env):
+                return None
+            with _clock().ledger(budget.waited):
+                return original(self, env)
+
+        return run
+
+    def inherit(original):  # a Task runs in a frame of its own, in a thread of its own
+        def opened(self, *args: Any, **kwargs: Any) -> Environment:
+            frame = original(self, *args, **kwargs)
+            budget = getattr(self, "_sesflow_express", None)
+            if budget is not None:
+                frame._sesflow_express = budget
+            return frame
+
+        return opened
+
+    _patch(DistributedItemProcessorWorker, "_eval_job", eval_job, _eval_job)
+    _patch(CommonStateField, "_eval_body", state_eval, charged(state_eval))
+    for owner, task_eval in task_evals:
+        _patch(owner, "_eval_execution", task_eval, charged(task_eval))
+    _patch(Environment, "open_frame", open_frame, inherit(open_frame))
+    _patch(Environment, "open_inner_frame", open_inner_frame, inherit(open_inner_frame))
+
+
+def _redelivered(map_run_arn: str, index: int) -> bool:
+    share = runtime.current().express_redelivery
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"{map_run_arn}#{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def _run_again(worker: Any, job: Any, children: str) -> None:
+    """The item's EXPRESS child once more, in a frame of its own (its own context, budget and five minutes), as a
+    second delivery of its start; what it outputs is not the Map's."""
+    frame = worker._env.open_inner_frame()
+    try:
+        context = frame.states.context_object.context_object_data
+        name = str(uuid.uuid4())
+        context["Map"] = {"Item": {"Index": job.job_index, "Value": job.job_input}}
+        context["Execution"] = {**context["Execution"], "Id": f"{worker._map_run_record.map_run_arn}:{name}",
+                                "Name": name, "StartTime": _iso(_clock().now())}
+        frame._sesflow_express = _ExpressBudget()
+        frame.states.reset(job.job_input)
+        frame.stack.append(frame.states.get_input())
+        worker._eval_input(env_frame=frame)
+        job.job_program.eval(frame)
+        runtime.current().meter.count_execution(children, "EXPRESS")
+    finally:
+        worker._env.delete_frame(frame)
+
+
+def _fix_gathered_result_limit() -> None:
+    """Without a ResultWriter, a Map gathers its children's outputs into its own result, and AWS fails the state
+    with States.DataLimitExceeded when that is over 256 KiB, whatever its Output keeps of it afterwards. moto checks
+    only the state's final output."""
+    original = _original(StateMap, "_eval_execution", "self.result_writer", params=("self", "env"))
+
+    def _eval_execution(self, env: Environment) -> None:
+        original(self, env)
+        if self.result_writer is None and env.stack:
+            _check_payload(self, env, env.stack[-1], "gathered result of its iterations")
+
+    _patch(StateMap, "_eval_execution", original, _eval_execution)
+
+
+def _fix_result_writer() -> None:
+    """A ResultWriter writes the children's results to S3 as AWS does (Prefix/<map run id>/SUCCEEDED_0.json and
+    FAILED_0.json, listed in manifest.json); moto writes an empty manifest only."""
+    owner = resource_eval_s3.ResourceEvalS3
+    original = _original(owner, "_handle_put_object", "TODO: results", params=("env", "resource_runtime_part"))
+
+    def _handle_put_object(env: Environment, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters, results = env.stack.pop(), env.stack.pop()
+        s3 = boto_client.boto_client_for(region=resource_runtime_part.region, service="s3",
+                                         state_credentials=state_credentials)
+        record = env.map_run_record_pool_manager.get_all()[-1]
+        prefix = parameters.get("Prefix", "")
+        prefix = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+        base = f"{prefix}{record.map_run_arn.split(':')[-1]}/"
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        succeeded = [{"Status": "SUCCEEDED", "Output": json.dumps(result, separators=(",", ":"))}
+                     for result in results or [] if result is not None]
+        for status, entries in (("SUCCEEDED", succeeded),):
+            key = f"{base}{status}_0.json"
+            s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(entries).encode())
+            files[status].append({"Key": key, "Size": len(json.dumps(entries))})
+        manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": record.map_run_arn,
+                    "ResultFiles": files}
+        key = f"{base}manifest.json"
+        s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode())
+        env.stack.append({"MapRunArn": record.map_run_arn,
+                          "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
+
+    _patch(owner, "_handle_put_object", original, _handle_put_object)
+
+    # Its Parameters (the definition's Arguments, see _result_writer_arguments) are constants: parse them as the
+    # JSONPath block moto's grammar expects, even inside a JSONata state.
+    visit = _original(Preprocessor, "visitResult_writer_decl", "Parameters/Arguments", params=("self", "ctx"))
+
+    def visitResult_writer_decl(self, ctx):  # noqa: N802 -- moto's visitor name
+        self._query_language_per_scope.append(QueryLanguage(QueryLanguageMode.JSONPath))
+        try:
+            return visit(self, ctx)
+        finally:
+            self._query_language_per_scope.pop()
+
+    _patch(Preprocessor, "visitResult_writer_decl", visit, visitResult_writer_decl)
+
+
+def _result_writer_arguments(node: Any) -> Any:
+    """moto's grammar takes a ResultWriter's Parameters only; a JSONata state writes them as Arguments (constant
+    strings here: the engine cannot evaluate a JSONata expression in them, and says so)."""
+    if isinstance(node, dict):
+        writer = node.get("ResultWriter")
+        if isinstance(writer, dict) and "Arguments" in writer:
+            arguments = writer["Arguments"]
+            dynamic = [k for k, v in arguments.items() if not isinstance(v, str) or v.lstrip().startswith("{%")]
+            if dynamic:
+                raise ValueError(f"ResultWriter.Arguments {dynamic}: the engine takes constant strings only")
+            node = {**node, "ResultWriter": {**{k: v for k, v in writer.items() if k != "Arguments"},
+                                             "Parameters": arguments}}
+        return {k: _result_writer_arguments(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_result_writer_arguments(v) for v in node]
+    return node
 
 
 _FIXES = (
@@ -788,4 +1022,5 @@ _FIXES = (
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
     _fix_service_normalisation, _fix_client_cache,
     _fix_tolerated_failure_jsonata, _fix_tolerance_declared, _fix_distributed_map_run, _fix_map_recursion,
+    _fix_express_duration, _fix_gathered_result_limit, _fix_result_writer,
 )
