@@ -53,6 +53,11 @@ def test_map_runs_up_to_max_concurrency_invocations_of_one_function_at_once(tmp_
           Properties:
             DefinitionUri: sm.asl.json
             DefinitionSubstitutions: {Fn: !GetAtt Worker.Arn}
+            Policies:
+              - LambdaInvokePolicy: {FunctionName: !Ref Worker}
+              - Statement:  # the Distributed Map's child executions (a test: on any state machine)
+                  - {Effect: Allow, Action: [states:StartExecution, states:DescribeExecution, states:StopExecution],
+                     Resource: "*"}
     """)
     with LocalStack(template_path=path) as stack:
         result = stack.run("Machine", {"items": [{"expect": 10, "n": n} for n in range(25)]}, timeout=120)

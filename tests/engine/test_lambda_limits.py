@@ -41,6 +41,7 @@ def slow_stack(tmp_path):
             Handler: engine_probe_handlers.sleepy
             Runtime: python3.11
             MemorySize: 1024
+            Policies: [DynamoDBWritePolicy: {{TableName: !Ref Markers}}]
             Events:
               Work:
                 Type: SQS
@@ -52,11 +53,13 @@ def slow_stack(tmp_path):
             Handler: engine_probe_handlers.busy
             Runtime: python3.11
             Timeout: 1
+            Policies: [DynamoDBWritePolicy: {{TableName: !Ref Markers}}]
         Machine:
           Type: AWS::Serverless::StateMachine
           Properties:
             DefinitionUri: sm.asl.json
             DefinitionSubstitutions: {{Fn: !GetAtt Slow.Arn}}
+            Policies: [LambdaInvokePolicy: {{FunctionName: !Ref Slow}}]
     """)
     text = path.read_text().replace("Resources:", "Globals:\n  Function:\n    Timeout: 2\nResources:", 1)
     path.write_text(text)
