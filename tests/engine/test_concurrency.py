@@ -168,3 +168,33 @@ def test_function_url_answers_429_when_the_function_has_used_its_reserved_concur
             thread.join()
 
         assert sorted(statuses) == [200, 429, 429]
+
+
+def test_invocation_acts_at_the_time_it_woke_when_another_invocation_slept_further_meanwhile():
+    from datetime import timedelta
+
+    from sesflow.engine.clock import VirtualClock
+
+    clock = VirtualClock()
+    start = clock.now()
+    woke, acted = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def granted_at_one_second() -> None:  # sleeps to its grant, then (later, in real time) calls SES
+        with clock.timeline():
+            clock.sleep(1)
+            woke.set()
+            acted.wait(5)
+            seen["a"] = clock.now()
+
+    with clock.timeline():  # another invocation, started at the same time, sleeps to its own grant meanwhile
+        a = threading.Thread(target=granted_at_one_second)
+        a.start()
+        woke.wait(5)
+        clock.sleep(2)
+        seen["b"] = clock.now()
+    acted.set()
+    a.join()
+
+    assert seen == {"a": start + timedelta(seconds=1), "b": start + timedelta(seconds=2)}
+    assert clock.now() == start + timedelta(seconds=2)  # the clock is the latest of them

@@ -300,14 +300,15 @@ def _environment(spec: FunctionSpec, context: LambdaContext) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _running(spec: FunctionSpec, context: LambdaContext, timer: Timer) -> Iterator[None]:
-    """The handler's thread, for the invocation: its environment overlay and its Timer."""
+    """The handler's thread, for the invocation: its environment overlay, its Timer and its own virtual time."""
     environ = os.environ
     assert isinstance(environ, ThreadEnviron), "lambda_bridge.install() was not called"
     previous_env, previous_timer = environ.overlay, current_timer()
     environ.set_overlay(_environment(spec, context))
     _current.timer = timer
     try:
-        yield
+        with runtime.current().clock.timeline():  # its own time, as on its own machine (VirtualClock)
+            yield
     finally:
         _current.timer = previous_timer
         environ.set_overlay(previous_env)
