@@ -142,10 +142,10 @@ class Crash:
         self._lock = threading.Lock()
         real_mark, real_call = sends.in_flight, send_batch.send_call
 
-        def in_flight(campaign_id, batch, position, count, settings, failed=None):
+        def in_flight(campaign_id, batch, position, count, settings, failed=None, owner=""):
             if point == self.POINTS[0] and position == 0 and self._due(batch, None, []):
                 raise Timedout(f"crashed after claiming {batch}, before marking its first call")
-            return real_mark(campaign_id, batch, position, count, settings, failed=failed)
+            return real_mark(campaign_id, batch, position, count, settings, failed=failed, owner=owner)
 
         def send_call(campaign, variant, probation, addresses, batch, *rest):
             if point == self.POINTS[1] and self._due(batch, variant, addresses):
