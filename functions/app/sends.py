@@ -62,19 +62,26 @@ def _update(campaign_id: str, batch: str, settings: Settings, names: dict[str, s
         return {"Failed": error.response.get("Item", {})}
 
 
-def claim(campaign_id: str, batch: str, recipients: int, settings: Settings) -> tuple[int | None, str | None]:
+def claim(campaign_id: str, batch: str, recipients: int, settings: Settings,
+          owner: str = "") -> tuple[int | None, str | None]:
     """Claim the batch before sending: (position to send from, None), or (None, status) when it is done (SENT) or
-    another SendBatch holds it (SENDING with a call in flight is first settled as unknown, then claimed)."""
+    another SendBatch holds it (SENDING with a call in flight is first settled as unknown, then claimed).
+
+    `owner` (the invocation's request id) holds the claim: in_flight and finish write only for it. A claim can be
+    taken from a SendBatch that is still running between two calls (SENDING, nothing in flight), as a crashed one
+    leaves it: the Map's retry of a batch, or the phase run again after a deferral, while an invocation of the
+    first run still sends (Step Functions stops a failed Map Run's children, not the Lambda invocations they made).
+    The one that lost it then finds in_flight refused, and stops before its next call."""
     now = clock.now()
     for _ in range(2):
         response = _update(
             campaign_id, batch, settings,
-            UpdateExpression="SET #s = :sending, recipients = :n, claimed_at = :now, expires_at = :ttl, "
-                             "#next = if_not_exists(#next, :zero), inflight = :zero",
+            UpdateExpression="SET #s = :sending, recipients = :n, claimed_at = :now, claimed_by = :owner, "
+                             "expires_at = :ttl, #next = if_not_exists(#next, :zero), inflight = :zero",
             ConditionExpression="attribute_not_exists(#s) OR #s = :stopped OR (#s = :sending AND inflight = :zero)",
             ExpressionAttributeValues={
                 ":sending": {"S": SENDING}, ":stopped": {"S": STOPPED}, ":n": _n(recipients),
-                ":now": {"S": now.isoformat()}, ":zero": _n(0),
+                ":now": {"S": now.isoformat()}, ":zero": _n(0), ":owner": {"S": owner},
                 ":ttl": _n(int((now + RETENTION).timestamp()))},
             ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         if "Failed" not in response:
@@ -112,19 +119,21 @@ def _failures(failed: list[str]) -> tuple[str, dict[str, Any]]:
 
 
 def in_flight(campaign_id: str, batch: str, position: int, count: int, settings: Settings,
-              failed: list[str] | None = None) -> None:
+              failed: list[str] | None = None, owner: str = "") -> bool:
     """Record, before an SES call, that recipients [position, position + count) are in it (and the last
-    call's refused recipients)."""
+    call's refused recipients). False, recording nothing, when `owner` no longer holds the batch's claim: the call
+    must not be made (another SendBatch holds the batch now, or it is done)."""
     add, extra = _failures(failed or [])
-    _update(campaign_id, batch, settings,
-            UpdateExpression="SET #next = :next, inflight = :count" + add,
-            ConditionExpression="#s = :sending",
-            ExpressionAttributeValues={":next": _n(position), ":count": _n(count), ":sending": {"S": SENDING},
-                                       **extra})
+    response = _update(campaign_id, batch, settings,
+                       UpdateExpression="SET #next = :next, inflight = :count" + add,
+                       ConditionExpression="#s = :sending AND claimed_by = :owner",
+                       ExpressionAttributeValues={":next": _n(position), ":count": _n(count),
+                                                  ":sending": {"S": SENDING}, ":owner": {"S": owner}, **extra})
+    return "Failed" not in response
 
 
 def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings,
-           failed: list[str] | None = None, observed: dict[str, int] | None = None) -> None:
+           failed: list[str] | None = None, observed: dict[str, int] | None = None, owner: str = "") -> None:
     """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight. `observed`:
     the campaign's counters as the breaker last read them in this batch (kept for the report's rates over time)."""
     add, extra = _failures(failed or [])
@@ -138,8 +147,9 @@ def finish(campaign_id: str, batch: str, status: str, position: int, settings: S
         sets += ", observed = :observed"
         values[":observed"] = {"M": {"at": now, **{name: _n(observed.get(counter, 0))
                                                    for name, counter in OBSERVED.items()}}}
-    _update(campaign_id, batch, settings, UpdateExpression=sets + add,
-            ConditionExpression="#s = :sending", ExpressionAttributeValues=values)
+    values[":owner"] = {"S": owner}
+    _update(campaign_id, batch, settings, UpdateExpression=sets + add,  # nothing, if another SendBatch holds it now
+            ConditionExpression="#s = :sending AND claimed_by = :owner", ExpressionAttributeValues=values)
 
 
 def confirm(campaign_id: str, batch: str, call: int, addresses: set[str], settings: Settings) -> None:

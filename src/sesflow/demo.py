@@ -203,12 +203,36 @@ def check(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _emails_at_trip(campaign_id: str) -> Any:
+    """Yields a list that gets the campaign's email count in SES's outbox when its breaker trips (the HALTED write
+    that wins): what goes out after it is the halt's overshoot, at most one SES call per in-flight batch."""
+    from app import campaign_breaker
+
+    at_trip: list[int] = []
+    original = campaign_breaker.halt
+
+    def halt(halted_id: str, found: Any, settings: Any) -> bool:
+        tripped = original(halted_id, found, settings)
+        if tripped and halted_id == campaign_id:
+            at_trip.append(sum(1 for m in simulator().outbox if m.tags.get("campaign") == campaign_id))
+        return tripped
+
+    campaign_breaker.halt = halt
+    try:
+        yield at_trip
+    finally:
+        campaign_breaker.halt = original
+
+
 def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], model: FeedbackModel,
                  ) -> dict[str, Any]:
     """One campaign to its end. A halt is reported with the emails sent after its condition held; in the spike
     scenario the operator then raises the complaint levels and resumes it."""
     started, virtual = time.perf_counter(), stack.clock.now()
-    runs = [stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800, poll=0.2)]
+    with _emails_at_trip(definition["id"]) as at_trip:
+        runs = [stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800,
+                          poll=0.2)]
     halt = None
     if (runs[0].status, runs[0].error) == ("FAILED", "CampaignHalted"):
         stack.deliver_queues()
@@ -218,7 +242,8 @@ def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], m
         held = condition_held(definition, sent, model)
         halt = {"reason": tripped.get("reason"), "metric": tripped.get("metric"), "at": tripped.get("at"),
                 "emails_sent_before": len(sent), "condition_held_after_emails": held,
-                "emails_after_condition_held": len(sent) - held if held else None}
+                "emails_after_condition_held": len(sent) - held if held else None,
+                "emails_after_trip": len(sent) - at_trip[0] if at_trip else None}
         if scenario == "spike":
             raised = {**definition, "thresholds": {**definition.get("thresholds", {}), "complaint": RAISED_COMPLAINT},
                       "resume": True}
@@ -357,7 +382,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             halt = run["halt"]
             print(f"  halted              after {halt['emails_sent_before']} emails: {halt['reason']}")
             print(f"  after the condition {halt['emails_after_condition_held']} emails (it held after "
-                  f"{halt['condition_held_after_emails']})"
+                  f"{halt['condition_held_after_emails']}), after the trip {halt['emails_after_trip']}"
                   + (f"; resumed with complaint levels {RAISED_COMPLAINT}" if "resumed_with" in halt else ""))
         print(f"  parent history      {run['parent_history_events']} events per execution")
         print(f"  time                {run['wall_seconds']} s wall, {run['virtual_seconds']} s virtual")

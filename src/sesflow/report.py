@@ -50,12 +50,14 @@ def funnel(stats: dict[str, int], suffix: str = "") -> dict[str, int]:
 
 
 def series(observed: list[dict[str, Any]], stats: dict[str, int], final_at: str) -> list[dict[str, Any]]:
-    """The breaker's readings in order (time, then sent: the engine's virtual clock can give many the same time),
-    repeats dropped, then the counters now as the last point. Points with nothing sent have no rate: left out."""
+    """The breaker's readings in the order they were read, repeats dropped, then the counters now as the last point.
+    Points with nothing sent have no rate: left out. The counters only grow, so a reading read later has at least
+    as much of each: ordered by them (then time). Not by time alone: a batch stamps its reading when it finishes,
+    and of batches sending at once, one that read the counters later may finish first."""
     points = {(str(o.get("at", "")), int(o.get("sent", 0)), int(o.get("bounces", 0)), int(o.get("complaints", 0)))
               for o in observed}
     ordered = [{"at": at, "sent": sent, "bounces": bounces, "complaints": complaints}
-               for at, sent, bounces, complaints in sorted(points, key=lambda p: (p[0], p[1], p[2], p[3])) if sent]
+               for at, sent, bounces, complaints in sorted(points, key=lambda p: (p[1], p[3], p[2], p[0])) if sent]
     final = {"at": final_at, "sent": int(stats.get("sent", 0)), "bounces": int(stats.get("hard_bounces", 0)),
              "complaints": int(stats.get("complaints", 0))}
     last = ordered[-1] if ordered else None

@@ -360,7 +360,8 @@ def test_a_batch_gathers_up_to_batch_size_messages_over_several_receives(queue_s
 
     assert queue_stack.deliver_queues() == 3
 
-    assert [len(batch) for batch in probe_batches()] == [25, 25, 10]
+    # the three batches run at once (Lambda's poller starts with five), so they reach the handler in any order
+    assert sorted(len(batch) for batch in probe_batches()) == [10, 25, 25]
     assert sorted(b for batch in probe_batches() for b in batch) == sorted(f"m{i}" for i in range(60))
     assert queue_depth(queue_stack, url) == 0
 

@@ -65,8 +65,11 @@ def test_the_complaint_spike_halts_mid_send_and_the_resume_sends_the_rest_once(r
     halt = spike["halt"]
     assert spike["halted"] and halt["metric"] == "complaint" and "complaint rate" in halt["reason"]
     assert 0 < halt["emails_sent_before"] < spike["emails_sent"]
-    # the urgent variant's complaints were coming in as it sent: at most one SES call per worker after the condition
-    assert 0 <= halt["emails_after_condition_held"] <= 10 * 50
+    # after the breaker tripped, at most one SES call per in-flight batch (MaxConcurrency 10). From when the
+    # condition held (had each complaint been known at once) it is more: the complaint still had to reach the
+    # breaker through SQS and IngestFeedback while ten batches kept sending, a lag nothing bounds (on AWS
+    # neither: it is SES's feedback latency times the send rate)
+    assert 0 <= halt["emails_after_trip"] <= 10 * 50
     assert spike["parent_history_events"][0] < 100 and len(spike["parent_history_events"]) == 2
 
 

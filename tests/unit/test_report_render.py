@@ -59,6 +59,14 @@ def test_series_sorts_dedupes_skips_empty_readings_and_ends_with_the_counters():
     assert len(again) == 1 and "final" not in again[0]  # the last reading already is the counters
 
 
+def test_series_follows_the_counters_when_concurrent_batches_finished_out_of_the_order_they_read_them():
+    # the batch that read 200 sent finished (and stamped its reading) after the one that read 250
+    observed = [{"at": "2026-01-01T10:03:00", "sent": "200", "bounces": "2", "complaints": "0"},
+                {"at": "2026-01-01T10:02:00", "sent": "250", "bounces": "3", "complaints": "1"}]
+    points = report.series(observed, STATS, "2026-01-01T10:09:00")
+    assert [p["sent"] for p in points] == [200, 250, 1000]
+
+
 def test_halt_point_is_the_sent_the_breaker_judged_unless_an_earlier_reading_saw_more():
     points = [{"at": "10:01", "sent": 400, "bounces": 0, "complaints": 0},
               {"at": "10:03", "sent": 900, "bounces": 0, "complaints": 5}]

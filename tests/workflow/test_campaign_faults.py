@@ -142,10 +142,10 @@ class Crash:
         self._lock = threading.Lock()
         real_mark, real_call = sends.in_flight, send_batch.send_call
 
-        def in_flight(campaign_id, batch, position, count, settings, failed=None):
+        def in_flight(campaign_id, batch, position, count, settings, failed=None, owner=""):
             if point == self.POINTS[0] and position == 0 and self._due(batch, None, []):
                 raise Timedout(f"crashed after claiming {batch}, before marking its first call")
-            return real_mark(campaign_id, batch, position, count, settings, failed=failed)
+            return real_mark(campaign_id, batch, position, count, settings, failed=failed, owner=owner)
 
         def send_call(campaign, variant, probation, addresses, batch, *rest):
             if point == self.POINTS[1] and self._due(batch, variant, addresses):
@@ -392,3 +392,20 @@ def test_every_send_phase_child_running_twice_sends_nobody_a_second_email(stack,
     batches = len(claims(stack))
     children = sum(n for (name, kind), n in stack.meter.executions.items() if kind == "EXPRESS")
     assert children == 2 * batches
+
+
+def test_a_send_batch_whose_claim_was_taken_over_between_calls_makes_no_further_call(stack, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", stack.region)  # app.sends' client, outside an invocation
+    # The first invocation made its first call and sleeps for its next grant; a rerun of the phase (or a retry)
+    # takes the batch over as it would a crashed one's: that call becomes unknown, the rerun sends from after it.
+    settings, batch = config(stack), "all#000001"
+    assert sends.claim(CAMPAIGN, batch, 100, settings, owner="first") == (0, None)
+    assert sends.in_flight(CAMPAIGN, batch, 0, 50, settings, owner="first")
+    assert sends.claim(CAMPAIGN, batch, 100, settings, owner="rerun") == (50, None)
+
+    assert not sends.in_flight(CAMPAIGN, batch, 50, 50, settings, owner="first")  # it must not call SES
+    assert sends.in_flight(CAMPAIGN, batch, 50, 50, settings, owner="rerun")
+    sends.finish(CAMPAIGN, batch, sends.SENT, 100, settings, owner="first")  # no effect: not its claim any more
+    item = stack.client("dynamodb").get_item(TableName=stack.outputs["SendsTableName"],
+                                             Key=sends._key(CAMPAIGN, batch))["Item"]
+    assert (item["status"]["S"], item["inflight"]["N"], item["claimed_by"]["S"]) == ("SENDING", "50", "rerun")

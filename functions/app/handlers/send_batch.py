@@ -173,7 +173,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
     data = template_data(campaign, [address for address, _, _ in todo], config)
-    start, status = sends.claim(campaign.id, key, len(todo), config)
+    owner = context.aws_request_id  # this invocation holds the claim: see sends.claim
+    start, status = sends.claim(campaign.id, key, len(todo), config, owner=owner)
     if start is None:
         return {**result, "skipped": status}
 
@@ -182,7 +183,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     wait: deferral.Wait | None = None
 
     def finish(status: str) -> None:  # with the counters the breaker last saw: the report's rates over the send
-        sends.finish(campaign.id, key, status, position, config, failed=unrecorded_failures, observed=control.stats)
+        sends.finish(campaign.id, key, status, position, config, failed=unrecorded_failures, observed=control.stats,
+                     owner=owner)
 
     try:
         while position < len(todo):
@@ -201,7 +203,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             allowed = grant
             variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
-            sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures)
+            if not sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures,
+                                   owner=owner):
+                result["skipped"] = sends.SENDING  # a retry or a rerun took the batch over: it sends the rest
+                break
             unrecorded_failures = []
             try:
                 accepted = send_call(campaign, variant, probation, group, key, position, config, data)

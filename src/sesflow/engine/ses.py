@@ -156,8 +156,8 @@ class SesAccount:
         """Count a send against the quota, or refuse it as AWS does: within a rolling 24 hours and within
         one second, the recipients already sent plus this call's may not exceed the quota."""
         day = self.sent_last_24h(now)
-        second = sum(
-            n for _, n in takewhile(lambda s: s[0] > now - timedelta(seconds=1), reversed(self._sends))
+        second = sum(  # sends stamped later than now are another invocation's, ahead on its own time (VirtualClock)
+            n for at, n in takewhile(lambda s: s[0] > now - timedelta(seconds=1), reversed(self._sends)) if at <= now
         )
         if config.enforce_rate:
             if day + recipients > config.max_24h_send:

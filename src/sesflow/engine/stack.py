@@ -54,6 +54,12 @@ _LAMBDA_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-lambda"
 _STATES_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sesflow-local-states"
 
 
+# Lambda's SQS poller: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+SQS_START_CONCURRENT_BATCHES = 5
+SQS_SCALE_PER_MINUTE = 300
+SQS_MAX_CONCURRENT_BATCHES = 1000
+
+
 class UnsupportedResourceError(TemplateError):
     """The template uses a resource type or property the engine cannot create faithfully."""
 
@@ -73,6 +79,18 @@ class QueueTrigger:
     report_item_failures: bool
     batching_window_s: int = 0  # Lambda waits up to this long to fill a batch; the engine takes what is queued
     visibility_timeout_s: int = 30  # the queue's: how long a failed message stays hidden before its retry
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: at most this many batches at once
+    backlog_since: datetime | None = None  # virtual time the queue last went from empty to having messages
+    max_concurrent_batches: int = 0  # the most batches it ran at once (for tests and reports)
+
+    def concurrent_batches(self, now: datetime) -> int:
+        """How many batches Lambda's poller runs at once now: it starts with five and, while messages remain, adds
+        up to 300 a minute, up to 1,000 batches or the mapping's MaximumConcurrency
+        (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html). The function's own concurrency
+        caps it too (lambda_bridge throttles past it)."""
+        minutes = (now - self.backlog_since).total_seconds() / 60 if self.backlog_since else 0.0
+        scaled = min(SQS_MAX_CONCURRENT_BATCHES, SQS_START_CONCURRENT_BATCHES + int(SQS_SCALE_PER_MINUTE * minutes))
+        return min(scaled, self.maximum_concurrency or scaled)
 
 
 @dataclass
@@ -118,6 +136,10 @@ class LocalStack:
         }
     )
 
+    # The account's Lambda concurrency quota (1,000 by default): functions without ReservedConcurrentExecutions
+    # share what reservations leave of it, and are throttled past it.
+    lambda_account_concurrency: int = lambda_bridge.ACCOUNT_CONCURRENCY
+
     template: Template | None = field(default=None, init=False)
     deployed: list[Deployed] = field(default_factory=list, init=False)
     triggers: list[QueueTrigger] = field(default_factory=list, init=False)
@@ -145,6 +167,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_bridge.unregister_all()
+        lambda_bridge.set_account_concurrency(self.lambda_account_concurrency)
         ses.simulator().reset()
         ses.simulator().configure(**self.ses_account)
         try:
@@ -290,19 +313,51 @@ class LocalStack:
             self.deliver_queues()
 
     def _deliver_queues(self, max_rounds: int) -> int:
+        """Each round takes, per trigger, as many batches as its poller runs at once (trigger.concurrent_batches),
+        and runs them at the same time, one thread each; the next round starts when they are all done."""
         sqs = self.client("sqs")
         batches = 0
         for _ in range(max_rounds):
             progressed = False
             for trigger in self.triggers:
-                received = self._receive_batch(sqs, trigger)
+                received = []
+                for _ in range(trigger.concurrent_batches(self.clock.now())):
+                    batch = self._receive_batch(sqs, trigger)
+                    if not batch:
+                        break
+                    received.append(batch)
                 if not received:
+                    trigger.backlog_since = None
                     continue
-                progressed, batches = True, batches + 1
-                self._run_trigger(sqs, trigger, received)
+                if trigger.backlog_since is None:
+                    trigger.backlog_since = self.clock.now()
+                progressed, batches = True, batches + len(received)
+                trigger.max_concurrent_batches = max(trigger.max_concurrent_batches, len(received))
+                self._run_batches(sqs, trigger, received)
             if not progressed and not self._release_next_retries(sqs):
                 break
         return batches
+
+    def _run_batches(self, sqs: Any, trigger: QueueTrigger, batches: list[list[dict[str, Any]]]) -> None:
+        if len(batches) == 1:
+            self._run_trigger(sqs, trigger, batches[0])
+            return
+        errors: list[BaseException] = []
+
+        def run(batch: list[dict[str, Any]]) -> None:
+            try:
+                self._run_trigger(sqs, trigger, batch)
+            except BaseException as error:  # re-raised in the poller's thread below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, args=(batch,), name=f"sqs-batch-{i}", daemon=True)
+                   for i, batch in enumerate(batches)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
 
     def _deliver_before_wait(self) -> None:
         if self._mock is not None and self.triggers:
@@ -338,7 +393,10 @@ class LocalStack:
     def _run_trigger(self, sqs: Any, trigger: QueueTrigger, messages: list[dict[str, Any]]) -> None:
         spec = lambda_bridge.function(trigger.function)
         event = {"Records": [_sqs_record(m, trigger.queue_arn, self.region) for m in messages]}
-        payload, errored, _ = lambda_bridge.invoke_in_process(spec, event, self._function_arn(trigger.function))
+        try:
+            payload, errored, _ = lambda_bridge.invoke_in_process(spec, event, self._function_arn(trigger.function))
+        except lambda_bridge.FunctionThrottledError:  # the batch goes back to the queue, as for a failed one
+            payload, errored = "", True
         failed_ids: set[str] = {m["MessageId"] for m in messages}
         if not errored:
             failed_ids = set()
@@ -376,8 +434,12 @@ class LocalStack:
         if name is None:
             raise KeyError(f"{url}: not a function URL of this stack (it has {sorted(self.function_urls)})")
         event = function_url.request_event(url, method, body, headers)
-        payload, errored, _ = lambda_bridge.invoke_in_process(lambda_bridge.function(name), event,
-                                                              self._function_arn(name))
+        try:
+            payload, errored, _ = lambda_bridge.invoke_in_process(lambda_bridge.function(name), event,
+                                                                  self._function_arn(name))
+        except lambda_bridge.FunctionThrottledError as error:  # reserved concurrency caps a URL's callers too
+            return {"statusCode": 429, "headers": {"content-type": "application/json"},
+                    "body": json.dumps({"Message": str(error)})}
         return function_url.http_response(payload, errored)
 
     def _function_arn(self, name: str) -> str:
@@ -640,14 +702,27 @@ class LocalStack:
         environment |= {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
         environment |= self.lambda_env_overrides
         memory, timeout = int(p.get("MemorySize", 128)), int(p.get("Timeout", 3))
+        reserved = p.get("ReservedConcurrentExecutions")
+        reserved = None if reserved is None else int(reserved)
         self.client("lambda").create_function(
             FunctionName=r.physical_id, Runtime=p["Runtime"], Role=_LAMBDA_ROLE, Handler=p["Handler"],
             Code={"ZipFile": _placeholder_zip()}, MemorySize=memory, Timeout=timeout,
             Environment={"Variables": environment},
         )
+        if reserved is not None:
+            # Lambda keeps at least 100 of the account's concurrency unreserved:
+            # https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html
+            left = lambda_bridge.unreserved_concurrency() - reserved
+            if left < lambda_bridge.UNRESERVED_MINIMUM:
+                raise TemplateError(
+                    f"{r.logical_id}: ReservedConcurrentExecutions {reserved} leaves {left} of the account's "
+                    f"{self.lambda_account_concurrency} unreserved, below Lambda's minimum of "
+                    f"{lambda_bridge.UNRESERVED_MINIMUM}")
+            self.client("lambda").put_function_concurrency(FunctionName=r.physical_id,
+                                                           ReservedConcurrentExecutions=reserved)
         lambda_bridge.register(lambda_bridge.FunctionSpec(
             name=r.physical_id, code_dir=code_dir, handler=p["Handler"], environment=environment,
-            memory_mb=memory, timeout_s=timeout,
+            memory_mb=memory, timeout_s=timeout, reserved_concurrency=reserved,
         ))
         for event_name, event in (p.get("Events") or {}).items():
             self._deploy_function_event(r, event_name, event)
@@ -664,6 +739,7 @@ class LocalStack:
                 batch_size=int(props.get("BatchSize", 10)),
                 batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
                 visibility_timeout_s=self._queue_visibility(queue_name),
+                maximum_concurrency=_maximum_concurrency(r.logical_id, event_name, props),
                 report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             ))
         elif event.get("Type") == "SNS":
@@ -785,6 +861,16 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def _maximum_concurrency(logical_id: str, event_name: str, props: dict[str, Any]) -> int | None:
+    value = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    if value is None:
+        return None
+    if not 2 <= int(value) <= SQS_MAX_CONCURRENT_BATCHES:  # ScalingConfig's valid range (Lambda API reference)
+        raise TemplateError(f"{logical_id}.Events.{event_name}: ScalingConfig.MaximumConcurrency {value} is not "
+                            f"between 2 and {SQS_MAX_CONCURRENT_BATCHES}")
+    return int(value)
 
 
 def _placeholder_zip() -> bytes:

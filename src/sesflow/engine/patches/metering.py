@@ -14,8 +14,8 @@
   is timed from start to end in real time, plus the virtual seconds slept on the engine's clock (Retry
   backoffs, Waits, a Lambda pacing itself), which real time misses, by the threads working for it: the
   interpreter's threads are started through a Thread that hands the execution's VirtualSleepSink down.
-  The engine's real time is only a proxy for AWS's: moto in-process is slower than AWS per call, and one
-  function runs one invocation at a time (one warm container), so concurrent children queue for it.
+  The engine's real time is only a proxy for AWS's: moto in-process is slower than AWS per call, and the
+  children share one interpreter (and its GIL).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from sesflow.engine import metering, runtime
 from sesflow.engine.clock import VirtualClock
-from sesflow.engine.patches import MotoDriftError, capacity
+from sesflow.engine.patches import MotoDriftError, capacity, lambda_bridge
 
 _original_call = BotocoreStubber.__dict__.get("__call__")
 _WRAPPED = "_sesflow_metering"
@@ -84,6 +84,7 @@ def _queue_of(request: Any) -> str:
 def _counting_call(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
     if not self.enabled:
         return _original_call(self, event_name, request, **kwargs)
+    lambda_bridge.stop_if_timed_out()  # a Lambda past its Timeout makes no more calls
     _, _, rest = event_name.partition(".")
     service, _, operation = rest.partition(".")
     meter = runtime.current().meter

@@ -12,15 +12,14 @@ from typing import Any
 
 import botocore.endpoint
 
-from sesflow.engine import runtime
-from sesflow.engine.patches import MotoDriftError
+from sesflow.engine.patches import MotoDriftError, lambda_bridge
 
 
 class _VirtualTime:
     """The `time` module as botocore.endpoint sees it, but `sleep` advances the engine's clock."""
 
     def sleep(self, seconds: float) -> None:
-        runtime.current().clock.sleep(seconds, reason="SDK retry")
+        lambda_bridge.virtual_sleep(seconds, reason="SDK retry")  # in a Lambda, part of its duration
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
