@@ -13,14 +13,17 @@ Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the fr
   recipients, claimed_at, sent_at, expires_at
 
 The claim is conditional: a new batch, a STOPPED one, or one SENDING with nothing in flight (its SendBatch died
-between calls) is taken over from `next`. One SENDING with a call in flight first moves that call's recipients
-to `unknown` (they may have been sent), so the rest can go, and nobody gets the campaign twice.
+between calls, or is still running and loses the batch: its next in-flight mark is refused) is taken over from
+`next`. One SENDING with a call in flight is busy while that call can still be running (its mark, `inflight_at`,
+is younger than IN_FLIGHT_STALE_SECONDS: no SendBatch runs longer than its Timeout); an older one is a crashed
+call, whose recipients first move to `unknown` (they may have been sent), so the rest can go, and nobody gets
+the campaign twice.
 Cost: three writes per batch in the common case (claim, in flight, finish), two more per extra SES call.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -31,6 +34,9 @@ from app.domain.addresses import address_hash
 from app.settings import Settings
 
 SENDING, STOPPED, SENT = "SENDING", "STOPPED", "SENT"
+# An in-flight mark older than this belongs to an invocation that has ended: twice SendBatchFunction's Timeout
+# (template.yaml), which Lambda enforces.
+IN_FLIGHT_STALE_SECONDS = 60
 RETENTION = timedelta(days=400)
 _NAMES = {"#s": "status", "#next": "next"}
 OBSERVED = {"sent": "sent", "bounces": "hard_bounces", "complaints": "complaints"}  # observed's fields: counters
@@ -91,6 +97,9 @@ def claim(campaign_id: str, batch: str, recipients: int, settings: Settings,
         inflight = int(item.get("inflight", {}).get("N", "0"))
         if status != SENDING or not inflight:
             return None, status
+        marked = item.get("inflight_at", {}).get("S")
+        if marked and (now - datetime.fromisoformat(marked)).total_seconds() < IN_FLIGHT_STALE_SECONDS:
+            return None, SENDING  # a live invocation's call: busy
         settle_unknown(campaign_id, batch, int(item["next"]["N"]), inflight, settings)
     return None, SENDING
 
@@ -125,9 +134,10 @@ def in_flight(campaign_id: str, batch: str, position: int, count: int, settings:
     must not be made (another SendBatch holds the batch now, or it is done)."""
     add, extra = _failures(failed or [])
     response = _update(campaign_id, batch, settings,
-                       UpdateExpression="SET #next = :next, inflight = :count" + add,
+                       UpdateExpression="SET #next = :next, inflight = :count, inflight_at = :now" + add,
                        ConditionExpression="#s = :sending AND claimed_by = :owner",
                        ExpressionAttributeValues={":next": _n(position), ":count": _n(count),
+                                                  ":now": {"S": clock.now().isoformat()},
                                                   ":sending": {"S": SENDING}, ":owner": {"S": owner}, **extra})
     return "Failed" not in response
 

@@ -12,6 +12,7 @@ import json
 import threading
 import zlib
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from app import campaign_control, sends
@@ -396,11 +397,15 @@ def test_every_send_phase_child_running_twice_sends_nobody_a_second_email(stack,
 
 def test_a_send_batch_whose_claim_was_taken_over_between_calls_makes_no_further_call(stack, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", stack.region)  # app.sends' client, outside an invocation
-    # The first invocation made its first call and sleeps for its next grant; a rerun of the phase (or a retry)
-    # takes the batch over as it would a crashed one's: that call becomes unknown, the rerun sends from after it.
+    # The first invocation made its first call; while that call can still be running the batch is busy. Once
+    # its mark is older than any invocation lives, a rerun of the phase (or a retry) takes the batch over as it
+    # would a crashed one's: that call becomes unknown, the rerun sends from after it.
     settings, batch = config(stack), "all#000001"
     assert sends.claim(CAMPAIGN, batch, 100, settings, owner="first") == (0, None)
     assert sends.in_flight(CAMPAIGN, batch, 0, 50, settings, owner="first")
+    assert sends.claim(CAMPAIGN, batch, 100, settings, owner="rerun") == (None, sends.SENDING)  # busy
+    later = sends.clock.now() + timedelta(seconds=sends.IN_FLIGHT_STALE_SECONDS + 1)
+    monkeypatch.setattr(sends.clock, "now", lambda: later)
     assert sends.claim(CAMPAIGN, batch, 100, settings, owner="rerun") == (50, None)
 
     assert not sends.in_flight(CAMPAIGN, batch, 50, 50, settings, owner="first")  # it must not call SES
@@ -409,3 +414,24 @@ def test_a_send_batch_whose_claim_was_taken_over_between_calls_makes_no_further_
     item = stack.client("dynamodb").get_item(TableName=stack.outputs["SendsTableName"],
                                              Key=sends._key(CAMPAIGN, batch))["Item"]
     assert (item["status"]["S"], item["inflight"]["N"], item["claimed_by"]["S"]) == ("SENDING", "50", "rerun")
+
+
+def test_a_batch_busy_in_another_invocations_call_is_asked_for_again_not_skipped(stack, audience, monkeypatch):
+    """A rerun of the phase meets a batch whose call is in flight in an invocation of the failed Map Run, which
+    nothing may retry: the rerun's child must come back for the rest, not end as if the batch were done."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", stack.region)  # app.sends' client, outside an invocation
+    settings, batch = config(stack), "all#000000"
+    sends.claim(CAMPAIGN, batch, 50, settings, owner="earlier run")
+    sends.in_flight(CAMPAIGN, batch, 0, 2, settings, owner="earlier run")
+    campaign = parse_campaign(definition())
+    stack.client("dynamodb").put_item(TableName=stack.outputs["CampaignsTableName"], Item={
+        "campaign_id": {"S": CAMPAIGN}, "status": {"S": "RUNNING"}, "definition": {"S": json.dumps(definition())}})
+    recipients = [{"address": a, "variant": "a"} for a in sorted(expected(audience))[:50]]
+    payload = {"campaign": campaign.to_dict(), "phase": "all", "decision": {},
+               "batch": {"index": 0, "recipients": recipients}}
+
+    answer = json.loads(stack.client("lambda").invoke(
+        FunctionName=stack.physical_id("SendBatchFunction"), Payload=json.dumps(payload))["Payload"].read())
+
+    assert "skipped" not in answer and answer["wait_seconds"] > 0, answer
+    assert simulator().outbox == []  # nothing sent while the other call may still be running

@@ -60,6 +60,9 @@ def test_everyone_gets_one_email_at_the_account_rate_when_batches_must_wait_for_
     result = stack.run("CampaignStateMachine", definition("slow", "slow"), timeout=600, poll=0.2)
 
     assert (result.status, result.output["status"]) == ("SUCCEEDED", "COMPLETED"), (result.error, result.cause)
+    print("ACCOUNTED", result.output.get("accounted"), states_entered(stack, result.arn))
+    claims = stack.client("dynamodb").scan(TableName=stack.outputs["SendsTableName"])["Items"]
+    print("CLAIMS", sorted((c["batch"]["S"], c["status"]["S"], c.get("next", {}).get("N")) for c in claims))
     sent_once(stack, audience)
     times = sorted(m.sent_at for m in simulator().outbox)
     busiest = max(sum(1 for u in times if t - timedelta(seconds=1) < u <= t) for t in sorted(set(times)))

@@ -39,6 +39,8 @@ THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling",
 # may be waited for in one invocation.
 CALL_RESERVE_SECONDS = 5.0
 MAX_GOVERNOR_WAIT_SECONDS = 10.0
+# A batch held by another invocation's SES call is asked for again after this long.
+BUSY_BATCH_WAIT_SECONDS = 10.0
 # A recipient's template data, as JSON. 50 of them make one SES request: names and codes, not content (that
 # belongs in the template). SES's own limit is 262,144 characters.
 MAX_TEMPLATE_DATA_BYTES = 10_000
@@ -176,7 +178,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     owner = context.aws_request_id  # this invocation holds the claim: see sends.claim
     start, status = sends.claim(campaign.id, key, len(todo), config, owner=owner)
     if start is None:
-        return {**result, "skipped": status}
+        if status != sends.SENDING:
+            return {**result, "skipped": status}
+        # Another invocation is in a call of this batch (a rerun of the phase, or a retry, while it still runs):
+        # come back once its call is over, to send what it may leave (it may be an invocation nothing will retry).
+        busy = deferral.Wait(BUSY_BATCH_WAIT_SECONDS, deferral.RATE, f"batch {key} is in another invocation's call")
+        return {**result, **_where_to_wait(campaign, busy, request.child_started_at, invocation_seconds, config)}
 
     counts: Counter[str] = Counter()  # for the campaign's stats item
     position, unrecorded_failures = start, []
@@ -261,7 +268,9 @@ def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], posi
             run, stream=campaign.stream, lane=campaign.id, rate_share=campaign.rate_share,
             now=lambda: clock.now().timestamp(), sleep=clock.sleep, max_wait=min(MAX_GOVERNOR_WAIT_SECONDS, left))
     except GovernorBusyError as error:
-        return deferral.Wait(error.retry_after, deferral.RATE, str(error))
+        # Ask again once the booking is within what the next invocation may wait for itself: waiting the whole
+        # booking out would leave the rate idle while the grants ahead of it are spent.
+        return deferral.Wait(max(1.0, error.retry_after - MAX_GOVERNOR_WAIT_SECONDS), deferral.RATE, str(error))
     except DailyQuotaExhaustedError as error:
         return deferral.for_daily_quota(error.retry_after, str(error))
 
