@@ -39,6 +39,7 @@ from moto.dynamodb.models import dynamodb_backends
 
 from sesflow.engine import pricing
 from sesflow.engine.feedback_model import SIMULATOR_ADDRESSES, SIMULATOR_DOMAIN, FeedbackModel, Rates
+from sesflow.engine.patches import lambda_bridge
 from sesflow.engine.ses import SentEmail, simulator
 from sesflow.engine.stack import LocalStack
 from sesflow.target import Target
@@ -204,9 +205,10 @@ def check(stack: LocalStack, campaign_id: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _emails_at_trip(campaign_id: str) -> Any:
+def _emails_at_trip(stack: LocalStack, campaign_id: str) -> Any:
     """Yields a list that gets the campaign's email count in SES's outbox when its breaker trips (the HALTED write
     that wins): what goes out after it is the halt's overshoot, at most one SES call per in-flight batch."""
+    lambda_bridge.function(stack.physical_id("SendBatchFunction")).load()  # the Lambda code, imported as Lambda does
     from app import campaign_breaker
 
     at_trip: list[int] = []
@@ -230,7 +232,7 @@ def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], m
     """One campaign to its end. A halt is reported with the emails sent after its condition held; in the spike
     scenario the operator then raises the complaint levels and resumes it."""
     started, virtual = time.perf_counter(), stack.clock.now()
-    with _emails_at_trip(definition["id"]) as at_trip:
+    with _emails_at_trip(stack, definition["id"]) as at_trip:
         runs = [stack.run("CampaignStateMachine", definition, name=f"{definition['id']}-demo", timeout=1800,
                           poll=0.2)]
     halt = None

@@ -1,6 +1,9 @@
 """`sesflow demo`, the README's first command: both scenarios on one audience, as a new user runs it."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,17 @@ def test_too_small_an_audience_is_refused_with_the_reason(capsys):
     with pytest.raises(SystemExit) as refused:
         main(["demo", "--recipients", "10"])
     assert "at least 100" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_the_demo_command_runs_as_make_demo_runs_it_with_nothing_but_its_output(tmp_path):
+    """`sesflow demo` in its own process, as `make demo` runs it: no test runner putting functions/ on the path, and
+    no log lines of the functions in its output (the engine imports them with their own environment)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "POWERTOOLS_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-m", "sesflow.cli", "demo", "--recipients", "500", "--scenario", "winner",
+                           "--json", "--report-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["duplicates"] == 0

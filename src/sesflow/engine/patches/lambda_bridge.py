@@ -87,14 +87,24 @@ class FunctionSpec:
     _load_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def load(self) -> Callable[..., Any]:
-        """Import the handler as Lambda does, with code_dir as the import root (like /var/task)."""
+        """Import the handler as Lambda does, with code_dir as the import root (like /var/task) and the
+        function's environment (its init code reads it, e.g. Powertools' log level), also when the engine or a
+        tool imports it before any invocation."""
         with self._load_lock:  # concurrent first invocations import it once
             if self._callable is None:
                 module_name, _, attr = self.handler.rpartition(".")
                 root = str(self.code_dir.resolve())
                 if root not in sys.path:
                     sys.path.append(root)
-                module = importlib.import_module(module_name)
+                environ = os.environ
+                outside = isinstance(environ, ThreadEnviron) and environ.overlay is None
+                if outside:
+                    environ.set_overlay(dict(self.environment))
+                try:
+                    module = importlib.import_module(module_name)
+                finally:
+                    if outside:
+                        environ.set_overlay(None)
                 module_file = Path(getattr(module, "__file__", "") or "").resolve()
                 if not module_file.is_relative_to(root):
                     raise ImportError(
