@@ -31,7 +31,7 @@ OK, WARN, HALT = "ok", "warn", "halt"
 LEVELS = (OK, WARN, HALT)
 BOUNCE, COMPLAINT = "bounce", "complaint"
 WARN_MIN_SENDS = 100  # below this a rate is noise: 1 complaint in 50 sends is 2%
-COUNTERS = {"sent": "sent", "hard_bounces": "bounces", "complaints": "complaints"}  # issue 3's counter names
+COUNTERS = {"sent": "sent", "hard_bounces": "bounces", "complaints": "complaints"}  # the counters ingestion writes
 
 
 @dataclass(frozen=True)

@@ -553,7 +553,7 @@ def _point(salt: str, campaign: Campaign, address: str) -> float:
 
 def assign_variant(campaign: Campaign, address: str) -> str:
     """The same campaign and address always get the same variant (or HOLDOUT), in proportion to weights."""
-    point = _point("", campaign, address)  # no salt: the assignment issue 2 made, kept stable
+    point = _point("", campaign, address)  # no salt: the assignment the first snapshots made, kept stable
     if point < campaign.holdout_percent:
         return HOLDOUT
     point = (point - campaign.holdout_percent) / (100 - campaign.holdout_percent)  # back to [0, 1)

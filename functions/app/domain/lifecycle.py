@@ -289,7 +289,7 @@ class RecipientState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecipientState:
-        """The inverse of to_dict; a missing field takes its default (an item written before issue 4)."""
+        """The inverse of to_dict; a missing field takes its default (an item written before the field existed)."""
 
         def time(value: str | None) -> datetime | None:
             return datetime.fromisoformat(value) if value else None
