@@ -118,8 +118,9 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
 
 
 def counts_from_stats(stats: Mapping[str, Any]) -> tuple[Counts, dict[str, Counts]]:
-    """The campaign's and each variant's Counts from its stats item (the counters ingestion writes: `sent`, `hard_bounces`,
-    `complaints`, and `name#variant` per variant). Other attributes are ignored; a missing counter is 0."""
+    """The campaign's and each variant's Counts from its stats item (the counters SendBatch and ingestion write:
+    `sent`, `hard_bounces`, `complaints`, and `name#variant` per variant). Other attributes are ignored; a missing
+    counter is 0."""
     campaign: dict[str, int] = {}
     variants: dict[str, dict[str, int]] = {}
     for key, value in stats.items():
