@@ -1,6 +1,6 @@
 """Fixes to moto 5.2.5's Step Functions interpreter (moto.stepfunctions.parser, a LocalStack port).
 
-Letters A-J refer to /work/shared/notes/local-engine-findings.md section 1; K and L were found while
+Letters A-J refer to the shared notes (notes/local-engine-findings.md) section 1; K and L were found while
 writing these. Every fix replaces a moto attribute and records moto's original on the replacement in
 `__sesflow_original__`; a later install() wraps that original again, so installing twice never stacks
 wrappers. Before patching, `_original` checks that the target still looks as the fix expects and raises
