@@ -1,10 +1,11 @@
 """Fixes to moto 5.2.5's Step Functions interpreter (moto.stepfunctions.parser, a LocalStack port).
 
 Letters A-J refer to the shared notes (notes/local-engine-findings.md) section 1; K and L were found while
-writing these. Every fix replaces a moto attribute and records moto's original on the replacement in
-`__sesflow_original__`; a later install() wraps that original again, so installing twice never stacks
-wrappers. Before patching, `_original` checks that the target still looks as the fix expects and raises
-MotoDriftError naming it otherwise.
+writing these. Every fix replaces a moto attribute and records what it wrapped on the replacement in
+`__sesflow_original__` (and its module in `__sesflow_module__`): a later install() by the same module wraps
+that again, so installing twice never stacks wrappers, and another patch module's wrapper (patches/iam.py wraps
+some of the same methods) is kept. Before patching, `_original` checks that moto's code underneath still looks
+as the fix expects and raises MotoDriftError naming it otherwise.
 """
 
 from __future__ import annotations
