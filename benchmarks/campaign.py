@@ -1,4 +1,4 @@
-"""Campaign benchmark (issue 5): cost per 1M emails, halt overshoot, rate fidelity, parent history size.
+"""Campaign benchmark: cost per 1M emails, halt overshoot, rate fidelity, parent history size.
 
     .venv/bin/python benchmarks/campaign.py [--recipients 10000] [--skip-100k] [--only cost,overshoot,...]
 
@@ -16,8 +16,8 @@ one JSON document on stdout (the cost table goes to stderr as well).
 - overshoot: a complaint spike (one recipient of variant b in ten complains) trips the breaker mid-send;
   the SES calls and emails accepted after app.campaign_breaker.halt tripped it, against the Map's
   MaxConcurrency, and the emails sent after the halt condition held (had each complaint been known at once).
-  Target: at most one call per in-flight worker. The engine runs one SendBatch invocation at a time (one warm
-  container), so at most one worker is ever between its breaker check and its SES call here.
+  Target: at most one call per in-flight worker. SendBatch invocations run at once here as on AWS (up to the
+  Map's MaxConcurrency), so each in-flight batch may make the one call it had checked the breaker for.
 - fidelity: three campaigns started at once under one account quota (--rates, e.g. 14/s and 100/s), SES
   enforcing it; achieved over allowed send rate over the busy period (recipients sent / (rate x (last send -
   first send + the last one's 1-second window)), in virtual time), with the throttling errors SES returned

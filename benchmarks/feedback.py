@@ -6,7 +6,7 @@ A realistic mix (a Delivery unless the message bounced; ~20% opened, ~3% clicked
 hard; ~0.1% complaints, all per message; the Send events are made but the stack's configuration set does not
 publish them) goes through the simulated SES to the configuration set's destination, and flows SNS (or
 EventBridge) -> FeedbackQueue -> IngestFeedbackFunction, and the quarantine episodes run out.
-Prints one JSON document. Target (issue 3): under 150 write units per 1,000 events.
+Prints one JSON document. Target: under 150 write units per 1,000 events.
 """
 
 from __future__ import annotations
