@@ -260,7 +260,10 @@ class SnapshotAudienceResult(Contract):
     holdout: int
     excluded_by_ses_suppression: int
     by_variant: dict[str, int]  # holdout included
-    states: dict[str, int]  # the list's members by status, before the snapshot
+    states: dict[str, int]  # the lists' members by lifecycle status, before the snapshot
+    # The members not sent to, by reason (app.domain.audience LEFT_*): suppressed, quarantined, unsubscribed,
+    # excluded, filtered_out, ses_suppressed, no_contact.
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

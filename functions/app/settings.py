@@ -23,6 +23,7 @@ class Settings:
     probation_configuration_set: str | None = None  # for recipients in RECOVERY; None: configuration_set
     # The template's AllowedConfigurationSets: the sets of the team's own a campaign may name.
     allowed_configuration_sets: tuple[str, ...] = ()
+    memberships_table: str = ""  # contacts on lists (docs/contacts.md)
 
     @property
     def campaign_configuration_sets(self) -> frozenset[str]:
@@ -45,6 +46,7 @@ def settings() -> Settings:
         lifecycle_state_machine_arn=env.get("LIFECYCLE_STATE_MACHINE_ARN"),
         lifecycle_policy=env.get("LIFECYCLE_POLICY"),
         probation_configuration_set=env.get("PROBATION_CONFIGURATION_SET"),
+        memberships_table=env["MEMBERSHIPS_TABLE"],
         allowed_configuration_sets=tuple(
             name.strip() for name in env.get("ALLOWED_CONFIGURATION_SETS", "").split(",") if name.strip()),
     )

@@ -127,15 +127,7 @@ def local_up(args: argparse.Namespace) -> int:
 
 
 def events_parse(args: argparse.Namespace) -> int:
-    functions_dir = Path(args.functions_dir).resolve()
-    if not (functions_dir / "app" / "domain" / "feedback.py").is_file():
-        print(f"sesflow: {args.functions_dir}/app/domain/feedback.py not found: run from the project root "
-              "or pass --functions-dir", file=sys.stderr)
-        return 2
-    # functions/ is the Lambda CodeUri: Lambda puts it on sys.path (as /var/task) and so does this command, to run
-    # the very parser the ingest function runs. Only here: the engine and library code never import functions/.
-    if str(functions_dir) not in sys.path:
-        sys.path.insert(0, str(functions_dir))
+    # The very parser the ingest function runs (functions/app is a package of this install).
     from app.domain.feedback import parse_feedback
     from app.errors import FeedbackParseError
 
@@ -193,8 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("files", nargs="+", metavar="FILE",
                        help="a queue message body (SNS, SNS raw, EventBridge), a Lambda SQS or SNS event, JSON "
                             "Lines, or JSON records back to back (Firehose's objects in S3)")
-    parse.add_argument("--functions-dir", default="functions",
-                       help="the Lambda code folder (CodeUri) holding app/domain/feedback.py (default: functions)")
     parse.set_defaults(func=events_parse)
     events_cli.register(events)
     demo = commands.add_parser("demo", help="run real campaigns on the embedded engine and report them")

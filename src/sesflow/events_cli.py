@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sesflow.recipient_cli import FUNCTIONS_DIR
 from sesflow.target import Target, TargetError, resolve_target
 
 
@@ -113,8 +112,6 @@ def _is_json(text: str) -> bool:
 
 def check(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(where, why) for each message the ingest function's parser would send to the DLQ."""
-    if str(FUNCTIONS_DIR) not in sys.path:  # the Lambda CodeUri, as recipient_cli.lambda_code does
-        sys.path.insert(0, str(FUNCTIONS_DIR))
     from app.domain.feedback import parse_feedback
     from app.errors import FeedbackParseError
 

@@ -14,16 +14,12 @@ from typing import Any
 
 from sesflow.target import Target, TargetError, resolve_target
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
-
 
 def lambda_code(target: Target) -> tuple[Any, Any]:
     """app.recipients and the Settings the functions would have on `target`.
 
-    functions/ is the Lambda CodeUri: Lambda puts it on sys.path and so does this command, to run the very code
-    the functions run. The environment is the target's, set before app.clients builds (and caches) a client."""
-    if str(FUNCTIONS_DIR) not in sys.path:
-        sys.path.insert(0, str(FUNCTIONS_DIR))
+    functions/app (the Lambda CodeUri) is a package of this install, so this is the very code the functions run.
+    The environment is the target's, set before app.clients builds (and caches) a client."""
     target.apply_env()
     from app import clients, recipients, settings
 

@@ -35,6 +35,7 @@ LOCAL_CREDENTIALS = {"aws_access_key_id": "sesflow-local", "aws_secret_access_ke
 # (tests/unit/test_target.py holds both sides against template.yaml).
 ENV_FROM_OUTPUTS = {
     "RECIPIENTS_TABLE": "RecipientsTableName",
+    "MEMBERSHIPS_TABLE": "MembershipsTableName",
     "CAMPAIGNS_TABLE": "CampaignsTableName",
     "SENDS_TABLE": "SendsTableName",
     "EVENTS_TABLE": "EventsTableName",

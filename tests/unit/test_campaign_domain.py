@@ -12,6 +12,7 @@ from app.domain.campaign import (
     REMAINDER,
     TEST,
     AbTest,
+    Audience,
     Campaign,
     Levels,
     Thresholds,
@@ -49,7 +50,7 @@ def test_valid_definition_is_normalised():
     [
         ({"id": "has space"}, "id: 'has space' is not valid"),
         ({"sender": "not-an-address"}, "sender: 'not-an-address' is not valid"),
-        ({"audience": None}, "audience.list_id: required"),
+        ({"audience": None}, "audience: required"),
         ({"variants": []}, "variants: required, a non-empty list"),
         ({"variants": [{"name": "a", "weight": 0, "template": "t"}]}, "variants[0].weight: must be a number above 0"),
         ({"variants": [{"name": "a", "template": "t"}, {"name": "a", "template": "u"}]}, "name 'a' is used more"),
@@ -72,7 +73,7 @@ def test_every_bad_field_is_reported_at_once():
     with pytest.raises(CampaignDefinitionError) as raised:
         parse_campaign({"id": "", "variants": "x"})
     text = str(raised.value)
-    for path in ("id:", "sender:", "audience.list_id:", "variants:"):
+    for path in ("id:", "sender:", "audience:", "variants:"):
         assert path in text
 
 
@@ -142,7 +143,7 @@ def test_defaults_are_explicit_in_the_normalised_definition():
     document = parse_campaign(VALID).to_dict()
     assert document["configuration_set"] is None  # the stack's
     assert document["stream"] == "marketing"
-    assert document["audience"] == {"list_id": "newsletter", "filters": {"attributes": {}}}
+    assert document["audience"] == {"lists": ["newsletter"], "exclude_lists": [], "filters": {"attributes": {}}}
     assert document["ab"] == {"mode": "split"}
     assert document["thresholds"] == {"bounce": {"warn": 0.02, "halt": 0.04},
                                       "complaint": {"warn": 0.0005, "halt": 0.0008},
@@ -211,10 +212,30 @@ def test_a_comment_is_allowed_and_dropped():
     assert "$comment" not in campaign.to_dict()
 
 
-def test_campaign_built_the_issue_2_way_still_works():
-    campaign = Campaign("c", "c", "a@example.com", "l", (Variant("a", 1.0, "t"),), 0.0, None)
-    assert campaign.audience.list_id == "l" and campaign.ab.mode == "split"
+def test_a_campaign_built_with_only_the_required_fields_round_trips():
+    campaign = Campaign("c", "c", "a@example.com", (Variant("a", 1.0, "t"),), 0.0, None, audience=Audience(("l",)))
+    assert campaign.audience.lists == ("l",) and campaign.ab.mode == "split"
     assert parse_campaign(campaign.to_dict()) == campaign
+
+
+def test_list_id_is_one_list_and_lists_several_once_each():
+    assert parse_campaign({**VALID, "audience": {"list_id": "l"}}).audience.lists == ("l",)
+    both = parse_campaign({**VALID, "audience": {"lists": ["a", "b"], "exclude_lists": ["x"]}}).audience
+    assert both.lists == ("a", "b") and both.exclude_lists == ("x",)
+
+
+@pytest.mark.parametrize("audience, message", [
+    ({"lists": []}, "audience.lists: must be a non-empty list of list names, got []"),
+    ({"lists": ["a", "a"]}, "audience.lists[1]: 'a' is given twice"),
+    ({"lists": ["a b"]}, "audience.lists[0]: must be a list name"),
+    ({"lists": ["a"], "list_id": "a"}, "audience.list_id: give lists or list_id, not both"),
+    ({"lists": ["a"], "exclude_lists": ["a"]}, "audience.exclude_lists: 'a' is also in lists"),
+    ({}, "audience.lists: required"),
+])
+def test_a_bad_audience_is_refused_naming_the_field(audience, message):
+    with pytest.raises(CampaignDefinitionError) as raised:
+        parse_campaign({**VALID, "audience": audience})
+    assert message in str(raised.value)
 
 
 BAD = [

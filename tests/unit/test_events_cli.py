@@ -17,7 +17,7 @@ FIELDS = ("event_id", "kind", "recipient", "bounce_type", "bounce_subtype", "har
 
 
 def parse(capsys, *files: str) -> tuple[int, list[dict], str]:
-    code = main(["events", "parse", *files, "--functions-dir", str(ROOT / "functions")])
+    code = main(["events", "parse", *files])
     out, err = capsys.readouterr()
     return code, [json.loads(line) for line in out.splitlines()], err
 
@@ -121,7 +121,3 @@ def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
     assert err.startswith(f"{missing}: error: cannot read it")
 
 
-def test_functions_dir_without_the_parser_is_refused(capsys, tmp_path):
-    code = main(["events", "parse", str(BODIES / "sns_send.json"), "--functions-dir", str(tmp_path)])
-    assert code == 2
-    assert "app/domain/feedback.py not found" in capsys.readouterr().err

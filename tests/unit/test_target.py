@@ -32,7 +32,8 @@ from sesflow.target import (
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = {
-    "RecipientsTableName": "sesflow-local-RecipientsTable-1", "CampaignsTableName": "sesflow-local-CampaignsTable-2",
+    "RecipientsTableName": "sesflow-local-RecipientsTable-1", "MembershipsTableName": "sesflow-local-Memberships-7",
+    "CampaignsTableName": "sesflow-local-CampaignsTable-2",
     "SendsTableName": "sesflow-local-SendsTable-3", "EventsTableName": "sesflow-local-EventsTable-4",
     "ManifestBucketName": "sesflow-local-manifestbucket-5", "AlertTopicArn": "arn:aws:sns:us-east-1:1:alerts",
     "ConfigurationSetName": "sesflow-local-ConfigurationSet-6",

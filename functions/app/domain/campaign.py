@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from app.domain.audience import CONTACT_FIELDS
 from app.errors import CampaignDefinitionError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # SES's own rule for configuration set names
+# A list's name: what `contacts import --list NAME` creates and a campaign's audience names.
+_LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+LIST_NAME_RULE = "1 to 128 letters, digits, _ . : -, starting with a letter or digit"
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
 
 HOLDOUT = "holdout"
@@ -40,14 +44,11 @@ TEST, REMAINDER = "test", "remainder"
 # bodies bigger than this belong in an SES template.
 MAX_DEFINITION_BYTES = 100_000
 # The recipient item's own fields: eligibility is sesflow's decision, never a campaign filter's.
-RESERVED_FILTER_ATTRIBUTES = frozenset({"address", "list_id", "status"})
+RESERVED_FILTER_ATTRIBUTES = CONTACT_FIELDS
 MAX_EVALUATION_SECONDS = 365 * 86_400  # a Standard execution lives at most a year
-# The recipient item's lifecycle bookkeeping (app.recipients): never template data (an episode's task token is a
-# credential), and list_id and status are sesflow's decisions.
-RESERVED_TEMPLATE_FIELDS = frozenset({
-    "list_id", "status", "strike_times", "quarantined_until", "status_since", "version", "status_cause",
-    "status_reason", "status_event", "episode", "episode_token", "reinstated_at",
-})
+# The contact item's own bookkeeping: never template data (an episode's task token is a credential), and its
+# status is sesflow's decision. The address is a contact's own, and templates may show it.
+RESERVED_TEMPLATE_FIELDS = CONTACT_FIELDS - {"address"}
 MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
               "ab", "thresholds", "rate_share", "start_at", "personalization")
@@ -85,17 +86,21 @@ class Variant:
 
 @dataclass(frozen=True)
 class Audience:
-    """A list, narrowed by attribute filters: attribute name -> the values any one of which matches."""
+    """The contacts subscribed on any of `lists`, less the members of any of `exclude_lists`, narrowed by
+    attribute filters (attribute name -> the values any one of which matches). One email per contact, however many
+    of the lists it is on (app.domain.audience)."""
 
-    list_id: str
+    lists: tuple[str, ...]
     attributes: tuple[tuple[str, tuple[str | int | float | bool, ...]], ...] = ()
+    exclude_lists: tuple[str, ...] = ()
 
     def matches(self, item: dict[str, Any]) -> bool:
         """Whether a recipient item passes every filter (see matches_filters)."""
         return all(_attribute_matches(item.get(name), allowed) for name, allowed in self.attributes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"list_id": self.list_id, "filters": {"attributes": {k: list(v) for k, v in self.attributes}}}
+        return {"lists": list(self.lists), "exclude_lists": list(self.exclude_lists),
+                "filters": {"attributes": {k: list(v) for k, v in self.attributes}}}
 
 
 @dataclass(frozen=True)
@@ -170,24 +175,16 @@ class Campaign:
     id: str
     name: str
     sender: str
-    list_id: str
     variants: tuple[Variant, ...]
     holdout_percent: float
     start_at: str | None
     configuration_set: str | None = None  # None: the stack's
     stream: str = MARKETING
-    audience: Audience = None  # type: ignore[assignment]  # None: the whole list (set in __post_init__)
+    audience: Audience = Audience(("default",))
     ab: AbTest = AbTest()
     thresholds: Thresholds = Thresholds()
     rate_share: float = 1.0
     personalization: Personalization = Personalization()
-
-    def __post_init__(self) -> None:
-        # list_id stays a field (handlers read it); audience.list_id must be the same list.
-        if self.audience is None:
-            object.__setattr__(self, "audience", Audience(self.list_id))
-        elif self.audience.list_id != self.list_id:
-            raise ValueError(f"audience.list_id: {self.audience.list_id!r} differs from list_id {self.list_id!r}")
 
     @property
     def control(self) -> Variant:
@@ -338,7 +335,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
     if check.problems:
         raise CampaignDefinitionError("; ".join(check.problems))
     campaign = Campaign(
-        id=campaign_id, name=name, sender=sender, list_id=audience.list_id, variants=variants,
+        id=campaign_id, name=name, sender=sender, variants=variants,
         holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
         audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share, personalization=personalization,
     )
@@ -350,16 +347,27 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
 
 
 def _audience(check: _Check, raw: Any) -> Audience:
-    audience = check.obj("audience", raw, ("list_id", "filters"), required=True)
-    list_id = check.text("audience.list_id", audience.get("list_id")) or ""
+    audience = check.obj("audience", raw, ("lists", "list_id", "exclude_lists", "filters"), required=True)
+    lists = _list_names(check, "audience.lists", audience.get("lists"))
+    if "list_id" in audience:  # one list, the older spelling of lists: [NAME]
+        one = check.text("audience.list_id", audience.get("list_id"), _LIST_NAME)
+        if one and "lists" in audience:
+            check.fail("audience.list_id", "give lists or list_id, not both")
+        elif one:
+            lists = (one,)
+    elif "lists" not in audience and isinstance(raw, dict):
+        check.fail("audience.lists", "required: the lists to send to, e.g. [\"newsletter\"]")
+    exclude = _list_names(check, "audience.exclude_lists", audience.get("exclude_lists"), required=False)
+    for name in sorted(set(lists) & set(exclude)):
+        check.fail("audience.exclude_lists", f"{name!r} is also in lists: a campaign cannot send to a list it excludes")
     filters = check.obj("audience.filters", audience.get("filters"), ("attributes",))
     raw_attributes = filters.get("attributes")
     if raw_attributes is None:
-        return Audience(list_id)
+        return Audience(lists, exclude_lists=exclude)
     if not isinstance(raw_attributes, dict):
         check.fail("audience.filters.attributes", f"must be an object of attribute: value or [values], got "
                                                   f"{_show(raw_attributes)}")
-        return Audience(list_id)
+        return Audience(lists, exclude_lists=exclude)
     attributes = []
     for key, value in raw_attributes.items():
         path = f"audience.filters.attributes.{key}"
@@ -375,7 +383,25 @@ def _audience(check: _Check, raw: Any) -> Audience:
             check.fail(path, f"must be a string, number or boolean, or a non-empty list of them, got {_show(value)}")
             continue
         attributes.append((str(key), tuple(values)))
-    return Audience(list_id, tuple(attributes))
+    return Audience(lists, tuple(attributes), exclude)
+
+
+def _list_names(check: _Check, path: str, value: Any, required: bool = True) -> tuple[str, ...]:
+    """A non-empty list of distinct list names (the names an import gives lists)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or (required and not value):
+        check.fail(path, f"must be a non-empty list of list names, got {_show(value)}")
+        return ()
+    names = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not _LIST_NAME.match(name):
+            check.fail(f"{path}[{i}]", f"must be a list name ({LIST_NAME_RULE}), got {_show(name)}")
+        elif name in names:
+            check.fail(f"{path}[{i}]", f"{name!r} is given twice")
+        else:
+            names.append(name)
+    return tuple(names)
 
 
 def _filter_value(value: Any) -> bool:

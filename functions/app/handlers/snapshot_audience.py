@@ -1,22 +1,23 @@
 """SnapshotAudienceFunction: the campaign's eligible recipients, frozen into S3 manifests of batches.
 
-Eligible: in the campaign's list, ACTIVE or RECOVERY, matching its filters, and not on the account's SES
-suppression list. Each gets its variant (or the holdout) deterministically from campaign and address. Split mode
-writes one phase ("all"); test-then-winner writes the test cohort ("test", variants assigned) and the rest
-("remainder", variant decided by the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) and are
-grouped by variant, so a batch is mostly one SES call. The manifests are frozen: a resume sends from the same
-batches, which is what makes SendsTable's per-batch claims exactly once.
+Eligible (app.domain.audience.select): subscribed on one of the campaign's lists, on none of its exclude lists,
+ACTIVE or RECOVERY, matching its filters, and not on the account's SES suppression list; once each, however many
+of its lists a contact is on. Every other member is counted by why it was left out. Each recipient gets its variant
+(or the holdout) deterministically from campaign and address. Split mode writes one phase ("all");
+test-then-winner writes the test cohort ("test", variants assigned) and the rest ("remainder", variant decided by
+the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) and are grouped by variant, so a batch is
+mostly one SES call. The manifests are frozen: a resume sends from the same batches, which is what makes
+SendsTable's per-batch claims exactly once.
 """
 
 import json
 from collections import Counter
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
-from app import attributes
-from app.clients import client, table
+from app import contacts
+from app.clients import client
 from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult
+from app.domain import audience
 from app.domain.campaign import (
     HOLDOUT,
     REMAINDER,
@@ -30,31 +31,18 @@ from app.observability import logger, metrics, tracer
 from app.settings import settings
 
 BATCH_SIZE = 50  # SES SendBulkEmail takes at most 50 entries
-SENDABLE = ("ACTIVE", "RECOVERY")
 
 
-def eligible(campaign: Any) -> tuple[dict[str, str], Counter[str]]:
-    """The list's sendable members with their status (AudienceIndex projects status only), narrowed by the
-    campaign's filters; and how many members the list has in each status (the report's "before")."""
-    members = table(settings().recipients_table)
-    query: dict[str, Any] = {"IndexName": "AudienceIndex",
-                             "KeyConditionExpression": Key("list_id").eq(campaign.list_id)}
-    found: dict[str, str] = {}
-    states: Counter[str] = Counter()
-    while True:  # no FilterExpression: it would read (and bill) the same items, and hide the others' states
-        page = members.query(**query)
-        for item in page["Items"]:
-            states[item.get("status", "ACTIVE")] += 1
-            if item.get("status") in SENDABLE:
-                found[item["address"]] = item["status"]
-        if "LastEvaluatedKey" not in page:
-            break
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    if not campaign.audience.attributes:
-        return found, states
-    names = sorted({name for name, _ in campaign.audience.attributes})
-    read = attributes.read(list(found), names, settings())
-    return {a: status for a, status in found.items() if campaign.audience.matches(read.get(a, {}))}, states
+def eligible(campaign: Any) -> audience.Selection:
+    """The campaign's audience: its lists' members (one Query each), less its exclude lists' members, read as
+    contacts (one BatchGetItem per 100) and chosen by app.domain.audience.select."""
+    config = settings()
+    memberships = {name: list(contacts.members(name, config)) for name in campaign.audience.lists}
+    excluded = {m.address for name in campaign.audience.exclude_lists for m in contacts.members(name, config)}
+    subscribed, left = audience.candidates(memberships, excluded)
+    stored = contacts.read_contacts(subscribed, config)
+    matches = campaign.audience.matches if campaign.audience.attributes else None
+    return audience.select(subscribed, stored, left, matches)
 
 
 def account_suppressed() -> set[str]:
@@ -86,8 +74,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     prefix = f"campaigns/{campaign.id}/{request.execution_name}"
     bucket = settings().manifest_bucket
     suppressed = account_suppressed()
-    candidates, states = eligible(campaign)
+    selection = eligible(campaign)
+    candidates = selection.chosen
     assigned = [(a, assign_variant(campaign, a)) for a in candidates if a not in suppressed]
+    left_out = selection.left_out + Counter({audience.LEFT_SES_SUPPRESSED: len(candidates) - len(assigned)})
     holdout = [a for a, v in assigned if v == HOLDOUT]
     sendable = [(a, v) for a, v in assigned if v != HOLDOUT]
     order = {v.name: i for i, v in enumerate(campaign.variants)}
@@ -124,5 +114,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         holdout=len(holdout),
         excluded_by_ses_suppression=len(candidates) - len(assigned),
         by_variant=dict(sorted(by_variant.items())),
-        states=dict(sorted(states.items())),
+        states=dict(sorted(selection.states.items())),
+        left_out=dict(sorted(left_out.items())),
     ).to_dict()

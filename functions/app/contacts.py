@@ -1,0 +1,284 @@
+"""Contacts, their lists and their subscriptions in DynamoDB (the I/O side of app.domain.audience; docs/contacts.md).
+
+A contact is the RecipientsTable item of its address (its lifecycle is app.recipients'); a membership is the
+MembershipsTable item (list_id, address) with its subscription state. Every write here leaves the lifecycle alone:
+a contact is created with `status = if_not_exists(status, ACTIVE)` and a membership with
+`state = if_not_exists(state, SUBSCRIBED)`, so a suppression or an unsubscribe written by anyone at any moment
+survives an import, even one racing it. Only `resubscribe` sets SUBSCRIBED over UNSUBSCRIBED, and it is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from app.clients import client
+from app.domain.audience import CONTACT_FIELDS, SUBSCRIBED, UNSUBSCRIBED, Contact, Membership
+from app.recipients import AUDIT_RETENTION, audit_pk, iso
+from app.settings import Settings
+
+ERASED_PREFIX = "erased:"
+LISTS_PK = "LISTS"  # EventsTable: the lists that exist, one item each (sk: the list)
+_plain, _typed = TypeDeserializer(), TypeSerializer()
+
+
+def erased_key(address: str) -> str:
+    """The key of an erased contact's marker: the normalized address's SHA-256, so no address is kept."""
+    return ERASED_PREFIX + hashlib.sha256(address.encode()).hexdigest()
+
+
+def _memberships_table(settings: Settings) -> str:
+    if not settings.memberships_table:
+        raise RuntimeError("MEMBERSHIPS_TABLE is not set: the template gives it to every function")
+    return settings.memberships_table
+
+
+def _to_contact(item: dict[str, Any]) -> Contact:
+    plain = {k: _plain.deserialize(v) for k, v in item.items()}
+    return Contact(
+        address=plain["address"],
+        status=plain.get("status") or "ACTIVE",
+        attributes={k: v for k, v in plain.items() if k not in CONTACT_FIELDS},
+        unsubscribed_all=bool(plain.get("unsubscribed_all_at")),
+        erased=plain["address"].startswith(ERASED_PREFIX),
+    )
+
+
+def _to_membership(item: dict[str, Any]) -> Membership:
+    plain = {k: _plain.deserialize(v) for k, v in item.items()}
+    return Membership(list_id=plain["list_id"], address=plain["address"], state=plain.get("state") or SUBSCRIBED,
+                      state_at=plain.get("state_at"), state_reason=plain.get("state_reason"),
+                      state_source=plain.get("state_source"))
+
+
+def _batch_get(table: str, keys: list[dict[str, Any]], projection: str | None = None,
+               names: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    ddb = client("dynamodb")
+    for start in range(0, len(keys), 100):  # BatchGetItem's limit
+        request: dict[str, Any] = {"Keys": keys[start : start + 100]}
+        if projection:
+            request.update(ProjectionExpression=projection, ExpressionAttributeNames=names or {})
+        pending = {table: request}
+        while pending:
+            response = ddb.batch_get_item(RequestItems=pending)
+            yield from response["Responses"].get(table, [])
+            pending = response.get("UnprocessedKeys") or {}
+
+
+def read_contacts(addresses: Iterable[str], settings: Settings) -> dict[str, Contact]:
+    """The contacts that exist among `addresses`, and the erased markers of any of them (keyed by the address
+    they hash, with erased=True). Eventually consistent."""
+    wanted = sorted(set(addresses))
+    markers = {erased_key(a): a for a in wanted}
+    keys = [{"address": {"S": k}} for k in (*wanted, *markers)]
+    found: dict[str, Contact] = {}
+    for item in _batch_get(settings.recipients_table, keys):
+        contact = _to_contact(item)
+        if contact.erased:
+            found[markers[contact.address]] = Contact(markers[contact.address], "SUPPRESSED", erased=True)
+        elif contact.address not in found:  # a live contact never shadows its own erased marker
+            found[contact.address] = contact
+    return found
+
+
+def read_memberships(list_id: str, addresses: Iterable[str], settings: Settings) -> dict[str, Membership]:
+    keys = [{"list_id": {"S": list_id}, "address": {"S": a}} for a in sorted(set(addresses))]
+    return {m.address: m for m in map(_to_membership, _batch_get(_memberships_table(settings), keys))}
+
+
+def members(list_id: str, settings: Settings) -> Iterator[Membership]:
+    """Every membership of a list, in address order (one Query, paged)."""
+    query: dict[str, Any] = {"TableName": _memberships_table(settings), "KeyConditionExpression": "list_id = :l",
+                             "ExpressionAttributeValues": {":l": {"S": list_id}}}
+    ddb = client("dynamodb")
+    while True:
+        page = ddb.query(**query)
+        yield from map(_to_membership, page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def lists_of(address: str, settings: Settings) -> list[Membership]:
+    """The memberships of one contact (ContactListsIndex), read whole from the table so states are current."""
+    ddb, table = client("dynamodb"), _memberships_table(settings)
+    query: dict[str, Any] = {"TableName": table, "IndexName": "ContactListsIndex",
+                             "KeyConditionExpression": "address = :a",
+                             "ExpressionAttributeValues": {":a": {"S": address}}}
+    keys = []
+    while True:
+        page = ddb.query(**query)
+        keys += [{"list_id": i["list_id"], "address": i["address"]} for i in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            break
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(map(_to_membership, _batch_get(table, keys)), key=lambda m: m.list_id)
+
+
+def lists(settings: Settings) -> list[dict[str, Any]]:
+    """The lists that exist (EventsTable pk LISTS), each with when it was created."""
+    ddb, query = client("dynamodb"), {"TableName": settings.events_table, "KeyConditionExpression": "pk = :p",
+                                      "ExpressionAttributeValues": {":p": {"S": LISTS_PK}}}
+    found = []
+    while True:
+        page = ddb.query(**query)
+        found += [{k: _plain.deserialize(v) for k, v in item.items()} for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return [{"list": f["sk"], "created_at": f.get("created_at")} for f in found]
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@dataclass
+class WriteCount:
+    """What a batch of writes did, in DynamoDB calls and the write units AWS bills for them (1 per item of at most
+    1 KB written; an UpdateItem is billed on the larger of the item before and after)."""
+
+    calls: int = 0
+    write_units: int = 0
+    by_table: dict[str, int] = field(default_factory=dict)
+
+    def add(self, table: str, units: int = 1) -> None:
+        self.calls += 1
+        self.write_units += units
+        self.by_table[table] = self.by_table.get(table, 0) + units
+
+
+def _units(item_bytes: int) -> int:
+    return max(1, -(-item_bytes // 1024))
+
+
+def register_list(list_id: str, now: datetime, settings: Settings, count: WriteCount) -> None:
+    """Record that the list exists (the first import into it), once."""
+    try:
+        client("dynamodb").put_item(
+            TableName=settings.events_table, ConditionExpression="attribute_not_exists(pk)",
+            Item={"pk": {"S": LISTS_PK}, "sk": {"S": list_id}, "created_at": {"S": iso(now)}})
+        count.add(settings.events_table)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def upsert_contact(address: str, attributes: dict[str, Any], created_by: str, now: datetime, settings: Settings,
+                   count: WriteCount) -> None:
+    """Create the contact if absent (ACTIVE) and set `attributes` on it; never touches an existing status."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {":active": {"S": "ACTIVE"}, ":now": {"S": iso(now)}, ":by": {"S": created_by}}
+    sets = ["#status = if_not_exists(#status, :active)", "created_at = if_not_exists(created_at, :now)",
+            "created_by = if_not_exists(created_by, :by)"]
+    for i, (name, value) in enumerate(sorted(attributes.items())):
+        names[f"#a{i}"] = name
+        values[f":a{i}"] = _typed.serialize(value)
+        sets.append(f"#a{i} = :a{i}")
+    client("dynamodb").update_item(
+        TableName=settings.recipients_table, Key={"address": {"S": address}},
+        UpdateExpression="SET " + ", ".join(sets), ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    size = len(address) + sum(len(k) + len(str(v)) for k, v in attributes.items()) + 80
+    count.add(settings.recipients_table, _units(size))
+
+
+def add_membership(list_id: str, address: str, source: str, now: datetime, settings: Settings,
+                   count: WriteCount) -> None:
+    """Put the contact on the list, SUBSCRIBED, unless it is on it already in any state (if_not_exists)."""
+    client("dynamodb").update_item(
+        TableName=_memberships_table(settings), Key={"list_id": {"S": list_id}, "address": {"S": address}},
+        UpdateExpression="SET #state = if_not_exists(#state, :sub), state_at = if_not_exists(state_at, :now), "
+                         "state_source = if_not_exists(state_source, :src), added_at = if_not_exists(added_at, :now)",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={":sub": {"S": SUBSCRIBED}, ":now": {"S": iso(now)}, ":src": {"S": source}})
+    count.add(_memberships_table(settings))
+
+
+def set_subscription(list_id: str, address: str, state: str, *, reason: str, source: str, actor: str,
+                     event_id: str, now: datetime, settings: Settings, create: bool = False,
+                     audit_extra: dict[str, Any] | None = None) -> bool:
+    """Set one membership's state with its audit record in the contact's history, in one transaction.
+
+    Without `create` the membership must exist (a link for a list the contact is not on changes nothing). Returns
+    False when nothing changed: it is in that state already, or (without create) not on the list."""
+    if state not in (SUBSCRIBED, UNSUBSCRIBED):
+        raise ValueError(f"state: must be {SUBSCRIBED} or {UNSUBSCRIBED}, got {state!r}")
+    condition = "#state <> :state" if create else "attribute_exists(#state) AND #state <> :state"
+    record = _audit(address, event_id, actor, now, {"kind": "subscription", "list_id": list_id, "to_state": state,
+                                                    "reason": reason, "source": source, **(audit_extra or {})})
+    try:
+        client("dynamodb").transact_write_items(TransactItems=[
+            {"Update": {
+                "TableName": _memberships_table(settings),
+                "Key": {"list_id": {"S": list_id}, "address": {"S": address}},
+                "UpdateExpression": "SET #state = :state, state_at = :now, state_reason = :reason, "
+                                    "state_source = :src, added_at = if_not_exists(added_at, :now)",
+                "ConditionExpression": condition if not create else f"attribute_not_exists(#state) OR {condition}",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": {"S": state}, ":now": {"S": iso(now)},
+                                              ":reason": {"S": reason}, ":src": {"S": source}},
+            }},
+            {"Put": {"TableName": settings.events_table, "Item": record}},
+        ])
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "TransactionCanceledException":
+            return False
+        raise
+    return True
+
+
+def unsubscribe_all(address: str, *, source: str, actor: str, event_id: str, now: datetime,
+                    settings: Settings) -> list[str]:
+    """"Unsubscribe from everything": every membership UNSUBSCRIBED, and the contact marked so that no later
+    import puts it on a list. Returns the lists it left. Nothing happens for an address that is no contact."""
+    try:
+        client("dynamodb").update_item(
+            TableName=settings.recipients_table, Key={"address": {"S": address}},
+            UpdateExpression="SET unsubscribed_all_at = if_not_exists(unsubscribed_all_at, :now), "
+                             "unsubscribed_all_source = if_not_exists(unsubscribed_all_source, :src)",
+            ConditionExpression="attribute_exists(address)",
+            ExpressionAttributeValues={":now": {"S": iso(now)}, ":src": {"S": source}})
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return []
+        raise
+    left = []
+    for membership in lists_of(address, settings):
+        if membership.state == SUBSCRIBED and set_subscription(
+                membership.list_id, address, UNSUBSCRIBED, reason="unsubscribed from everything", source=source,
+                actor=actor, event_id=f"{event_id}-{membership.list_id}"[:200], now=now, settings=settings):
+            left.append(membership.list_id)
+    return left
+
+
+def remove_membership(list_id: str, address: str, *, actor: str, now: datetime, settings: Settings) -> bool:
+    """Take the contact off the list (the membership goes; the contact and its history stay), audited."""
+    try:
+        client("dynamodb").transact_write_items(TransactItems=[
+            {"Delete": {"TableName": _memberships_table(settings),
+                        "Key": {"list_id": {"S": list_id}, "address": {"S": address}},
+                        "ConditionExpression": "attribute_exists(address)"}},
+            {"Put": {"TableName": settings.events_table,
+                     "Item": _audit(address, f"remove-{list_id}-{iso(now)}", actor, now,
+                                    {"kind": "membership_removed", "list_id": list_id})}},
+        ])
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "TransactionCanceledException":
+            return False
+        raise
+    return True
+
+
+def _audit(address: str, event_id: str, actor: str, at: datetime, extra: dict[str, Any]) -> dict[str, Any]:
+    fields = {"pk": audit_pk(address), "sk": f"{iso(at)}#{event_id}", "event_id": event_id, "actor": actor,
+              "recorded_at": iso(at), "expires_at": int((at + AUDIT_RETENTION).timestamp()), **extra}
+    return {k: ({"N": str(v)} if isinstance(v, int) else {"S": str(v)}) for k, v in fields.items() if v is not None}
+
+
+def record_import(list_id: str, import_id: str, summary: dict[str, Any], actor: str, now: datetime,
+                  settings: Settings) -> None:
+    """The import's own record in the list's history (EventsTable pk LIST#<list>): who, when, what it did."""
+    client("dynamodb").put_item(TableName=settings.events_table, Item={
+        "pk": {"S": f"LIST#{list_id}"}, "sk": {"S": f"{iso(now)}#import-{import_id}"},
+        "actor": {"S": actor}, "kind": {"S": "import"}, "summary": _typed.serialize(summary)})

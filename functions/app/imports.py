@@ -1,0 +1,104 @@
+"""A contacts import, one chunk of rows at a time: read what is stored, decide each row (app.domain.audience.plan_row),
+write only what differs (app.contacts). The CLI calls it on a file it streams; ImportContactsStateMachine's batch
+function calls it on each batch the Distributed Map reads from the uploaded file. The same code decides both.
+
+A chunk is at most 100 addresses (one BatchGetItem of contacts and erased markers, one of memberships). Rows of
+one address within a chunk are merged (app.domain.contact_file.merge) before this sees them; across chunks the
+writes are idempotent, so an address repeated further down the file is read as the contact the first row made.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app import contacts
+from app.domain import audience
+
+CHUNK = 50  # rows per chunk: 50 contacts + 50 erased markers = one BatchGetItem of 100 keys
+
+
+@dataclass
+class Tally:
+    """What an import did (or, dry, would do). Counts are of rows after merging repeats."""
+
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    added_to_list: int = 0
+    resubscribed: int = 0
+    repeated: int = 0  # rows merged into an earlier row of the same address
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> rows
+    writes: contacts.WriteCount = field(default_factory=contacts.WriteCount)
+
+    def add(self, other: Tally) -> None:
+        for name in ("rows", "created", "updated", "unchanged", "added_to_list", "resubscribed", "repeated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
+        self.writes.calls += other.writes.calls
+        self.writes.write_units += other.writes.write_units
+        for table, units in other.writes.by_table.items():
+            self.writes.by_table[table] = self.writes.by_table.get(table, 0) + units
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "added_to_list": self.added_to_list, "resubscribed": self.resubscribed, "repeated": self.repeated,
+                "skipped": {reason: self.skipped.get(reason, 0) for reason in
+                            (audience.SKIP_SUPPRESSED, audience.SKIP_UNSUBSCRIBED, audience.SKIP_INVALID)},
+                "dynamodb_writes": self.writes.calls, "write_units": self.writes.write_units}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Tally:
+        tally = cls(**{k: int(raw.get(k, 0)) for k in ("rows", "created", "updated", "unchanged", "added_to_list",
+                                                       "resubscribed", "repeated")})
+        tally.skipped.update({k: int(v) for k, v in (raw.get("skipped") or {}).items()})
+        tally.writes.calls = int(raw.get("dynamodb_writes", 0))
+        tally.writes.write_units = int(raw.get("write_units", 0))
+        return tally
+
+
+@dataclass(frozen=True)
+class Options:
+    list_id: str
+    source: str  # recorded on each membership it adds: import:<file>
+    actor: str
+    dry_run: bool = False
+    resubscribe_reason: str | None = None  # --resubscribe --reason TEXT: UNSUBSCRIBED members back to SUBSCRIBED
+
+
+def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: datetime) -> Tally:
+    """Import rows (each with .address, normalized, and .attributes) of distinct addresses into the list."""
+    tally = Tally(rows=len(rows))
+    if not rows:
+        return tally
+    addresses = [row.address for row in rows]
+    stored = contacts.read_contacts(addresses, settings)
+    memberships = contacts.read_memberships(options.list_id, addresses, settings)
+    resubscribe = options.resubscribe_reason is not None
+    for row in rows:
+        plan = audience.plan_row(row.attributes, stored.get(row.address), memberships.get(row.address),
+                                 resubscribe=resubscribe)
+        if plan.outcome in (audience.SKIP_SUPPRESSED, audience.SKIP_UNSUBSCRIBED):
+            tally.skipped[plan.outcome] += 1
+            continue
+        setattr(tally, plan.outcome, getattr(tally, plan.outcome) + 1)
+        tally.added_to_list += plan.add_to_list
+        tally.resubscribed += plan.resubscribe
+        if options.dry_run:
+            continue
+        if plan.set_attributes is not None:
+            contacts.upsert_contact(row.address, plan.set_attributes, f"import:{options.list_id}", now, settings,
+                                    tally.writes)
+        if plan.add_to_list:
+            contacts.add_membership(options.list_id, row.address, options.source, now, settings, tally.writes)
+        if plan.resubscribe:
+            contacts.set_subscription(options.list_id, row.address, audience.SUBSCRIBED,
+                                      reason=options.resubscribe_reason or "", source=options.source,
+                                      actor=options.actor, event_id=f"resubscribe-{options.list_id}", now=now,
+                                      settings=settings)
+            tally.writes.add(settings.memberships_table, 2)  # a transaction: twice the units
+    return tally
