@@ -280,6 +280,46 @@ def operator_change(address: str, action: str, reason: str, settings: Settings, 
     return decision
 
 
+def suppress_address(address: str, reason: str, settings: Settings, actor: str,
+                     created_by: str = "suppression-import") -> str:
+    """Suppress an address whether or not it is a contact yet, audited: "suppressed" (a contact moved to SUPPRESSED),
+    "already" (it was), or "created" (no contact had it: an item SUPPRESSED with no lists is made, which every import
+    and snapshot then honours). Raises ValueError for an empty reason."""
+    address = normalize(address)
+    for _ in range(_OPERATOR_RETRIES):
+        try:
+            decision = operator_change(address, "suppress", reason, settings, actor)
+        except LookupError:
+            pass
+        else:
+            return "suppressed" if decision else "already"
+        now = clock.now()
+        decision = lifecycle.operator_suppress(RecipientState(), reason, now)
+        assert decision is not None  # a new state is ACTIVE, so suppressing it is a change
+        event_id = f"operator-{uuid.uuid4()}"
+        update = transition_update(Stored(address, RecipientState()), decision, None, event_id, settings, now)
+        values = update["Update"]["ExpressionAttributeValues"]
+        item = {"address": {"S": address}, "status": values[":status"], "strike_times": values[":strikes"],
+                "version": values[":version"], "status_cause": values[":cause"], "status_reason": values[":reason"],
+                "status_changed_at": values[":changed"], "status_event": {"S": event_id},
+                "created_at": {"S": iso(now)}, "created_by": {"S": created_by}}
+        if decision.state.status_since:
+            item["status_since"] = {"S": iso(decision.state.status_since)}
+        try:
+            client("dynamodb").transact_write_items(TransactItems=[
+                {"Put": {"TableName": settings.recipients_table, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(address)"}},
+                {"Put": {"TableName": settings.events_table,
+                         "Item": audit_record(address, decision, event_id=event_id, actor=actor, at=now)}},
+            ])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            continue  # made meanwhile: suppress it as a contact
+        return "created"
+    raise RuntimeError(f"{address}: changed {_OPERATOR_RETRIES} times while being suppressed; try again")
+
+
 def history(address: str, settings: Settings, limit: int = 100) -> list[dict[str, Any]]:
     """The recipient's audit records, newest first."""
     response = client("dynamodb").query(

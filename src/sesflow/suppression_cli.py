@@ -1,16 +1,20 @@
-"""`sesflow suppression import|export FILE`: the recipients table's suppression list, in and out, as CSV.
+"""`sesflow suppression import|export`: the suppression list, in and out, as CSV, before or after the contacts exist.
 
-import FILE     suppresses each address through app.recipients.operator_change, the path `sesflow recipient
+import FILE     suppresses each address through app.recipients.suppress_address, the path `sesflow recipient
                 suppress` takes, so every change is the same conditional, versioned write with its audit record.
-                FILE is CSV with a header naming an `address` or `email` column (as SES's suppression-list
-                export and import use), or one address per line. A bad line is reported (line and why) and the
-                rest go on; the tally says how many were suppressed, already suppressed, not recipients, refused.
-export FILE     every SUPPRESSED recipient as CSV (address, reason, since), ordered by address so two exports
-                diff line by line.
-
-The SES account-level suppression list is not written: it is account-wide (every stack and sender in the
-account and region), and the snapshot already skips addresses on it. Recipients not in the recipients table are
-reported, not created: app.recipients has no path that creates a recipient (an operator change needs one).
+                An address that is not a contact yet (a suppression list brought from another provider, loaded
+                before the lists) is kept as a SUPPRESSED item with no lists: every import then skips it and no
+                snapshot sends to it. FILE is CSV with a header naming an `address` or `email` column (as SES's
+                suppression-list export and import use), or one address per line. A bad line is reported (line
+                and why) and the rest go on; the tally says how many were suppressed, already suppressed, kept
+                ahead of their contact, refused.
+import --from-ses
+                the same, for every address on the account's SES suppression list (ListSuppressedDestinations).
+--ses           also puts each address on the account's SES suppression list (PutSuppressedDestination, with
+                --ses-reason BOUNCE or COMPLAINT, the two reasons SES keeps). That list is account-wide: every stack
+                and sender in the account and region stops sending to it.
+export FILE     every SUPPRESSED address as CSV (address, reason, since), ordered by address so two exports
+                diff line by line; with --ses, the addresses on the SES list too (reason `ses:<REASON>`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ COLUMNS = ("address", "email", "emailaddress", "email_address")
 class Tally:
     suppressed: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # not contacts yet: kept as SUPPRESSED items with no lists
+    pushed: int = 0  # put on the SES account suppression list
     refused: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, why)
 
 
@@ -77,20 +82,40 @@ def _invalid(address: str) -> str | None:
     return None
 
 
-def import_file(target: Target, path: str, reason: str, actor: str) -> Tally:
-    found, refused = read_addresses(path)
+def ses_suppressed(target: Target) -> list[dict[str, str]]:
+    """The account's SES suppression list: address, reason (BOUNCE or COMPLAINT), since."""
+    ses, rows, token = target.client("sesv2"), [], None
+    while True:
+        page = ses.list_suppressed_destinations(**({"NextToken": token} if token else {}), PageSize=1000)
+        rows += [{"address": s["EmailAddress"], "reason": s["Reason"],
+                  "since": str(s.get("LastUpdateTime", ""))} for s in page.get("SuppressedDestinationSummaries", [])]
+        token = page.get("NextToken")
+        if not token:
+            return rows
+
+
+def import_file(target: Target, path: str | None, reason: str, actor: str, *, push_to_ses: str | None = None,
+                from_ses: bool = False) -> Tally:
+    """Suppress every address of `path` (or of the SES list, `from_ses`); `push_to_ses`: the SES reason to put each
+    on the SES account suppression list with as well."""
+    if from_ses:
+        found, refused = [(i + 1, row["address"]) for i, row in enumerate(ses_suppressed(target))], []
+    else:
+        found, refused = read_addresses(path or "")
     recipients, config = lambda_code(target)
     tally = Tally(refused=refused)
+    ses = target.client("sesv2") if push_to_ses else None
     for number, address in found:
         try:
-            decision = recipients.operator_change(address, "suppress", reason, config, actor=actor)
-        except LookupError:
-            tally.unknown.append(recipients.normalize(address))
-            continue
+            outcome = recipients.suppress_address(address, reason, config, actor=actor)
+            if ses is not None:
+                ses.put_suppressed_destination(EmailAddress=recipients.normalize(address), Reason=push_to_ses)
+                tally.pushed += 1
         except (ValueError, RuntimeError) as error:  # a refused reason, or changing too fast to write: go on
             tally.refused.append((number, address, str(error)))
             continue
-        (tally.suppressed if decision else tally.already).append(recipients.normalize(address))
+        {"suppressed": tally.suppressed, "already": tally.already, "created": tally.created}[outcome].append(
+            recipients.normalize(address))
     return tally
 
 
@@ -115,6 +140,9 @@ def suppression(args: argparse.Namespace) -> int:
         target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
         if args.action == "export":
             rows = suppressed(target)
+            if args.ses:
+                rows = sorted(rows + [{**r, "reason": f"ses:{r['reason']}"} for r in ses_suppressed(target)],
+                              key=lambda r: r["address"])
             try:
                 with open(args.file, "w", encoding="utf-8", newline="") as out:
                     writer = csv.DictWriter(out, fieldnames=["address", "reason", "since"])
@@ -124,30 +152,45 @@ def suppression(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.file}: cannot write it ({error.strerror or error})") from None
             print(f"exported {len(rows)} suppressed recipients to {args.file}")
             return 0
-        tally = import_file(target, args.file, args.reason, actor=f"operator:{args.actor or getpass.getuser()}")
+        if (args.file is None) != args.from_ses:
+            raise ValueError("suppression import: give a FILE or --from-ses (one of the two)")
+        tally = import_file(target, args.file, args.reason, actor=f"operator:{args.actor or getpass.getuser()}",
+                            push_to_ses=args.ses_reason if args.ses else None, from_ses=args.from_ses)
     except (TargetError, LookupError, ValueError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
         return 1
     for number, text, why in tally.refused:
         print(f"{args.file}: line {number}: {why} ({text!r}); skipped", file=sys.stderr)
-    if tally.unknown:
-        print(f"not recipients here (nothing written): {', '.join(tally.unknown)}", file=sys.stderr)
-    print(f"{args.file}: {len(tally.suppressed)} suppressed, {len(tally.already)} already suppressed, "
-          f"{len(tally.unknown)} not recipients, {len(tally.refused)} refused")
-    return 1 if tally.refused or tally.unknown else 0
+    source = args.file or "the SES suppression list"
+    pushed = f", {tally.pushed} put on the SES suppression list" if args.ses else ""
+    print(f"{source}: {len(tally.suppressed)} suppressed, {len(tally.already)} already suppressed, "
+          f"{len(tally.created)} not contacts yet (kept suppressed ahead of them), {len(tally.refused)} refused"
+          + pushed)
+    return 1 if tally.refused else 0
 
 
 def register(commands: Any) -> None:
     """Add `suppression import|export` to the CLI's subcommands."""
     group = commands.add_parser("suppression", help="the suppression list as CSV: import or export it")
     actions = group.add_subparsers(dest="action", required=True)
-    for name, text in (("import", "suppress every address in a CSV (address/email column) or a list, audited"),
-                       ("export", "write every SUPPRESSED recipient (address, reason, since) as CSV")):
+    for name, text in (("import", "suppress every address in a CSV (address/email column) or a list, audited, "
+                                  "contacts or not yet"),
+                       ("export", "write every SUPPRESSED address (address, reason, since) as CSV")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("file", metavar="FILE")
         if name == "import":
+            action.add_argument("file", metavar="FILE", nargs="?", default=None)
+            action.add_argument("--from-ses", action="store_true",
+                                help="instead of a FILE: the account's SES suppression list")
+            action.add_argument("--ses", action="store_true",
+                                help="also put each address on the account's SES suppression list (account-wide)")
+            action.add_argument("--ses-reason", choices=("BOUNCE", "COMPLAINT"), default="BOUNCE",
+                                help="with --ses: the reason SES records (default BOUNCE)")
             action.add_argument("--reason", default="imported suppression list", help="why, for the audit record")
             action.add_argument("--actor", default=None, help="who, for the audit record (default: your login)")
+        else:
+            action.add_argument("file", metavar="FILE")
+            action.add_argument("--ses", action="store_true",
+                                help="also the addresses on the account's SES suppression list")
         action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
         action.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
         action.add_argument("--state-file", default=None, help="the local engine's state file")
