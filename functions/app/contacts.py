@@ -10,6 +10,7 @@ survives an import, even one racing it. Only `resubscribe` sets SUBSCRIBED over 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -282,3 +283,70 @@ def record_import(list_id: str, import_id: str, summary: dict[str, Any], actor: 
     client("dynamodb").put_item(TableName=settings.events_table, Item={
         "pk": {"S": f"LIST#{list_id}"}, "sk": {"S": f"{iso(now)}#import-{import_id}"},
         "actor": {"S": actor}, "kind": {"S": "import"}, "summary": _typed.serialize(summary)})
+
+
+def erase(address: str, reason: str, actor: str, now: datetime, settings: Settings) -> dict[str, int]:
+    """The right to erasure: the contact's attributes, memberships and history go, and the address with them; one
+    marker keyed by the address's hash stays (SUPPRESSED, with when and why), so a later import skips the person
+    and no campaign reaches them. The erasure's own record (EventsTable pk ERASED#<hash>) holds no address.
+
+    Also deleted: the unique-engagement markers of every campaign (EventsTable ENGAGED#<campaign>, open#/click#
+    <address>). Not reachable from here, and gone on their own: campaign manifests in S3 (the bucket expires them
+    after 90 days) and quarantine episodes' execution input (Step Functions keeps a closed execution 90 days).
+    Returns what was deleted, by kind. Raises ValueError for an empty reason, LookupError when there is nothing."""
+    if not reason or not reason.strip():
+        raise ValueError("reason: required (why the contact is erased), for the erasure's record")
+    ddb, marker = client("dynamodb"), erased_key(address)
+    item = ddb.get_item(TableName=settings.recipients_table, Key={"address": {"S": address}},
+                        ConsistentRead=True).get("Item")
+    if item is None:
+        if ddb.get_item(TableName=settings.recipients_table, Key={"address": {"S": marker}}).get("Item"):
+            raise LookupError("already erased: only its hashed marker is left")
+        raise LookupError(f"no contact {address} in {settings.recipients_table}")
+    deleted = {"memberships": 0, "history": 0, "engagement_markers": 0}
+    for membership in lists_of(address, settings):
+        ddb.delete_item(TableName=_memberships_table(settings),
+                        Key={"list_id": {"S": membership.list_id}, "address": {"S": address}})
+        deleted["memberships"] += 1
+    query: dict[str, Any] = {"TableName": settings.events_table, "KeyConditionExpression": "pk = :p",
+                             "ExpressionAttributeValues": {":p": {"S": audit_pk(address)}},
+                             "ProjectionExpression": "pk, sk"}
+    while True:
+        page = ddb.query(**query)
+        for key in page["Items"]:
+            ddb.delete_item(TableName=settings.events_table, Key=key)
+            deleted["history"] += 1
+        if "LastEvaluatedKey" not in page:
+            break
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    scan: dict[str, Any] = {"TableName": settings.campaigns_table, "ProjectionExpression": "campaign_id"}
+    while True:
+        page = ddb.scan(**scan)
+        for campaign in page["Items"]:
+            for kind in ("open", "click"):
+                gone = ddb.delete_item(TableName=settings.events_table, ReturnValues="ALL_OLD", Key={
+                    "pk": {"S": f"ENGAGED#{campaign['campaign_id']['S']}"}, "sk": {"S": f"{kind}#{address}"}})
+                deleted["engagement_markers"] += "Attributes" in gone
+        if "LastEvaluatedKey" not in page:
+            break
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    digest = marker.removeprefix(ERASED_PREFIX)
+    ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": settings.recipients_table, "Item": {
+            "address": {"S": marker}, "status": {"S": "SUPPRESSED"}, "erased_at": {"S": iso(now)},
+            "erased_reason": {"S": reason.strip()}}}},
+        {"Delete": {"TableName": settings.recipients_table, "Key": {"address": {"S": address}}}},
+        {"Put": {"TableName": settings.events_table, "Item": {
+            "pk": {"S": f"ERASED#{digest}"}, "sk": {"S": iso(now)}, "actor": {"S": actor},
+            "reason": {"S": reason.strip()}, "kind": {"S": "erasure"},
+            "deleted": {"S": ", ".join(f"{k} {v}" for k, v in deleted.items())}}}},
+    ])
+    token = item.get("episode_token", {}).get("S")
+    if token:  # a quarantine episode waits on it: end it now (it would find no contact at its deadline anyway)
+        try:
+            client("stepfunctions").send_task_success(taskToken=token, output=json.dumps(
+                {"ended_by": "erasure", "status": "SUPPRESSED", "reason": "contact erased"}))
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise
+    return deleted

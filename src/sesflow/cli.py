@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sesflow import campaign_cli, events_cli, recipient_cli, report, suppression_cli
+from sesflow import campaign_cli, contacts_cli, events_cli, recipient_cli, report, suppression_cli
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(commands)  # `sesflow report ID`: the same as `sesflow campaign report ID`
     recipient_cli.register(commands)
     suppression_cli.register(commands)
+    contacts_cli.register(commands)
     events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")

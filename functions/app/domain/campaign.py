@@ -386,6 +386,11 @@ def _audience(check: _Check, raw: Any) -> Audience:
     return Audience(lists, tuple(attributes), exclude)
 
 
+def valid_list_name(name: str) -> bool:
+    """Whether `name` can name a list (LIST_NAME_RULE)."""
+    return isinstance(name, str) and bool(_LIST_NAME.match(name))
+
+
 def _list_names(check: _Check, path: str, value: Any, required: bool = True) -> tuple[str, ...]:
     """A non-empty list of distinct list names (the names an import gives lists)."""
     if value is None:

@@ -1,0 +1,451 @@
+"""`sesflow contacts import|show|export|remove|erase` and `sesflow lists`: a team's own audience (docs/contacts.md).
+
+They act on the local engine (`sesflow local up --serve`) or on a deployed stack (`--stack NAME`) through the Lambda
+code's own app.contacts and app.imports, so a row imported from here is decided and written exactly as one the
+ImportContactsStateMachine imports on AWS.
+
+import FILE --list NAME   CSV (comma, semicolon or tab; UTF-8, BOM or not) or JSON Lines with an `email` or
+                          `address` column; the file is read once to refuse it whole (no address column, not
+                          UTF-8, binary, a line too long) before anything is written, then imported in chunks of 50
+                          addresses: read, decide, write only what differs. A bad row is reported with its line and
+                          written to FILE.rejects.csv; the rest go on. --dry-run decides and counts, writes nothing.
+show ADDRESS              attributes, lists with their subscription states, lifecycle status and history
+export FILE [--list NAME] CSV: address, status, lists (name:state;...), then every attribute
+remove ADDRESS --list N   takes the contact off one list (it stays a contact, with its history)
+erase ADDRESS --reason T  the right to erasure: attributes, memberships and history go; a hashed marker stays
+lists                     every list with its members by subscription state and lifecycle status
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sesflow.target import Target, TargetError, resolve_target
+
+
+def _code(target: Target) -> dict[str, Any]:
+    """The Lambda code's modules with the target's environment (set before app.clients builds a client)."""
+    target.apply_env()
+    from app import clients, contacts, imports, recipients
+    from app.domain import audience, contact_file
+    from app.settings import settings
+
+    clients.client.cache_clear()
+    return {"contacts": contacts, "imports": imports, "recipients": recipients, "audience": audience,
+            "file": contact_file, "settings": settings()}
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return f"operator:{getattr(args, 'actor', None) or getpass.getuser()}"
+
+
+# ------------------------------------------------------------------------------------------------ import
+
+
+class Progress:
+    """A progress bar with rate and ETA on a terminal (rich); nothing when output is not a terminal."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self._bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[rate]} rows/s"), TextColumn("ETA"), TimeRemainingColumn(),
+                            transient=True, redirect_stdout=False, redirect_stderr=False)
+            self._task = self._bar.add_task(label, total=total, rate="-")
+            self._started = time.monotonic()
+            self._bar.start()
+
+    def advance(self, rows: int, done: int) -> None:
+        if self._bar is not None:
+            elapsed = max(time.monotonic() - self._started, 1e-6)
+            self._bar.update(self._task, advance=rows, rate=f"{done / elapsed:,.0f}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dry_run: bool = False,
+                resubscribe_reason: str | None = None, rejects: str | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Import one file into one list through app.imports; returns the summary (the --json object).
+
+    Raises the file reader's ContactFileError (naming the file and line) before anything is written when the file
+    cannot be imported as a whole."""
+    reader, imports = code["file"], code["imports"]
+    names = code["contacts"]
+    config, now = code["settings"], code["recipients"].clock.now()
+    rows = reader.count_rows(path)  # the whole file once: a file that cannot be imported is refused here
+    options = imports.Options(list_id=list_id, source=f"import:{Path(path).name}", actor=actor, dry_run=dry_run,
+                              resubscribe_reason=resubscribe_reason)
+    tally = imports.Tally()
+    problems: list[Any] = []
+    bar = Progress(rows, f"importing into {list_id}", progress)
+    if not dry_run:
+        names.register_list(list_id, now, config, tally.writes)
+    try:
+        for chunk, repeated, bad in _chunks(reader, path, imports.CHUNK):
+            done = imports.import_chunk(chunk, options, config, now)
+            done.repeated = repeated
+            done.rows += repeated + len(bad)
+            done.skipped[code["audience"].SKIP_INVALID] += len(bad)
+            problems += bad
+            tally.add(done)
+            bar.advance(done.rows, tally.rows)
+    finally:
+        bar.close()
+    summary = {"file": path, "list": list_id, "dry_run": dry_run, **tally.to_dict()}
+    if problems:
+        target = rejects or f"{path}.rejects.csv"
+        with open(target, "w", encoding="utf-8", newline="") as out:
+            reader.write_rejects(problems, out)
+        summary["rejects_file"] = target
+        summary["rejected_lines"] = [p.line for p in problems[:20]]
+    if not dry_run:
+        names.record_import(list_id, uuid.uuid4().hex[:12], summary, actor, now, config)
+    return summary
+
+
+def _chunks(reader: Any, path: str, size: int) -> Iterator[tuple[list[Any], int, list[Any]]]:
+    """The file's rows in chunks of at most `size` distinct addresses, merged within the chunk, with how many rows
+    were merged into another and the row problems met on the way."""
+    pending: dict[str, list[Any]] = {}
+    bad: list[Any] = []
+    for row in reader.read_rows(path):
+        if isinstance(row, reader.RowProblem):
+            bad.append(row)
+            continue
+        if row.address not in pending and len(pending) == size:
+            yield _merged(reader, pending), sum(len(v) - 1 for v in pending.values()), bad
+            pending, bad = {}, []
+        pending.setdefault(row.address, []).append(row)
+    if pending or bad:
+        yield _merged(reader, pending), sum(len(v) - 1 for v in pending.values()), bad
+
+
+def _merged(reader: Any, pending: dict[str, list[Any]]) -> list[Any]:
+    return [reader.merge(rows)[0] if len(rows) > 1 else rows[0] for rows in pending.values()]
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    dry = " (dry run: nothing written)" if summary["dry_run"] else ""
+    skipped = summary["skipped"]
+    print(f"{summary['file']} -> list {summary['list']}{dry}: {summary['rows']:,} rows")
+    print(f"  created {summary['created']:,}, updated {summary['updated']:,}, unchanged {summary['unchanged']:,}, "
+          f"added to the list {summary['added_to_list']:,}"
+          + (f", resubscribed {summary['resubscribed']:,}" if summary["resubscribed"] else ""))
+    print(f"  skipped: suppressed {skipped['suppressed']:,}, unsubscribed {skipped['unsubscribed']:,}, "
+          f"invalid {skipped['invalid']:,}"
+          + (f"; {summary['repeated']:,} repeated rows merged" if summary["repeated"] else ""))
+    if not summary["dry_run"]:
+        print(f"  DynamoDB: {summary['dynamodb_writes']:,} writes, {summary['write_units']:,} write units")
+    if "rejects_file" in summary:
+        print(f"  rejected rows written to {summary['rejects_file']}")
+
+
+def contacts_import(args: argparse.Namespace, target: Target) -> int:
+    if args.resubscribe and not (args.reason and args.reason.strip()):
+        raise ValueError("--resubscribe needs --reason TEXT: setting unsubscribed contacts back to subscribed is "
+                         "recorded in each one's history, with why")
+    if args.reason and not args.resubscribe:
+        raise ValueError("--reason is for --resubscribe (an import needs no reason otherwise)")
+    code = _code(target)
+    _check_list_name(args.list)
+    summary = import_file(args.file, args.list, code, actor=_actor(args), dry_run=args.dry_run,
+                          resubscribe_reason=args.reason.strip() if args.resubscribe else None,
+                          rejects=args.rejects, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def _check_list_name(name: str) -> None:
+    from app.domain.campaign import LIST_NAME_RULE, valid_list_name
+
+    if not valid_list_name(name):
+        raise ValueError(f"--list {name!r}: a list name is {LIST_NAME_RULE}")
+
+
+# ------------------------------------------------------------------------------------------------ the rest
+
+
+def describe(address: str, target: Target) -> dict[str, Any]:
+    code = _code(target)
+    config, contacts, recipients = code["settings"], code["contacts"], code["recipients"]
+    address = recipients.normalize(address)
+    found = contacts.read_contacts([address], config).get(address)
+    if found is None:
+        raise LookupError(f"no contact {address} in {config.recipients_table} ({target.name})")
+    if found.erased:
+        raise LookupError(f"{address} was erased: only its hashed suppression marker is left")
+    stored = recipients.read({address}, config)[address]
+    return {
+        "address": address,
+        "status": found.status,
+        "status_reason": stored.reason,
+        "strikes": len(stored.state.strike_times),
+        "quarantined_until": stored.state.quarantined_until and recipients.iso(stored.state.quarantined_until),
+        "unsubscribed_from_everything": found.unsubscribed_all,
+        "lists": {m.list_id: m.state for m in contacts.lists_of(address, config)},
+        "attributes": {k: _jsonable(v) for k, v in sorted(found.attributes.items())},
+        "history": recipients.history(address, config),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def print_contact(shown: dict[str, Any]) -> None:
+    print(f"{shown['address']}: {shown['status']}" + (f" ({shown['status_reason']})" if shown["status_reason"]
+                                                      else ""))
+    if shown["strikes"]:
+        print(f"  strikes:  {shown['strikes']}")
+    if shown["quarantined_until"]:
+        print(f"  until:    {shown['quarantined_until']}")
+    if shown["unsubscribed_from_everything"]:
+        print("  unsubscribed from everything: no import puts it on a list again")
+    print("  lists:    " + (", ".join(f"{k} ({v.lower()})" for k, v in shown["lists"].items()) or "none"))
+    for name, value in shown["attributes"].items():
+        print(f"  {name}: {value}")
+    history = shown["history"]
+    print(f"\nHistory ({len(history)}, newest first):" if history else "\nHistory: none")
+    for entry in history:
+        if "to_status" in entry:
+            what = f"{entry['from_status']} -> {entry['to_status']}"
+        elif entry.get("kind") == "subscription":
+            what = f"{entry['list_id']}: {entry['to_state'].lower()}"
+        else:
+            what = f"({entry.get('kind', 'event')})"
+        when = entry.get("recorded_at") or entry["sk"].split("#", 1)[0]
+        print(f"  {when}  {what:<32}  {entry.get('actor', '?'):<22}  {entry.get('reason', '')}")
+
+
+def export(path: str, list_id: str | None, target: Target) -> int:
+    """Write contacts as CSV (one list's members, or every contact), in address order; returns how many. Streams
+    through a temporary JSON Lines file to learn every attribute name, so memory stays flat."""
+    code = _code(target)
+    config, contacts = code["settings"], code["contacts"]
+    ddb = target.client("dynamodb")
+    names: set[str] = set()
+    count = 0
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        for chunk in _export_chunks(list_id, contacts, config, ddb):
+            for row in chunk:
+                names |= set(row["attributes"])
+                spool.write(json.dumps(row, default=str) + "\n")
+                count += 1
+        spool.seek(0)
+        try:
+            out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+        except OSError as error:
+            raise ValueError(f"{path}: cannot write it ({error.strerror or error})") from None
+        with out:
+            columns = ["address", "status", "lists", *sorted(names)]
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            for line in spool:
+                row = json.loads(line)
+                writer.writerow([row["address"], row["status"], row["lists"],
+                                 *(_cell(row["attributes"].get(n)) for n in columns[3:])])
+    return count
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _export_chunks(list_id: str | None, contacts: Any, config: Any, ddb: Any) -> Iterator[list[dict[str, Any]]]:
+    if list_id is not None:
+        batch: list[Any] = []
+        for membership in contacts.members(list_id, config):
+            batch.append(membership)
+            if len(batch) == 50:
+                yield _rows(batch, contacts, config, {m.address: f"{list_id}:{m.state}" for m in batch})
+                batch = []
+        if batch:
+            yield _rows(batch, contacts, config, {m.address: f"{list_id}:{m.state}" for m in batch})
+        return
+    states: dict[str, list[str]] = {}
+    scan: dict[str, Any] = {"TableName": config.memberships_table}
+    while True:
+        page = ddb.scan(**scan)
+        for item in page["Items"]:
+            states.setdefault(item["address"]["S"], []).append(f"{item['list_id']['S']}:{item['state']['S']}")
+        if "LastEvaluatedKey" not in page:
+            break
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    scan = {"TableName": config.recipients_table, "ProjectionExpression": "address"}
+    while True:
+        page = ddb.scan(**scan)
+        keys = sorted(i["address"]["S"] for i in page["Items"] if "@" in i["address"]["S"])
+        for start in range(0, len(keys), 50):
+            part = keys[start : start + 50]
+            yield _rows(part, contacts, config, {a: ";".join(sorted(states.get(a, []))) for a in part})
+        if "LastEvaluatedKey" not in page:
+            return
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _rows(batch: list[Any], contacts: Any, config: Any, lists: dict[str, str]) -> list[dict[str, Any]]:
+    addresses = [getattr(m, "address", m) for m in batch]
+    found = contacts.read_contacts(addresses, config)
+    return [{"address": a, "status": found[a].status, "lists": lists.get(a, ""),
+             "attributes": {k: _jsonable(v) for k, v in found[a].attributes.items()}}
+            for a in sorted(addresses) if a in found and not found[a].erased]
+
+
+def list_summary(target: Target) -> list[dict[str, Any]]:
+    """Every list: its members by subscription state and by lifecycle status (one Query and a read per 100)."""
+    code = _code(target)
+    config, contacts = code["settings"], code["contacts"]
+    shown = []
+    for entry in contacts.lists(config):
+        members = list(contacts.members(entry["list"], config))
+        stored = contacts.read_contacts([m.address for m in members], config)
+        shown.append({"list": entry["list"], "created_at": entry["created_at"], "members": len(members),
+                      "subscription": dict(sorted(Counter(m.state for m in members).items())),
+                      "status": dict(sorted(Counter(stored[m.address].status for m in members
+                                                    if m.address in stored).items()))})
+    return shown
+
+
+def print_lists(shown: list[dict[str, Any]]) -> None:
+    if not shown:
+        print("no lists yet: `sesflow contacts import FILE --list NAME` makes one")
+        return
+    print(f"{'list':<24} {'members':>9} {'subscribed':>11} {'unsubscr.':>10}  by status")
+    for entry in shown:
+        sub = entry["subscription"]
+        statuses = ", ".join(f"{k.lower()} {v:,}" for k, v in entry["status"].items())
+        print(f"{entry['list']:<24} {entry['members']:>9,} {sub.get('SUBSCRIBED', 0):>11,} "
+              f"{sub.get('UNSUBSCRIBED', 0):>10,}  {statuses}")
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def contacts(args: argparse.Namespace) -> int:
+    code = 1
+    try:
+        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        code = _run(args, target)
+    except (TargetError, LookupError, ValueError) as error:
+        print(f"sesflow: {error}", file=sys.stderr)
+        return 2 if getattr(args, "action", "") == "import" else 1
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _run(args: argparse.Namespace, target: Target) -> int:
+    action = getattr(args, "action", "lists")
+    if action == "import":
+        try:
+            return contacts_import(args, target)
+        except Exception as error:  # the reader's ContactFileError: names the file and line
+            if type(error).__name__ == "ContactFileError":
+                raise ValueError(str(error)) from None
+            raise
+    if action == "show":
+        shown = describe(args.address, target)
+        print(json.dumps(shown, indent=2, default=str)) if args.json else print_contact(shown)
+        return 0
+    if action == "export":
+        count = export(args.file, args.list, target)
+        print(f"exported {count:,} contacts" + (f" of list {args.list}" if args.list else "") + f" to {args.file}")
+        return 0
+    code = _code(target)
+    config, contacts_store, recipients = code["settings"], code["contacts"], code["recipients"]
+    now = recipients.clock.now()
+    if action == "remove":
+        address = recipients.normalize(args.address)
+        if not contacts_store.remove_membership(args.list, address, actor=_actor(args), now=now, settings=config):
+            raise LookupError(f"{address} is not on list {args.list}")
+        print(f"{address}: removed from {args.list} (still a contact, with its history)")
+        return 0
+    if action == "erase":
+        address = recipients.normalize(args.address)
+        deleted = contacts_store.erase(address, args.reason, _actor(args), now, config)
+        print(f"{address}: erased ({deleted['memberships']} memberships, {deleted['history']} history records, "
+              f"{deleted['engagement_markers']} engagement markers); a hashed suppression marker stays, so no "
+              "import adds this address again")
+        return 0
+    shown = list_summary(target)
+    print(json.dumps(shown, indent=2)) if args.json else print_lists(shown)
+    return 0
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
+    parser.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
+    parser.add_argument("--state-file", default=None, help="the local engine's state file")
+
+
+def register(commands: Any) -> None:
+    """Add `contacts import|show|export|remove|erase` and `lists` to the CLI's subcommands."""
+    group = commands.add_parser("contacts", help="your audience: import a list, show, export, remove, erase")
+    actions = group.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser("import", help="import a CSV or JSON Lines file into a list")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--list", required=True, help="the list to add the contacts to (made on first import)")
+    imp.add_argument("--dry-run", action="store_true", help="decide and count every row, write nothing")
+    imp.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    imp.add_argument("--resubscribe", action="store_true",
+                     help="set contacts that unsubscribed from this list back to subscribed (needs --reason)")
+    imp.add_argument("--reason", default=None, help="with --resubscribe: why, for each contact's history")
+    imp.add_argument("--rejects", default=None, help="where rejected rows go (default: FILE.rejects.csv)")
+    imp.add_argument("--actor", default=None, help="who, for the records (default: your login)")
+    show = actions.add_parser("show", help="a contact's attributes, lists, status and history")
+    show.add_argument("address")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    exp = actions.add_parser("export", help="write contacts as CSV (address, status, lists, attributes)")
+    exp.add_argument("file", metavar="FILE")
+    exp.add_argument("--list", default=None, help="only this list's members (default: every contact)")
+    rem = actions.add_parser("remove", help="take a contact off a list")
+    rem.add_argument("address")
+    rem.add_argument("--list", required=True)
+    rem.add_argument("--actor", default=None, help="who, for the record (default: your login)")
+    era = actions.add_parser("erase", help="erase a contact (right to erasure); a hashed marker stays")
+    era.add_argument("address")
+    era.add_argument("--reason", required=True, help="why, for the erasure's record (which holds no address)")
+    era.add_argument("--actor", default=None, help="who, for the record (default: your login)")
+    for parser in (imp, show, exp, rem, era):
+        _target_options(parser)
+        parser.set_defaults(func=contacts)
+    lists = commands.add_parser("lists", help="every list, its members by subscription and lifecycle state")
+    lists.add_argument("--json", action="store_true", help="print one JSON document")
+    _target_options(lists)
+    lists.set_defaults(func=contacts, action="lists")
