@@ -91,7 +91,7 @@ def recipient(args: argparse.Namespace) -> int:
     except (TargetError, LookupError, ValueError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
         return 1
-    address = args.address.strip().lower()
+    address = recipients.normalize(args.address)
     if decision is None:
         print(f"{address}: already {'ACTIVE with no strikes' if args.action == 'reinstate' else 'SUPPRESSED'}; "
               f"nothing changed")
