@@ -24,7 +24,8 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # SES's own rule for configuration set names
-_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
+# A contact attribute's name: what filters, personalization and a contacts file's columns may name.
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
 
 HOLDOUT = "holdout"
 MARKETING, TRANSACTIONAL = "marketing", "transactional"
@@ -42,12 +43,19 @@ MAX_DEFINITION_BYTES = 100_000
 # The recipient item's own fields: eligibility is sesflow's decision, never a campaign filter's.
 RESERVED_FILTER_ATTRIBUTES = frozenset({"address", "list_id", "status"})
 MAX_EVALUATION_SECONDS = 365 * 86_400  # a Standard execution lives at most a year
-# The recipient item's lifecycle bookkeeping (app.recipients): never template data (an episode's task token is a
-# credential), and list_id and status are sesflow's decisions.
-RESERVED_TEMPLATE_FIELDS = frozenset({
-    "list_id", "status", "strike_times", "quarantined_until", "status_since", "version", "status_cause",
-    "status_reason", "status_event", "episode", "episode_token", "reinstated_at",
+# The contact item's lifecycle bookkeeping (app.recipients; docs/contacts.md).
+LIFECYCLE_FIELDS = frozenset({
+    "status", "strike_times", "quarantined_until", "status_since", "version", "status_cause", "status_reason",
+    "status_event", "episode", "episode_token", "reinstated_at",
 })
+# Never template data (an episode's task token is a credential), and list_id and status are sesflow's decisions.
+RESERVED_TEMPLATE_FIELDS = LIFECYCLE_FIELDS | {"list_id"}
+# Every field sesflow itself writes on a contact item or an erased marker (docs/contacts.md): a contacts file's
+# column may name none of them, since an import writes only the team's own attributes.
+RESERVED_CONTACT_FIELDS = LIFECYCLE_FIELDS | {
+    "address", "list_id", "created_at", "created_by", "unsubscribed_all_at", "unsubscribed_all_source",
+    "erased_at", "erased_reason",
+}
 MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
               "ab", "thresholds", "rate_share", "start_at", "personalization")
@@ -363,7 +371,7 @@ def _audience(check: _Check, raw: Any) -> Audience:
     attributes = []
     for key, value in raw_attributes.items():
         path = f"audience.filters.attributes.{key}"
-        if not _ATTRIBUTE.match(str(key)):
+        if not ATTRIBUTE_NAME.match(str(key)):
             check.fail(path, "not a valid attribute name")
             continue
         if key in RESERVED_FILTER_ATTRIBUTES:
@@ -443,7 +451,7 @@ def _personalization(check: _Check, raw: Any) -> Personalization:
     fields: list[str] = []
     for i, name in enumerate(raw_fields):
         path = f"personalization.fields[{i}]"
-        if not isinstance(name, str) or not _ATTRIBUTE.match(name):
+        if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
             check.fail(path, f"not a valid attribute name: {_show(name)}")
         elif name in RESERVED_TEMPLATE_FIELDS:
             check.fail(path, f"{name!r} is sesflow's bookkeeping, not template data")
