@@ -147,9 +147,10 @@ def test_a_header_with_no_rows_is_an_empty_import(tmp_path):
 # ---------------------------------------------------------------- file-level problems
 
 
-def test_a_missing_file_is_named(tmp_path):
+def test_a_missing_or_unreadable_file_is_named(tmp_path):
     path = tmp_path / "nope.csv"
     assert refused(path) == f"{path}: cannot read it (No such file or directory)"
+    assert refused(tmp_path) == f"{tmp_path}: cannot read it (Is a directory)"
 
 
 @pytest.mark.parametrize(("text", "line"), [("", 1), ("\n\n  \n", 3)])
