@@ -18,6 +18,10 @@ class ManifestError(SesflowError):
     """A batch from the audience manifest is not what the snapshot wrote."""
 
 
+class ContactFileError(SesflowError):
+    """A contacts file cannot be imported at all; the text says `<file>: line N: what is wrong`."""
+
+
 class FeedbackParseError(SesflowError):
     """A feedback message is not a shape SES produces, or lacks what an event needs; the text says what and where."""
 

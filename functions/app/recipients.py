@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from app import clock
 from app.clients import client
-from app.domain import lifecycle
+from app.domain import addresses, lifecycle
 from app.domain.lifecycle import Decision, Policy, RecipientState
 from app.settings import Settings
 
@@ -50,8 +50,9 @@ class Stored:
 
 
 def normalize(address: str) -> str:
-    """Recipients are keyed by the address as SES reports it, lower-cased (what the feedback parser produces)."""
-    return address.strip().lower()
+    """The RecipientsTable key: app.domain.addresses.normalize (what the feedback parser, the one-click link and
+    every import produce too). Raises InvalidAddress (a ValueError) for what SES would not send to."""
+    return addresses.normalize(address)
 
 
 def iso(moment: datetime) -> str:

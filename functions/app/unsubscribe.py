@@ -25,6 +25,7 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from app.clients import client
+from app.domain import addresses
 
 ACTOR = "one-click-unsubscribe"
 ONE_CLICK = "List-Unsubscribe=One-Click"  # the List-Unsubscribe-Post value, and the body of the POST (RFC 8058)
@@ -39,9 +40,10 @@ _secrets: dict[str, tuple[float, bytes]] = {}
 
 
 def normalize(address: str) -> str:
-    """app.recipients.normalize (the RecipientsTable key), repeated so that SendBatch, which signs, imports no
-    recipient writes (and the IAM check of its calls sees none)."""
-    return address.strip().lower()
+    """The RecipientsTable key (app.recipients.normalize), taken from the pure app.domain.addresses so that
+    SendBatch, which signs, imports no recipient writes (and the IAM check of its calls sees none). Raises
+    InvalidAddress (a ValueError)."""
+    return addresses.normalize(address)
 
 
 def token(secret: bytes, campaign_id: str, address: str) -> str:
@@ -57,7 +59,11 @@ def verify(secret: bytes, campaign_id: str, address: str, candidate: str) -> boo
     """Whether `candidate` is the token of this campaign and address (in constant time)."""
     if not candidate or not campaign_id or not address:
         return False
-    return hmac.compare_digest(token(secret, campaign_id, address).encode(), candidate.encode("utf-8", "replace"))
+    try:
+        expected = token(secret, campaign_id, address)
+    except addresses.InvalidAddress:  # no link is ever made for it
+        return False
+    return hmac.compare_digest(expected.encode(), candidate.encode("utf-8", "replace"))
 
 
 def link(base_url: str, secret: bytes, campaign_id: str, address: str) -> str:
@@ -75,7 +81,8 @@ def link(base_url: str, secret: bytes, campaign_id: str, address: str) -> str:
 def headers(base_url: str, secret: bytes, campaign_id: str, address: str) -> list[dict[str, str]]:
     """The RFC 8058 headers of one recipient's email, as SES v2 BulkEmailEntry.ReplacementHeaders takes them.
 
-    Raises ValueError when the List-Unsubscribe value would pass SES's 995 characters (an absurdly long address)."""
+    Raises ValueError when the address is not one SES sends to (InvalidAddress) or the List-Unsubscribe value would
+    pass SES's 995 characters."""
     value = f"<{link(base_url, secret, campaign_id, address)}>"
     if len(value) > MAX_HEADER_VALUE:
         raise ValueError(f"List-Unsubscribe: {len(value)} characters, over SES's {MAX_HEADER_VALUE}")

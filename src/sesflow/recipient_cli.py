@@ -27,9 +27,18 @@ def lambda_code(target: Target) -> tuple[Any, Any]:
     return recipients, settings.settings()
 
 
+def normalized(recipients: Any, address: str) -> str:
+    """The RecipientsTable key of what the operator typed; ValueError naming it (this is no log) when it is not
+    an address SES sends to."""
+    try:
+        return recipients.normalize(address)
+    except ValueError as error:
+        raise ValueError(f"{address!r} is not an email address ({error})") from None
+
+
 def describe(address: str, target: Target) -> dict[str, Any]:
     recipients, config = lambda_code(target)
-    address = recipients.normalize(address)
+    address = normalized(recipients, address)
     stored = recipients.read({address}, config)[address]
     if not stored.exists:
         raise LookupError(f"no recipient {address} in {config.recipients_table} ({target.name})")
@@ -82,12 +91,12 @@ def recipient(args: argparse.Namespace) -> int:
                 print_recipient(shown)
             return 0
         recipients, config = lambda_code(target)
-        decision = recipients.operator_change(args.address, args.action, args.reason, config,
+        address = normalized(recipients, args.address)
+        decision = recipients.operator_change(address, args.action, args.reason, config,
                                               actor=f"operator:{args.actor or getpass.getuser()}")
     except (TargetError, LookupError, ValueError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
         return 1
-    address = args.address.strip().lower()
     if decision is None:
         print(f"{address}: already {'ACTIVE with no strikes' if args.action == 'reinstate' else 'SUPPRESSED'}; "
               f"nothing changed")

@@ -107,3 +107,7 @@ def test_errors_speak_the_operators_language(stack, target, monkeypatch, capsys)
     add(stack)
     assert run(target, monkeypatch, "suppress", reason="  ") == 1
     assert "reason: an operator's change needs a reason" in capsys.readouterr().err
+    for action, reason in (("show", None), ("suppress", "asked to leave")):
+        assert run(target, monkeypatch, action, address="élodie@example.fr", reason=reason) == 1
+        assert "sesflow: 'élodie@example.fr' is not an email address (the part before the @ is not 7-bit ASCII" in (
+            capsys.readouterr().err)

@@ -98,7 +98,10 @@ def test_a_base_url_with_a_path_or_a_query_keeps_it():
 
 
 def test_a_header_value_over_ses_limit_is_refused():
+    # The longest local part SES takes, every character percent-encoded, behind a long base URL.
     with pytest.raises(ValueError, match="995"):
+        headers(BASE + "x" * 700, SECRET, "spring-sale", "%" * 64 + "@example.com")
+    with pytest.raises(ValueError, match="at most 64"):  # no SMTP hop takes a longer local part
         headers(BASE, SECRET, "spring-sale", "%" * 400 + "@example.com")
 
 
@@ -131,8 +134,15 @@ def test_the_event_id_is_derived_from_the_token_but_does_not_contain_it():
     assert unsubscribe.event_id(t) != unsubscribe.event_id(token(SECRET, "fall-sale", "ada@example.com"))
 
 
-@pytest.mark.parametrize("address", ["Ada@Example.com", "  bob+x@example.org\n", "ÉLODIE@example.fr"])
+@pytest.mark.parametrize("address", ["Ada@Example.com", "  bob+x@example.org\n", "Élodie <elodie@ÉCOLE.fr>"])
 def test_the_signed_address_is_the_recipients_table_key(address):
     from app import recipients
 
     assert unsubscribe.normalize(address) == recipients.normalize(address)
+
+
+def test_no_link_is_made_or_verified_for_what_ses_would_not_send_to():
+    """A non-ASCII local part (SES does not support SMTPUTF8): no token to sign, and none verifies."""
+    with pytest.raises(ValueError, match="7-bit ASCII"):
+        token(SECRET, "spring-sale", "élodie@example.fr")
+    assert not verify(SECRET, "spring-sale", "élodie@example.fr", token(SECRET, "spring-sale", "elodie@example.fr"))

@@ -28,7 +28,8 @@ _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # SES's own rule for 
 # A list's name: what `contacts import --list NAME` creates and a campaign's audience names.
 _LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 LIST_NAME_RULE = "1 to 128 letters, digits, _ . : -, starting with a letter or digit"
-_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
+# A contact attribute's name: what filters, personalization and a contacts file's columns may name.
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
 
 HOLDOUT = "holdout"
 MARKETING, TRANSACTIONAL = "marketing", "transactional"
@@ -49,6 +50,9 @@ MAX_EVALUATION_SECONDS = 365 * 86_400  # a Standard execution lives at most a ye
 # The contact item's own bookkeeping: never template data (an episode's task token is a credential), and its
 # status is sesflow's decision. The address is a contact's own, and templates may show it.
 RESERVED_TEMPLATE_FIELDS = CONTACT_FIELDS - {"address"}
+# Every field sesflow itself writes on a contact item or an erased marker (docs/contacts.md): a contacts file's
+# column may name none of them, since an import writes only the team's own attributes.
+RESERVED_CONTACT_FIELDS = CONTACT_FIELDS
 MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
               "ab", "thresholds", "rate_share", "start_at", "personalization")
@@ -371,7 +375,7 @@ def _audience(check: _Check, raw: Any) -> Audience:
     attributes = []
     for key, value in raw_attributes.items():
         path = f"audience.filters.attributes.{key}"
-        if not _ATTRIBUTE.match(str(key)):
+        if not ATTRIBUTE_NAME.match(str(key)):
             check.fail(path, "not a valid attribute name")
             continue
         if key in RESERVED_FILTER_ATTRIBUTES:
@@ -474,7 +478,7 @@ def _personalization(check: _Check, raw: Any) -> Personalization:
     fields: list[str] = []
     for i, name in enumerate(raw_fields):
         path = f"personalization.fields[{i}]"
-        if not isinstance(name, str) or not _ATTRIBUTE.match(name):
+        if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
             check.fail(path, f"not a valid attribute name: {_show(name)}")
         elif name in RESERVED_TEMPLATE_FIELDS:
             check.fail(path, f"{name!r} is sesflow's bookkeeping, not template data")

@@ -54,10 +54,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain import addresses
 from app.errors import FeedbackParseError
 
 # SES eventType -> kind. Identity notifications use the first three names under notificationType.
@@ -112,8 +112,6 @@ _NOT_FEEDBACK = {
     "aws:s3": "an S3 event notification: the feedback is in the object it names, not in the message",
 }
 
-_ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 CAMPAIGN_HEADER, VARIANT_HEADER = "X-Sesflow-Campaign", "X-Sesflow-Variant"  # written by SendBatch
 
@@ -164,20 +162,17 @@ def event_id(message_id: str, kind: str, recipient: str, discriminator: str) -> 
 
 
 def normalize_address(value: Any, path: str = "address") -> str:
-    """`"Doe, Jane" <Jane.Doe@Example.com>` -> `jane.doe@example.com`: no display name, no brackets, lower case."""
+    """`"Doe, Jane" <Jane.Doe@Example.com>` -> `jane.doe@example.com`: app.domain.addresses.normalize (the
+    RecipientsTable key), refused as FeedbackParseError naming `path` when it is missing or not an address."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise FeedbackParseError(f"{path}: missing")
     if not isinstance(value, str):
         raise FeedbackParseError(f"{path}: not a string")
-    match = _ANGLE_ADDRESS.search(value)
-    address = (match.group(1) if match else value).strip()
-    if len(address) > 1 and address[0] == address[-1] == '"':
-        address = address[1:-1].strip()
-    address = address.lower()
-    if not _ADDRESS.match(address):
-        # The value is not quoted: this message is logged, and logs never carry addresses.
-        raise FeedbackParseError(f"{path}: not an email address")
-    return address
+    try:
+        return addresses.normalize(value)
+    except addresses.InvalidAddress as error:
+        # The value is not quoted (nor is it in the reason): this message is logged, and logs never carry addresses.
+        raise FeedbackParseError(f"{path}: not an email address ({error})") from None
 
 
 def parse_feedback(body: str | dict[str, Any], *, envelope_hint: str | None = None) -> ParseResult:

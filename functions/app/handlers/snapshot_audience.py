@@ -17,7 +17,7 @@ from typing import Any
 from app import contacts
 from app.clients import client
 from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult
-from app.domain import audience
+from app.domain import addresses, audience
 from app.domain.campaign import (
     HOLDOUT,
     REMAINDER,
@@ -50,10 +50,19 @@ def account_suppressed() -> set[str]:
     ses, found, token = client("sesv2"), set(), None
     while True:
         page = ses.list_suppressed_destinations(**({"NextToken": token} if token else {}), PageSize=1000)
-        found |= {s["EmailAddress"].lower() for s in page.get("SuppressedDestinationSummaries", [])}
+        found |= {suppressed_key(s["EmailAddress"]) for s in page.get("SuppressedDestinationSummaries", [])}
         token = page.get("NextToken")
         if not token:
             return found
+
+
+def suppressed_key(address: str) -> str:
+    """An SES suppression-list address as RecipientsTable keys it (app.domain.addresses.normalize). One that
+    normalize refuses can match no key it made, and is kept lower-cased, so it still matches a key made before."""
+    try:
+        return addresses.normalize(address)
+    except addresses.InvalidAddress:
+        return address.strip().lower()
 
 
 def row(address: str, variant: str | None, status: str) -> Recipient:

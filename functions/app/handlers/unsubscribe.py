@@ -11,6 +11,7 @@ else (whether an address is on the list is not told) and nothing is written. Add
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, quote
 from botocore.exceptions import ClientError
 
 from app.domain import lifecycle
+from app.domain.addresses import InvalidAddress
 from app.domain.lifecycle import Decision
 from app.observability import logger, metrics, redact, tracer
 from app.recipients import apply_decision, normalize
@@ -66,7 +68,9 @@ def response(status: int, body: str, content_type: str = "text/plain; charset=ut
 
 
 def link_parameters(event: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(campaign, address, token) from the query string; None when one is missing, repeated or absurdly long."""
+    """(campaign, address, token) from the query string, the address normalized (as given when it is not an
+    address: no token verifies for it, so the link is refused as altered); None when one is missing, repeated or
+    absurdly long."""
     raw = event.get("rawQueryString")
     if raw is not None:
         values = parse_qs(raw, keep_blank_values=True)
@@ -79,7 +83,9 @@ def link_parameters(event: dict[str, Any]) -> tuple[str, str, str] | None:
             return None
         found.append(given[0].strip())
     campaign_id, address, candidate = found
-    return campaign_id, normalize(address), candidate
+    with contextlib.suppress(InvalidAddress):
+        address = normalize(address)
+    return campaign_id, address, candidate
 
 
 def page(campaign_id: str, address: str, candidate: str) -> str:
