@@ -28,8 +28,8 @@ def add(stack, address, status="ACTIVE"):
 def run(action, file, **options):
     args = argparse.Namespace(action=action, file=file and str(file), stack="test-stack", region=None,
                               state_file=None, reason=options.get("reason", "imported from the old provider"),
-                              actor="ops", ses=options.get("ses", False), ses_reason=options.get("ses_reason", "BOUNCE"),
-                              from_ses=options.get("from_ses", False))
+                              actor="ops", ses=options.get("ses", False),
+                              ses_reason=options.get("ses_reason", "BOUNCE"), from_ses=options.get("from_ses", False))
     return suppression_cli.suppression(args)
 
 
