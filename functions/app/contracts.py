@@ -409,3 +409,97 @@ class FinalizeCampaignResult(Contract):
     holdout: int
     decision: PickWinnerResult | None
     halt: Halt | None
+
+
+# ------------------------------------------------------------------------------ ImportContacts
+
+
+@dataclass(frozen=True)
+class ImportOptions(Contract):
+    """One import's settings, the same for every batch (the ItemBatcher's BatchInput)."""
+
+    import_id: str
+    list_id: str
+    source: str
+    actor: str
+    dry_run: bool
+    resubscribe_reason: str | None
+
+
+@dataclass(frozen=True)
+class UploadedRow(Contract):
+    """A row as the CLI uploads it (one JSON Lines line): its line in the user's file, and its fields by column."""
+
+    line: int
+    fields: dict[str, Any]
+    problem: str | None = omitted_at_default(None)  # the CLI could not split the line into fields: why
+
+
+@dataclass(frozen=True)
+class ImportBatchInput(Contract):
+    """What a Distributed Map child with an ItemBatcher gets: the rows, and the BatchInput."""
+
+    Items: tuple[UploadedRow, ...]  # noqa: N815 -- Step Functions' name
+    BatchInput: ImportOptions  # noqa: N815 -- Step Functions' name
+
+
+@dataclass(frozen=True)
+class ImportBatchResult(Contract):
+    """A batch's counts (app.imports.Tally.to_dict)."""
+
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    added_to_list: int
+    resubscribed: int
+    repeated: int
+    skipped: dict[str, int]
+    dynamodb_writes: int
+    write_units: int
+
+
+@dataclass(frozen=True)
+class ResultWriterDetails(Contract):
+    Bucket: str  # noqa: N815 -- Step Functions' name
+    Key: str  # noqa: N815 -- Step Functions' name
+
+
+@dataclass(frozen=True)
+class StartImport(Contract):
+    """The execution's input, as `sesflow contacts import --workflow` starts it: the options and the upload's key."""
+
+    import_id: str
+    list_id: str
+    source: str
+    actor: str
+    dry_run: bool
+    resubscribe_reason: str | None
+    key: str
+    file: str  # the user's file name, for the summary
+
+
+@dataclass(frozen=True)
+class FinishImportInput(Contract):
+    request: StartImport  # the execution's input
+    results: ResultWriterDetails  # the ImportRows Map's ResultWriter: where its manifest is
+
+
+@dataclass(frozen=True)
+class FinishImportResult(Contract):
+    """The import's summary: what `sesflow contacts import --json` prints."""
+
+    file: str
+    list: str
+    dry_run: bool
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    added_to_list: int
+    resubscribed: int
+    repeated: int
+    skipped: dict[str, int]
+    dynamodb_writes: int
+    write_units: int
+    rejects_key: str | None

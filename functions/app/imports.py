@@ -9,14 +9,16 @@ writes are idempotent, so an address repeated further down the file is read as t
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from app import contacts
-from app.domain import audience
+from app.clients import client
+from app.domain import audience, contact_file
 
 CHUNK = 50  # rows per chunk: 50 contacts + 50 erased markers = one BatchGetItem of 100 keys
 
@@ -102,3 +104,66 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
                                       settings=settings)
             tally.writes.add(settings.memberships_table, 2)  # a transaction: twice the units
     return tally
+
+
+def chunked(items: Iterable[Any], size: int = CHUNK) -> Iterator[tuple[list[Any], int, list[Any]]]:
+    """Rows (contact_file.ContactRow) and row problems (contact_file.RowProblem) in file order, as chunks of at most
+    `size` distinct addresses: (the rows, merged per address; how many rows were merged into another; the problems
+    met since the last chunk)."""
+    pending: dict[str, list[Any]] = {}
+    bad: list[Any] = []
+    for item in items:
+        if isinstance(item, contact_file.RowProblem):
+            bad.append(item)
+            continue
+        if item.address not in pending and len(pending) == size:
+            yield _merged(pending), sum(len(v) - 1 for v in pending.values()), bad
+            pending, bad = {}, []
+        pending.setdefault(item.address, []).append(item)
+    if pending or bad:
+        yield _merged(pending), sum(len(v) - 1 for v in pending.values()), bad
+
+
+def _merged(pending: dict[str, list[Any]]) -> list[Any]:
+    return [contact_file.merge(rows)[0] if len(rows) > 1 else rows[0] for rows in pending.values()]
+
+
+def import_rows(items: Iterable[Any], options: Options, settings: Any, now: datetime, *,
+                reject: Callable[[Any], None], progress: Callable[[Tally], None] | None = None) -> Tally:
+    """Import rows and row problems (in file order), handing each problem (an invalid row) to `reject`."""
+    tally = Tally()
+    for rows, repeated, bad in chunked(items):
+        done = import_chunk(rows, options, settings, now)
+        done.repeated = repeated
+        done.rows += repeated + len(bad)
+        done.skipped[audience.SKIP_INVALID] += len(bad)
+        for problem in bad:
+            reject(problem)
+        tally.add(done)
+        if progress is not None:
+            progress(done)
+    return tally
+
+
+def rejects_key(import_id: str, first_line: int | None = None) -> str:
+    """Where an import's rejected rows go in the manifest bucket: one file per batch, then one CSV for the import."""
+    if first_line is None:
+        return f"imports/{import_id}/rejects.csv"
+    return f"imports/{import_id}/rejects/{first_line:012d}.jsonl"
+
+
+def store_rejects(problems: Sequence[Any], import_id: str, bucket: str) -> None:
+    """A batch's rejected rows, as JSON Lines, under the import's prefix (the same key on a retry)."""
+    if not problems:
+        return
+    body = "".join(json.dumps({"line": p.line, "reason": p.reason, "fields": dict(p.fields)}, default=str) + "\n"
+                   for p in problems)
+    client("s3").put_object(Bucket=bucket, Key=rejects_key(import_id, problems[0].line), Body=body.encode())
+
+
+def add_progress(import_id: str, rows: int, settings: Any) -> None:
+    """Count rows done on the import's progress item (EventsTable pk IMPORT#<id>), which the CLI shows. A retried
+    batch counts twice here; the summary counts from the batches' results, once."""
+    client("dynamodb").update_item(
+        TableName=settings.events_table, Key={"pk": {"S": f"IMPORT#{import_id}"}, "sk": {"S": "progress"}},
+        UpdateExpression="ADD done_rows :n", ExpressionAttributeValues={":n": {"N": str(rows)}})

@@ -83,63 +83,110 @@ class Progress:
 def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dry_run: bool = False,
                 resubscribe_reason: str | None = None, rejects: str | None = None,
                 progress: bool = False) -> dict[str, Any]:
-    """Import one file into one list through app.imports; returns the summary (the --json object).
+    """Import one file into one list here, through app.imports; returns the summary (the --json object).
 
-    Raises the file reader's ContactFileError (naming the file and line) before anything is written when the file
-    cannot be imported as a whole."""
-    reader, imports = code["file"], code["imports"]
-    names = code["contacts"]
+    Raises the reader's ContactFileError (naming the file and line) before anything is written when the file
+    cannot be imported as a whole: it is read through once first."""
+    reader, imports, store = code["file"], code["imports"], code["contacts"]
     config, now = code["settings"], code["recipients"].clock.now()
-    rows = reader.count_rows(path)  # the whole file once: a file that cannot be imported is refused here
+    checked = reader.check_file(path)
+    with reader.open_contacts(path) as opened:  # its columns, for the rejects file
+        columns = None if opened.format == reader.JSON_LINES else opened.columns
     options = imports.Options(list_id=list_id, source=f"import:{Path(path).name}", actor=actor, dry_run=dry_run,
                               resubscribe_reason=resubscribe_reason)
-    tally = imports.Tally()
-    problems: list[Any] = []
-    bar = Progress(rows, f"importing into {list_id}", progress)
+    target = rejects or str(reader.rejects_path(path))
+    bar = Progress(checked.rows + checked.problems, f"importing into {list_id}", progress)
+    writes = imports.Tally().writes
     if not dry_run:
-        names.register_list(list_id, now, config, tally.writes)
+        store.register_list(list_id, now, config, writes)
+    done = [0]
+
+    def advance(chunk: Any) -> None:
+        done[0] += chunk.rows
+        bar.advance(chunk.rows, done[0])
+
+    out = open(target, "w", encoding="utf-8", newline="") if checked.problems else None  # noqa: SIM115
     try:
-        for chunk, repeated, bad in _chunks(reader, path, imports.CHUNK):
-            done = imports.import_chunk(chunk, options, config, now)
-            done.repeated = repeated
-            done.rows += repeated + len(bad)
-            done.skipped[code["audience"].SKIP_INVALID] += len(bad)
-            problems += bad
-            tally.add(done)
-            bar.advance(done.rows, tally.rows)
+        writer = reader.RejectsWriter(out, columns) if out else None
+        tally = imports.import_rows(reader.read_rows(path), options, config, now,
+                                    reject=writer.write if writer else _unexpected, progress=advance)
     finally:
         bar.close()
-    summary = {"file": path, "list": list_id, "dry_run": dry_run, **tally.to_dict()}
-    if problems:
-        target = rejects or f"{path}.rejects.csv"
-        with open(target, "w", encoding="utf-8", newline="") as out:
-            reader.write_rejects(problems, out)
-        summary["rejects_file"] = target
-        summary["rejected_lines"] = [p.line for p in problems[:20]]
+        if out:
+            out.close()
+    tally.writes.calls += writes.calls
+    tally.writes.write_units += writes.write_units
+    summary = {"file": path, "list": list_id, "dry_run": dry_run, **tally.to_dict(),
+               "rejects_file": target if checked.problems else None}
     if not dry_run:
-        names.record_import(list_id, uuid.uuid4().hex[:12], summary, actor, now, config)
+        store.record_import(list_id, uuid.uuid4().hex[:12], summary, actor, now, config)
     return summary
 
 
-def _chunks(reader: Any, path: str, size: int) -> Iterator[tuple[list[Any], int, list[Any]]]:
-    """The file's rows in chunks of at most `size` distinct addresses, merged within the chunk, with how many rows
-    were merged into another and the row problems met on the way."""
-    pending: dict[str, list[Any]] = {}
-    bad: list[Any] = []
-    for row in reader.read_rows(path):
-        if isinstance(row, reader.RowProblem):
-            bad.append(row)
-            continue
-        if row.address not in pending and len(pending) == size:
-            yield _merged(reader, pending), sum(len(v) - 1 for v in pending.values()), bad
-            pending, bad = {}, []
-        pending.setdefault(row.address, []).append(row)
-    if pending or bad:
-        yield _merged(reader, pending), sum(len(v) - 1 for v in pending.values()), bad
+def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: Target, *, actor: str,
+                         dry_run: bool = False, resubscribe_reason: str | None = None, rejects: str | None = None,
+                         progress: bool = False, wait: bool = True) -> dict[str, Any]:
+    """Upload the file's rows and run ImportContactsStateMachine over them (on AWS, or on the local engine), so the
+    import goes on without this process. The file is read through here first, as for a local import: a file that
+    cannot be imported is refused before anything is uploaded. The upload is JSON Lines, one row a line with its
+    line number in the user's file (contracts.UploadedRow), which the Map reads with Step Functions' JSONL reader.
+
+    With `wait`, shows the progress and returns the summary (the execution's output), the rejects CSV downloaded
+    beside the file; without, returns the execution's ARN at once."""
+    reader, config = code["file"], code["settings"]
+    checked = reader.check_file(path)
+    import_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    key = f"imports/{import_id}/rows.jsonl"
+    s3 = target.client("s3")
+    with tempfile.TemporaryFile("w+b") as spool:
+        with reader.open_contacts(path) as opened:
+            for record in opened:
+                if isinstance(record, reader.RowProblem):
+                    row = {"line": record.line, "fields": dict(record.fields), "problem": record.reason}
+                else:
+                    row = {"line": record.line, "fields": record.fields}
+                spool.write(json.dumps(row, ensure_ascii=False, default=_jsonable).encode() + b"\n")
+        spool.seek(0)
+        s3.upload_fileobj(spool, config.manifest_bucket, key)
+    request = {"import_id": import_id, "list_id": list_id, "source": f"import:{Path(path).name}", "actor": actor,
+               "dry_run": dry_run, "resubscribe_reason": resubscribe_reason, "key": key, "file": path}
+    sfn = target.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=target.output("ImportContactsStateMachineArn"),
+                              name=f"import-{import_id}"[:80], input=json.dumps(request))["executionArn"]
+    if not wait:
+        return {"execution_arn": arn, "import_id": import_id, "rows": checked.rows + checked.problems}
+    bar = Progress(checked.rows + checked.problems, f"importing into {list_id} (workflow)", progress)
+    ddb, shown = target.client("dynamodb"), 0
+    try:
+        while True:
+            described = sfn.describe_execution(executionArn=arn)
+            item = ddb.get_item(TableName=config.events_table,
+                                Key={"pk": {"S": f"IMPORT#{import_id}"}, "sk": {"S": "progress"}}).get("Item", {})
+            now_done = min(int(item.get("done_rows", {}).get("N", "0")), checked.rows + checked.problems)
+            if now_done > shown:
+                bar.advance(now_done - shown, now_done)
+                shown = now_done
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(1.0)
+    finally:
+        bar.close()
+    if described["status"] != "SUCCEEDED":
+        raise RuntimeError(f"the import's execution {arn} ended {described['status']}: "
+                           f"{described.get('error', '')} {described.get('cause', '')}".strip())
+    summary = json.loads(described["output"])
+    if summary.get("rejects_key"):
+        local = rejects or str(reader.rejects_path(path))
+        s3.download_file(config.manifest_bucket, summary["rejects_key"], local)
+        summary["rejects_file"] = local
+    else:
+        summary["rejects_file"] = None
+    summary["execution_arn"] = arn
+    return summary
 
 
-def _merged(reader: Any, pending: dict[str, list[Any]]) -> list[Any]:
-    return [reader.merge(rows)[0] if len(rows) > 1 else rows[0] for rows in pending.values()]
+def _unexpected(problem: Any) -> None:
+    raise RuntimeError(f"line {problem.line}: a row problem the first reading did not find ({problem.reason})")
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -154,8 +201,10 @@ def print_summary(summary: dict[str, Any]) -> None:
           + (f"; {summary['repeated']:,} repeated rows merged" if summary["repeated"] else ""))
     if not summary["dry_run"]:
         print(f"  DynamoDB: {summary['dynamodb_writes']:,} writes, {summary['write_units']:,} write units")
-    if "rejects_file" in summary:
-        print(f"  rejected rows written to {summary['rejects_file']}")
+    if summary.get("execution_arn"):
+        print(f"  imported by {summary['execution_arn']}")
+    if summary.get("rejects_file"):
+        print(f"  rejected rows (line and reason) written to {summary['rejects_file']}")
 
 
 def contacts_import(args: argparse.Namespace, target: Target) -> int:
@@ -166,9 +215,18 @@ def contacts_import(args: argparse.Namespace, target: Target) -> int:
         raise ValueError("--reason is for --resubscribe (an import needs no reason otherwise)")
     code = _code(target)
     _check_list_name(args.list)
-    summary = import_file(args.file, args.list, code, actor=_actor(args), dry_run=args.dry_run,
-                          resubscribe_reason=args.reason.strip() if args.resubscribe else None,
-                          rejects=args.rejects, progress=not args.json and sys.stderr.isatty())
+    given = {"actor": _actor(args), "dry_run": args.dry_run, "rejects": args.rejects,
+             "resubscribe_reason": args.reason.strip() if args.resubscribe else None,
+             "progress": not args.json and sys.stderr.isatty()}
+    if args.workflow or args.no_wait:
+        summary = import_with_workflow(args.file, args.list, code, target, wait=not args.no_wait, **given)
+        if args.no_wait:
+            print(json.dumps(summary, indent=2) if args.json else
+                  f"started {summary['execution_arn']} over {summary['rows']:,} rows; the summary is its output "
+                  f"and the list's history records it (aws stepfunctions describe-execution --execution-arn ...)")
+            return 0
+    else:
+        summary = import_file(args.file, args.list, code, **given)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -427,6 +485,11 @@ def register(commands: Any) -> None:
                      help="set contacts that unsubscribed from this list back to subscribed (needs --reason)")
     imp.add_argument("--reason", default=None, help="with --resubscribe: why, for each contact's history")
     imp.add_argument("--rejects", default=None, help="where rejected rows go (default: FILE.rejects.csv)")
+    imp.add_argument("--workflow", action="store_true",
+                     help="upload the rows and import them with ImportContactsStateMachine (for a large file on AWS: "
+                          "the import goes on without this process); shows its progress and prints the summary")
+    imp.add_argument("--no-wait", action="store_true",
+                     help="with --workflow (implied): start the import and exit, printing its execution ARN")
     imp.add_argument("--actor", default=None, help="who, for the records (default: your login)")
     show = actions.add_parser("show", help="a contact's attributes, lists, status and history")
     show.add_argument("address")
