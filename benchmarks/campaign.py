@@ -78,15 +78,17 @@ def stack_for(max_send_rate: float, *, enforce_rate: bool = True) -> LocalStack:
         "enforce_rate": enforce_rate})
 
 
-def seed(stack: LocalStack, list_id: str, count: int, prefix: str | None = None) -> list[str]:
-    """`count` ACTIVE recipients in list `list_id`, written straight into moto's table (setup, not metered);
-    and the campaigns' SES templates."""
-    prefix = prefix or list_id
+def seed(stack: LocalStack, list_name: str, count: int, prefix: str | None = None) -> list[str]:
+    """`count` ACTIVE contacts SUBSCRIBED on list `list_name`, written straight into moto's tables (setup, not
+    metered); and the campaigns' SES templates."""
+    prefix = prefix or list_name
     addresses = [f"{prefix}{i:07d}@example.org" for i in range(count)]
     backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
-    table = stack.outputs["RecipientsTableName"]
+    contacts, memberships = stack.outputs["RecipientsTableName"], stack.outputs["MembershipsTableName"]
     for address in addresses:
-        backend.put_item(table, {"address": {"S": address}, "list_id": {"S": list_id}, "status": {"S": "ACTIVE"}})
+        backend.put_item(contacts, {"address": {"S": address}, "status": {"S": "ACTIVE"}})
+        backend.put_item(memberships, {"list_id": {"S": list_name}, "address": {"S": address},
+                                       "state": {"S": "SUBSCRIBED"}})
     ses = stack.client("sesv2")
     existing = {t["TemplateName"] for t in ses.list_email_templates().get("TemplatesMetadata", [])}
     for name in TEMPLATES:
@@ -96,8 +98,8 @@ def seed(stack: LocalStack, list_id: str, count: int, prefix: str | None = None)
     return addresses
 
 
-def definition(campaign_id: str, list_id: str, variants: int = 2, **changes: Any) -> dict:
-    return {"id": campaign_id, "sender": SENDER, "audience": {"list_id": list_id},
+def definition(campaign_id: str, list_name: str, variants: int = 2, **changes: Any) -> dict:
+    return {"id": campaign_id, "sender": SENDER, "audience": {"lists": [list_name]},
             "variants": [{"name": "ab"[i], "weight": 50, "template": TEMPLATES[i]} for i in range(variants)],
             **changes}
 

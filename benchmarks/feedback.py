@@ -75,8 +75,7 @@ def main() -> None:
         ddb = stack.client("dynamodb")
         for start in range(0, message, 25):
             ddb.batch_write_item(RequestItems={table: [
-                {"PutRequest": {"Item": {"address": {"S": f"r{i:06d}@example.org"}, "status": {"S": "ACTIVE"},
-                                         "list_id": {"S": "bench"}}}}
+                {"PutRequest": {"Item": {"address": {"S": f"r{i:06d}@example.org"}, "status": {"S": "ACTIVE"}}}}
                 for i in range(start, min(start + 25, message))]})
         configuration_set = stack.outputs["ConfigurationSetName"]
         # The configuration set publishes every type but Send (SendBatch counts sends itself).

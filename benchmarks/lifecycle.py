@@ -47,7 +47,7 @@ def main() -> None:
         addresses = [f"r{i:05d}@example.org" for i in range(args.recipients)]
         for address in addresses:
             ddb.put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-                "address": {"S": address}, "list_id": {"S": "bench"}, "status": {"S": "ACTIVE"}})
+                "address": {"S": address}, "status": {"S": "ACTIVE"}})
 
         def feed(kind: str, who: list[str]) -> None:
             for i, address in enumerate(who):

@@ -6,7 +6,7 @@ The RecipientsTable item, keyed by the lower-case address:
   episode        the id (the soft bounce's event id) of the quarantine episode running for it, if any
   episode_token  the task token that episode waits on (set by the workflow), so a new outcome can end it
   reinstated_at  when an operator last reinstated it: feedback about mail from before then changes nothing
-  list_id, ... whatever audiences need (AudienceIndex: list_id + address)
+  and the team's own attributes (a contact: docs/contacts.md; its lists are MembershipsTable's, app.contacts)
 
 Every transition is one conditional, versioned write (condition: the version read) together with its audit
 record, in one transaction; the lifecycle workflow's writes bump the version too, so a concurrent writer

@@ -90,13 +90,15 @@ def first_names(statuses: dict[str, str], seed: int) -> dict[str, str]:
 
 
 def seed_audience(stack: LocalStack, statuses: dict[str, str], names: dict[str, str]) -> None:
-    """Straight into moto's table: setting up the list is not part of what a campaign costs or how long it takes."""
+    """Straight into moto's tables: setting up the list is not part of what a campaign costs or how long it takes.
+    Each recipient is a contact (its lifecycle status, its first name) SUBSCRIBED on the list (docs/contacts.md)."""
     backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
-    table = stack.outputs["RecipientsTableName"]
+    contacts, memberships = stack.outputs["RecipientsTableName"], stack.outputs["MembershipsTableName"]
     for address, status in statuses.items():
         named = {"first_name": {"S": names[address]}} if address in names else {}
-        backend.put_item(table, {"address": {"S": address}, "list_id": {"S": LIST_ID}, "status": {"S": status},
-                                 **named})
+        backend.put_item(contacts, {"address": {"S": address}, "status": {"S": status}, **named})
+        backend.put_item(memberships, {"list_id": {"S": LIST_ID}, "address": {"S": address},
+                                       "state": {"S": "SUBSCRIBED"}})
 
 
 def states(stack: LocalStack) -> dict[str, int]:

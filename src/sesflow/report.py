@@ -1,10 +1,11 @@
 """`sesflow report ID [--out FILE]` (also `sesflow campaign report ID`): one campaign's report.
 
 collect() reads what the report shows, through the Lambda code's own app.* modules as `campaign status` does:
-the control item (status, definition, the A/B decision, the halt, the audience snapshot), the counters item,
-the breaker's readings kept on each SendsTable batch (`observed`), and the list's members by status now
-(AudienceIndex). render_html() makes one self-contained page of it (inline CSS, inline script that draws the
-charts as SVG, no network needed to view it); render_table() the same essentials for the terminal. Both are pure.
+the control item (status, definition, the A/B decision, the halt, the audience snapshot and whom it left out), the
+counters item, the breaker's readings kept on each SendsTable batch (`observed`), and the campaign's lists' members
+by lifecycle status now (MembershipsTable, then their contacts: app.contacts). render_html() makes one
+self-contained page of it (inline CSS, inline script that draws the charts as SVG, no network needed to view it);
+render_table() the same essentials for the terminal. Both are pure.
 
 Delivered is estimated as sent less bounces, rejects and rendering failures: the configuration set publishes
 Delivery events only for recipients on probation, so the `delivered` counter undercounts (app.domain.winner counts
@@ -25,6 +26,18 @@ DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 
 STAGES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
 STAGE_LABELS = {"delivered": "delivered (est.)"}
 ALL = "all"  # the funnel's row for the whole campaign
+# Why the snapshot left a member of the campaign's lists out (SnapshotAudienceResult.left_out; app.domain.audience
+# LEFT_*), each with what it means, in the order the snapshot decides them: a member is counted once, for the first
+# that applies.
+LEFT_OUT = (
+    ("excluded", "on an exclude list"),
+    ("no_contact", "on a list with no contact item (erased)"),
+    ("suppressed", "suppressed (hard bounce, complaint, unsubscribe link, operator)"),
+    ("quarantined", "quarantined after soft bounces"),
+    ("unsubscribed", "unsubscribed from the campaign's lists, or from everything"),
+    ("filtered_out", "did not match the audience filters"),
+    ("ses_suppressed", "on the account's SES suppression list"),
+)
 
 
 def _json(value: Any) -> Any:
@@ -78,24 +91,35 @@ def halt_point(halt: dict[str, Any] | None, points: list[dict[str, Any]]) -> int
     return max(int(halt.get("sent") or 0), earlier) or None
 
 
-def audience_after(list_id: str, settings: Any) -> dict[str, int]:
-    """The list's members by status now: AudienceIndex projects status, so this reads no whole items. A member
-    with no status is ACTIVE (app.recipients reads it so)."""
-    from app.clients import client
+def audience_after(lists: list[str], exclude_lists: list[str], settings: Any) -> dict[str, int]:
+    """The campaign's members by lifecycle status now, counted as the snapshot counted them before: every contact
+    on any of `lists` (subscribed or not), once however many of them it is on, less the members of
+    `exclude_lists`. One Query per list (MembershipsTable), one BatchGetItem per 100 contacts. A membership whose
+    contact is gone (erased) has no status: not counted, as the snapshot does not count it."""
+    from app import contacts
+    from app.domain import audience
 
-    query: dict[str, Any] = {"TableName": settings.recipients_table, "IndexName": "AudienceIndex",
-                             "KeyConditionExpression": "list_id = :l", "ProjectionExpression": "#s",
-                             "ExpressionAttributeNames": {"#s": "status"},
-                             "ExpressionAttributeValues": {":l": {"S": list_id}}}
-    counts: dict[str, int] = {}
-    while True:
-        page = client("dynamodb").query(**query)
-        for item in page["Items"]:
-            status = item.get("status", {}).get("S") or "ACTIVE"
-            counts[status] = counts.get(status, 0) + 1
-        if "LastEvaluatedKey" not in page:
-            return dict(sorted(counts.items()))
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    memberships = {name: list(contacts.members(name, settings)) for name in lists}
+    excluded = {m.address for name in exclude_lists for m in contacts.members(name, settings)}
+    members, left = audience.candidates(memberships, excluded)
+    selection = audience.select(members, contacts.read_contacts(members, settings), left)
+    return dict(sorted(selection.states.items()))
+
+
+def audience_lists(definition: dict[str, Any], parse: Any, definition_error: type[Exception]) -> tuple[list[str],
+                                                                                                       list[str]]:
+    """The frozen definition's lists and exclude lists, as the campaign parsed them (list_id is one list); of a
+    definition that no longer parses, what it names."""
+    try:
+        audience = parse(definition).audience
+        return list(audience.lists), list(audience.exclude_lists)
+    except definition_error:
+        pass
+    raw = definition.get("audience") if isinstance(definition.get("audience"), dict) else {}
+    lists = raw.get("lists") if isinstance(raw.get("lists"), list) else [raw.get("list_id") or
+                                                                           definition.get("list_id")]
+    exclude = raw.get("exclude_lists") if isinstance(raw.get("exclude_lists"), list) else []
+    return [str(n) for n in lists if n], [str(n) for n in exclude if n]
 
 
 def observed_readings(campaign_id: str, settings: Any) -> list[dict[str, Any]]:
@@ -135,7 +159,7 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
     before = _json(item.get("audience_states"))
     if before is None and isinstance(audience.get("states"), dict):  # the snapshot's own count of the list
         before = audience["states"]
-    list_id = str((definition.get("audience") or {}).get("list_id") or definition.get("list_id") or "")
+    lists, exclude_lists = audience_lists(definition, app["parse"], app["definition_error"])
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     points = series(observed_readings(campaign_id, app["settings"]), stats,
                     str(item.get("status_changed_at") or generated))
@@ -145,7 +169,8 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         "name": definition.get("name") or campaign_id,
         "status": item.get("status", "?"),
         "target": target.name,
-        "list_id": list_id,
+        "lists": lists,
+        "exclude_lists": exclude_lists,
         "generated_at": generated,
         "times": {k: v for k, v in sorted(item.items()) if k.endswith("_at") and isinstance(v, str)},
         "variants": variants,
@@ -160,7 +185,10 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         "warnings": {k.removeprefix("warned_"): _json(v) for k, v in item.items() if k.startswith("warned_")},
         "decision": _json(item.get("decision")),
         "audience_before": before,
-        "audience_after": audience_after(list_id, app["settings"]) if list_id else {},
+        "audience_after": audience_after(lists, exclude_lists, app["settings"]) if lists else {},
+        # the snapshot's count of the members it left out, by reason (None: no snapshot, or one before they were
+        # counted)
+        "left_out": audience.get("left_out") if isinstance(audience.get("left_out"), dict) else None,
     }
 
 
@@ -199,7 +227,7 @@ def _number(value: Any) -> str:
 def render_table(data: dict[str, Any]) -> str:
     """The report's essentials as text: status, funnel, rates against the levels, halt, decision, recipients."""
     lines = [f"campaign {_plain(data['campaign_id'])} ({_plain(data['name'])}): {_plain(data['status'])}"
-             f"  on {_plain(data['target'])}, list {_plain(data['list_id']) or '?'}"]
+             f"  on {_plain(data['target'])}, {_plain(audience_text(data))}"]
     if data.get("planned") is not None:
         lines.append(f"  audience {data['planned']:,} to send, holdout {data.get('holdout') or 0:,}")
     lines += ["", "funnel"]
@@ -221,7 +249,12 @@ def render_table(data: dict[str, Any]) -> str:
                      f" ({_plain(halt.get('at', '?'))}): {_plain(halt.get('reason', ''))}")
     lines += ["", "A/B decision"]
     lines += _decision_lines(data.get("decision"))
-    lines += ["", "recipients by state (the whole list)"]
+    lines += ["", "left out of the audience (at the snapshot)"]
+    rows = left_out_rows(data.get("left_out"))
+    grid = _grid(["reason", "members"], [row[:2] for row in rows])
+    lines += [f"{line}  {_plain(row[2])}".rstrip() for line, row in zip(grid, [["", "", ""], *rows], strict=True)
+              ] if rows else ["  not recorded"]
+    lines += ["", "recipients by state (the campaign's lists)"]
     before, after = data.get("audience_before"), data.get("audience_after") or {}
     states = sorted(set(before or {}) | set(after))
     if before is None:
@@ -229,6 +262,23 @@ def render_table(data: dict[str, Any]) -> str:
     lines += _grid(["state", "before", "after"], [[s, "-" if before is None else f"{before.get(s, 0):,}",
                                                    f"{after.get(s, 0):,}"] for s in states])
     return "\n".join(lines) + "\n"
+
+
+def audience_text(data: dict[str, Any]) -> str:
+    """"lists a, b less c": the campaign's lists and the exclude lists taken from them."""
+    lists, exclude = data.get("lists") or [], data.get("exclude_lists") or []
+    text = f"list{'s' if len(lists) > 1 else ''} {', '.join(map(str, lists)) or '?'}"
+    return text + (f" less {', '.join(map(str, exclude))}" if exclude else "")
+
+
+def left_out_rows(left_out: dict[str, Any] | None) -> list[list[str]]:
+    """One row per reason, every known one (0 when none was left out for it), then any other the snapshot named;
+    none when the snapshot did not count them."""
+    if left_out is None:
+        return []
+    known = dict(LEFT_OUT)
+    reasons = [*known, *sorted(set(left_out) - set(known))]
+    return [[reason, f"{int(left_out.get(reason) or 0):,}", known.get(reason, "")] for reason in reasons]
 
 
 def _decision_lines(decision: Any) -> list[str]:
@@ -378,10 +428,11 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _html_table(header: list[str], rows: list[list[Any]]) -> str:
+def _html_table(header: list[str], rows: list[list[Any]], table_id: str | None = None) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    id_attribute = f' id="{_e(table_id)}"' if table_id else ""
+    return f"<table{id_attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(data: dict[str, Any]) -> str:
@@ -406,6 +457,10 @@ def render_html(data: dict[str, Any]) -> str:
     states = sorted(set(before or {}) | set(after))
     state_rows = [[s, "not recorded" if before is None else f"{before.get(s, 0):,}", f"{after.get(s, 0):,}"]
                   for s in states]
+    left_rows = left_out_rows(data.get("left_out"))
+    left_html = (_html_table(["reason", "members", "what it means"], left_rows, table_id="left-out") if left_rows
+                 else "<p class=\"none\" id=\"left-out\">Not recorded (no snapshot yet, or one taken before "
+                      "sesflow counted who it left out).</p>")
     times = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in data.get("times", {}).items())
     chart_data = {"funnel": data["funnel"], "stages": list(STAGES), "stage_labels": STAGE_LABELS,
                   "thresholds": data["thresholds"], "series": data["series"], "halt_sent": data.get("halt_sent")}
@@ -418,8 +473,8 @@ def render_html(data: dict[str, Any]) -> str:
 <style>{_CSS}</style></head>
 <body data-rendered="">
 <h1>{_e(data['name'])} <span class="status {_e(status_class)}" id="status">{_e(status)}</span></h1>
-<p class="meta">campaign <code>{_e(data['campaign_id'])}</code> on {_e(data['target'])}, list
-<code>{_e(data['list_id'])}</code>; to send {_e(_number(data.get('planned')))}, holdout
+<p class="meta">campaign <code>{_e(data['campaign_id'])}</code> on {_e(data['target'])},
+<span id="lists">{_e(audience_text(data))}</span>; to send {_e(_number(data.get('planned')))}, holdout
 {_e(_number(data.get('holdout')))}; report made {_e(data['generated_at'])}</p>
 <ul class="meta">{times}</ul>
 <h2>Funnel per variant</h2>
@@ -434,7 +489,11 @@ opens twice counts twice); the A/B decision below compares unique openers or cli
 {halt_html}
 <h2>A/B decision</h2>
 {decision_html}
-<h2>Recipients by state (the whole list)</h2>
+<h2>Left out of the audience</h2>
+<p class="meta">The members of the campaign's lists the snapshot did not send to, by reason: each counted once, for
+the first reason that applies in this order.</p>
+{left_html}
+<h2>Recipients by state (the campaign's lists)</h2>
 {_html_table(["state", "before (at the snapshot)", "after (now)"], state_rows)}
 <noscript><p>The charts need JavaScript; the tables above hold the same numbers.</p></noscript>
 <script type="application/json" id="report-data">{_script_json(chart_data)}</script>

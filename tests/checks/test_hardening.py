@@ -31,7 +31,7 @@ NO_RESOURCE_TYPE = {
     "ses:GetAccount", "ses:ListSuppressedDestinations", "states:SendTaskSuccess",
 }
 # The tables that hold recipients and their history: lost with the stack, they cannot be rebuilt.
-KEPT_TABLES = ("RecipientsTable", "CampaignsTable", "EventsTable", "SendsTable")
+KEPT_TABLES = ("RecipientsTable", "MembershipsTable", "CampaignsTable", "EventsTable", "SendsTable")
 
 
 @cache

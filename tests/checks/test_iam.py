@@ -61,9 +61,9 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
     # parse_campaign only: no AWS call.
     "app.handlers.validate_campaign": [],
     "app.handlers.snapshot_audience": [
-        # table(recipients_table).query(IndexName="AudienceIndex", ...)
-        ("dynamodb:Query", "{RecipientsTable.Arn}/index/AudienceIndex"),
-        # app.attributes.read(): batch_get_item of the attributes a filtered campaign matches on
+        # app.contacts.members(): query of each list's (and exclude list's) memberships
+        ("dynamodb:Query", "{MembershipsTable.Arn}"),
+        # app.contacts.read_contacts(): batch_get_item of the members' contacts and erased markers
         ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
         # account_suppressed(): client("sesv2").list_suppressed_destinations(...)
         ("ses:ListSuppressedDestinations", "*"),
@@ -460,9 +460,19 @@ def _calls(module: str, seen: set[str] | None = None) -> tuple[set[str], set[str
     return services, methods
 
 
+# Services a handler's imports reach that the handler never calls, each with why: the scan follows whole modules.
+IMPORTED_NOT_CALLED: dict[str, dict[str, str]] = {
+    "app.handlers.snapshot_audience": {
+        "stepfunctions": "app.contacts imports app.recipients for its audit-record helpers (audit_pk, iso) only; "
+                         "the snapshot starts and ends no quarantine episode",
+    },
+}
+
+
 @pytest.mark.parametrize("module", sorted(HANDLER_CALLS))
 def test_handler_calls_table_matches_the_handler_code(module: str) -> None:
     services, methods = _calls(module)
+    services -= set(IMPORTED_NOT_CALLED.get(module, {}))
     listed = HANDLER_CALLS[module]
     prefixes = {action.split(":")[0] for action, _ in listed}
     problems = [

@@ -10,8 +10,9 @@ the SES sandbox, counts against the send rate but not the daily quota, and does 
 reputation.
 
 Everything the tests create carries the run's prefix (recipients' labels and list, campaign ids, execution
-names), and the module's teardown deletes it: recipients, their history, campaigns, their counters, batches and
-manifests. Only plain boto3 clients from the environment are used here (deployed.client).
+names), and the module's teardown deletes it: recipients, their memberships of the run's lists, their history,
+campaigns, their counters, batches and manifests. Only plain boto3 clients from the environment are used here
+(deployed.client).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 from app.domain.campaign import REMAINDER, TEST, cohort, parse_campaign
 
+from tests.contacts import add_contact
 from tests.e2e.deployed import Deployed
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
@@ -64,6 +66,7 @@ def poll(what: str, probe: Callable[[], tuple[Any, Any]], timeout: float, interv
 class Run:
     prefix: str
     addresses: set[str] = field(default_factory=set)
+    lists: set[str] = field(default_factory=set)
     campaigns: set[str] = field(default_factory=set)
 
     def address(self, mailbox: str, label: str) -> str:
@@ -90,6 +93,8 @@ def clean(deployed: Deployed, run: Run) -> None:
     for address in sorted(run.addresses):
         ddb.delete_item(TableName=out["RecipientsTableName"], Key={"address": {"S": address}})
         _delete_partition(deployed, out["EventsTableName"], ("pk", "sk"), f"RECIPIENT#{address}")
+    for name in sorted(run.lists):
+        _delete_partition(deployed, out["MembershipsTableName"], ("list_id", "address"), name)
     s3 = deployed.client("s3")
     for campaign_id in sorted(run.campaigns):
         for key in (campaign_id, f"{campaign_id}#stats"):
@@ -113,6 +118,10 @@ def leftovers(deployed: Deployed, run: Run) -> list[str]:
         if ddb.query(TableName=out["EventsTableName"], KeyConditionExpression="pk = :pk",
                      ExpressionAttributeValues={":pk": {"S": f"RECIPIENT#{address}"}}, Limit=1)["Items"]:
             found.append(f"history of {address}")
+    for name in sorted(run.lists):
+        if ddb.query(TableName=out["MembershipsTableName"], KeyConditionExpression="list_id = :l",
+                     ExpressionAttributeValues={":l": {"S": name}}, Limit=1)["Items"]:
+            found.append(f"members of list {name}")
     for campaign_id in sorted(run.campaigns):
         for key in (campaign_id, f"{campaign_id}#stats"):
             if "Item" in ddb.get_item(TableName=out["CampaignsTableName"], Key={"campaign_id": {"S": key}},
@@ -141,14 +150,13 @@ def run(deployed: Deployed) -> Iterator[Run]:
 # ---------------------------------------------------------------- what a user does and reads
 
 
-def add_recipients(deployed: Deployed, run: Run, list_id: str, addresses: list[str]) -> None:
-    ddb = deployed.client("dynamodb")
+def add_recipients(deployed: Deployed, run: Run, list_name: str, addresses: list[str]) -> None:
+    """ACTIVE contacts subscribed on the run's list `list_name`."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    run.lists.add(list_name)
     for address in addresses:
         run.addresses.add(address)
-        ddb.put_item(TableName=deployed.outputs["RecipientsTableName"], Item={
-            "address": {"S": address}, "list_id": {"S": list_id}, "status": {"S": "ACTIVE"},
-            "status_since": {"S": now}, "version": {"N": "1"}})
+        add_contact(deployed, address, [list_name], attributes={"status_since": now, "version": 1})
 
 
 def definition(deployed: Deployed, campaign_id: str, **extra: Any) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def definition(deployed: Deployed, campaign_id: str, **extra: Any) -> dict[str, 
         "id": campaign_id,
         "name": "sesflow end-to-end test",
         "sender": deployed.sender,
-        "audience": {"list_id": campaign_id},
+        "audience": {"lists": [campaign_id]},
         "variants": [
             {"name": "a", "subject": "sesflow end-to-end test (a)", "text": "A test of sesflow to the SES mailbox "
                                                                              "simulator."},
@@ -349,7 +357,7 @@ def test_a_campaign_halts_with_the_breakers_reason_when_complaints_spike(deploye
 
 
 def test_nothing_of_the_run_is_left_when_it_is_cleaned_up(deployed, run, split):
-    assert run.addresses and run.campaigns  # the tests above made something to clean up
+    assert run.addresses and run.lists and run.campaigns  # the tests above made something to clean up
 
     clean(deployed, run)
 

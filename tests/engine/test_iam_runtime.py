@@ -13,6 +13,7 @@ from sesflow.engine import stack as stack_module
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import ACCOUNT_ID
 from tests.conftest import ROOT, SENDER_DOMAIN
+from tests.contacts import add_contacts
 from tests.engine.test_stack import PROBE, write_template
 
 TABLE = "{BillingMode: PAY_PER_REQUEST, AttributeDefinitions: [{AttributeName: id, AttributeType: S}], " \
@@ -266,13 +267,11 @@ def _drop_policy_template(name):
 
 
 def _small_campaign(stack):
-    ddb, ses = stack.client("dynamodb"), stack.client("sesv2")
-    for i in range(5):
-        ddb.put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-            "address": {"S": f"user{i}@example.org"}, "list_id": {"S": "news"}, "status": {"S": "ACTIVE"}})
+    ses = stack.client("sesv2")
+    add_contacts(stack, {f"user{i}@example.org": "ACTIVE" for i in range(5)}, ["news"])
     ses.create_email_template(TemplateName="hello", TemplateContent={"Subject": "Hi", "Text": "Hello"})
     return stack.run("CampaignStateMachine", {
-        "id": "iam-campaign", "sender": f"news@{SENDER_DOMAIN}", "audience": {"list_id": "news"},
+        "id": "iam-campaign", "sender": f"news@{SENDER_DOMAIN}", "audience": {"lists": ["news"]},
         "variants": [{"name": "a", "weight": 100, "template": "hello"}]})
 
 

@@ -21,6 +21,7 @@ from sesflow.engine.ses import simulator
 from sesflow.engine.stack import LocalStack
 from sesflow.target import STATUS_PATH, EngineState, TargetError, resolve_target
 from tests.conftest import ROOT, SENDER_DOMAIN
+from tests.contacts import add_contact
 
 BOUNCE = ROOT / "events" / "ingest_feedback" / "bodies" / "sns_bounce_permanent.json"
 
@@ -55,8 +56,9 @@ def test_another_client_sees_the_stack_over_http_and_shares_the_engines_state(se
     ddb.put_item(TableName=remote.output("RecipientsTableName"),
                  Item={"address": {"S": "over-http@example.org"}, "status": {"S": "ACTIVE"}})
 
-    assert sorted(tables) == sorted(remote.output(k) for k in ("RecipientsTableName", "CampaignsTableName",
-                                                               "SendsTableName", "EventsTableName"))
+    assert sorted(tables) == sorted(remote.output(k) for k in ("RecipientsTableName", "MembershipsTableName",
+                                                               "CampaignsTableName", "SendsTableName",
+                                                               "EventsTableName"))
     item = served.stack.client("dynamodb").get_item(  # in-process: the same moto backend
         TableName=remote.output("RecipientsTableName"), Key={"address": {"S": "over-http@example.org"}})["Item"]
     assert item["status"]["S"] == "ACTIVE"
@@ -82,8 +84,7 @@ def test_an_execution_started_over_http_runs_its_lambdas_in_the_engine(remote):
 def test_the_pump_delivers_what_another_client_puts_on_the_feedback_queue(remote):
     ddb = remote.client("dynamodb")
     table = remote.output("RecipientsTableName")
-    ddb.put_item(TableName=table, Item={"address": {"S": "bounce@simulator.amazonses.com"}, "status": {"S": "ACTIVE"},
-                                        "list_id": {"S": "newsletter"}, "version": {"N": "1"}})
+    add_contact(remote, "bounce@simulator.amazonses.com", ["newsletter"], attributes={"version": 1})
 
     remote.client("sqs").send_message(QueueUrl=remote.output("FeedbackQueueUrl"), MessageBody=BOUNCE.read_text())
 
@@ -123,8 +124,7 @@ def test_the_pump_publishes_ses_feedback_deferred_to_it_when_the_queues_are_empt
     """What `local up --serve` configures: SES's events go out from the pump after the send, as on AWS."""
     address = "bounce+deferred@simulator.amazonses.com"
     ddb, table = remote.client("dynamodb"), remote.output("RecipientsTableName")
-    ddb.put_item(TableName=table, Item={"address": {"S": address}, "status": {"S": "ACTIVE"},
-                                        "list_id": {"S": "newsletter"}, "version": {"N": "1"}})
+    add_contact(remote, address, ["newsletter"], attributes={"version": 1})
     simulator().configure(feedback=served_feedback())
     try:
         remote.client("sesv2").send_email(
@@ -210,10 +210,13 @@ def test_serving_ends_on_ctrl_c_or_sigterm_and_restores_the_handlers(served, sig
 @pytest.mark.slow
 def test_local_up_serve_runs_until_ctrl_c_then_cleans_up(tmp_path):
     state_file = tmp_path / "local.json"
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):  # the same sesflow as this process (PYTHONPATH=src), from tmp_path too
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     process = subprocess.Popen(
         [sys.executable, "-m", "sesflow.cli", "local", "up", "--template", str(ROOT / "template.yaml"), "--serve",
          "--port", "0", "--state-file", str(state_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     try:
         eventually(lambda: state_file.exists() or process.poll() is not None, timeout=60)
         assert process.poll() is None, process.communicate()

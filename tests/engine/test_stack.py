@@ -23,10 +23,13 @@ def write_template(tmp_path, resources: str):
 
 def test_every_resource_of_the_template_exists_when_the_stack_is_up(stack):
     ddb = stack.client("dynamodb")
-    for logical_id in ("RecipientsTable", "CampaignsTable", "SendsTable", "EventsTable"):
+    for logical_id in ("RecipientsTable", "MembershipsTable", "CampaignsTable", "SendsTable", "EventsTable"):
         ddb.describe_table(TableName=stack.physical_id(logical_id))
     recipients = ddb.describe_table(TableName=stack.physical_id("RecipientsTable"))["Table"]
-    assert [i["IndexName"] for i in recipients["GlobalSecondaryIndexes"]] == ["AudienceIndex"]
+    assert not recipients.get("GlobalSecondaryIndexes")  # a list's members are MembershipsTable's
+    memberships = ddb.describe_table(TableName=stack.physical_id("MembershipsTable"))["Table"]
+    assert [k["AttributeName"] for k in memberships["KeySchema"]] == ["list_id", "address"]
+    assert [i["IndexName"] for i in memberships["GlobalSecondaryIndexes"]] == ["ContactListsIndex"]
     ttl = ddb.describe_time_to_live(TableName=stack.physical_id("SendsTable"))["TimeToLiveDescription"]
     assert ttl == {"AttributeName": "expires_at", "TimeToLiveStatus": "ENABLED"}
     stack.client("s3").head_bucket(Bucket=stack.outputs["ManifestBucketName"])

@@ -11,7 +11,7 @@ from tests.conftest import ROOT, SENDER_DOMAIN
 CAMPAIGN = {
     "id": "own-set",
     "sender": f"news@{SENDER_DOMAIN}",
-    "audience": {"list_id": "newsletter"},
+    "audience": {"lists": ["newsletter"]},
     "variants": [{"name": "a", "subject": "Hi", "text": "Hello"}],
 }
 

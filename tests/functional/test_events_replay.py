@@ -9,6 +9,7 @@ import pytest
 from sesflow import events_cli, recipient_cli
 from sesflow.engine.ses import feedback_record
 from sesflow.target import Target
+from tests.contacts import add_contact
 
 ADDRESS = "ada@example.com"
 MALFORMED = "events/ingest_feedback/bodies/malformed_unknown_event_type.json"
@@ -19,8 +20,7 @@ def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
     monkeypatch.setattr(events_cli, "resolve_target", lambda *a, **k: found)
-    stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-        "address": {"S": ADDRESS}, "list_id": {"S": "newsletter"}, "status": {"S": "ACTIVE"}})
+    add_contact(stack, ADDRESS, ["newsletter"])
     yield found
     os.environ.clear()
     os.environ.update(saved)
@@ -79,8 +79,7 @@ def test_replay_of_a_lambda_sns_event_sends_each_notification_as_sns_puts_it_on_
     assert [where for where, _ in found] == [f"{sample}: Records[0]", f"{sample}: Records[1]"]
     assert all(json.loads(body)["Type"] == "Notification" for _, body in found)
     for address in ("bounce@simulator.amazonses.com", "nomail.hard@example.com"):
-        stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-            "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": "ACTIVE"}})
+        add_contact(stack, address, ["newsletter"])
 
     assert run(stack, sample) == 0
 

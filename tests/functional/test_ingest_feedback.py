@@ -9,6 +9,7 @@ from app.domain.feedback import parse_feedback
 from app.errors import FeedbackParseError
 
 from tests.conftest import ROOT
+from tests.contacts import add_contact
 
 BODIES = ROOT / "events" / "ingest_feedback" / "bodies"
 UNUSABLE = ("malformed_", "refused_")  # broken, or well-formed but not feedback about mail we sent
@@ -42,9 +43,7 @@ def history(stack, address):
 
 def add_recipients(stack, *addresses, status="ACTIVE"):
     for address in addresses:
-        stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-            "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": status},
-            "version": {"N": "1"}})
+        add_contact(stack, address, ["newsletter"], status=status, attributes={"version": 1})
 
 
 def dead_letters(stack):

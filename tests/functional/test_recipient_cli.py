@@ -10,6 +10,7 @@ import pytest
 from sesflow import recipient_cli
 from sesflow.engine.ses import feedback_record
 from sesflow.target import Target
+from tests.contacts import add_contact
 
 ADDRESS = "ada@example.com"
 
@@ -47,8 +48,7 @@ def waiting_for_token(stack, timeout=20):
 
 
 def add(stack, status="ACTIVE"):
-    stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-        "address": {"S": ADDRESS}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+    add_contact(stack, ADDRESS, ["newsletter"], status=status)
 
 
 def test_show_prints_status_strikes_deadline_and_history(stack, target, monkeypatch, capsys):

@@ -14,6 +14,8 @@ from sesflow import campaign_cli, cli, report
 from sesflow.engine.ses import simulator
 from sesflow.target import Target
 from tests.workflow.feedback import Feedback
+from tests.workflow.test_audience_lists import campaign as two_lists_campaign
+from tests.workflow.test_audience_lists import seed_two_lists
 from tests.workflow.test_campaign import LIST, seed
 from tests.workflow.test_campaign_control import definition, every_tenth_b_complains
 
@@ -179,7 +181,8 @@ def test_report_lists_recipients_before_and_after_by_state(stack, target, tmp_pa
 
 def test_a_report_with_nothing_sent_yet_says_so_in_both_rate_charts(tmp_path):
     empty = report.funnel({})
-    data = {"campaign_id": "new-one", "name": "New", "status": "RUNNING", "target": "local", "list_id": LIST,
+    data = {"campaign_id": "new-one", "name": "New", "status": "RUNNING", "target": "local", "lists": [LIST],
+            "exclude_lists": [], "left_out": None,
             "generated_at": "2026-01-01T00:00:00+00:00", "times": {}, "variants": ["a"],
             "funnel": {"a": empty, "all": empty}, "holdout": None, "planned": None, "counters": {},
             "thresholds": {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}},
@@ -192,3 +195,39 @@ def test_a_report_with_nothing_sent_yet_says_so_in_both_rate_charts(tmp_path):
 
     assert dom.find("body")[0]["data-rendered"] == "charts:3"
     assert len(dom.find("text", **{"class": "no-data"})) == 2 and not dom.find("circle")
+
+
+def test_report_of_a_campaign_on_two_lists_counts_each_contact_once_and_whom_the_snapshot_left_out(
+        stack, tmp_path, monkeypatch, capsys):
+    saved = dict(os.environ)
+    monkeypatch.setattr(campaign_cli, "resolve_target",
+                        lambda *a, **k: Target(name="test-stack", region=stack.region, outputs=stack.outputs))
+    seed_two_lists(stack)
+    result = stack.run("CampaignStateMachine", two_lists_campaign())
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    # after the campaign, a contact on both lists is suppressed
+    stack.client("dynamodb").update_item(TableName=stack.outputs["RecipientsTableName"],
+                                         Key={"address": {"S": "both00@example.org"}},
+                                         UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+                                         ExpressionAttributeValues={":s": {"S": "SUPPRESSED"}})
+    try:
+        assert cli.main(["report", "two-lists", "--out", str(tmp_path / "two.html")]) == 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    table = capsys.readouterr().out
+    assert "on test-stack, lists news, offers less staff\n" in table
+    section = table[table.index("left out of the audience"):].split("\n\n")[0].splitlines()[2:]
+    left = {line.split()[0]: line.split()[1] for line in section}
+    assert left == {"excluded": "6", "no_contact": "1", "suppressed": "2", "quarantined": "3", "unsubscribed": "4",
+                    "filtered_out": "7", "ses_suppressed": "1"}
+    section = table[table.index("recipients by state"):].splitlines()[1:]
+    states = {line.split()[0]: line.split()[1:] for line in section if line.startswith("  ")}
+    # each contact once, however many of the lists it is on; the excluded and the contact-less not counted
+    assert states["ACTIVE"] == ["66", "65"] and states["SUPPRESSED"] == ["2", "3"]
+    assert states["QUARANTINED"] == ["3", "3"] and states["RECOVERY"] == ["1", "1"]
+    page = (tmp_path / "two.html").read_text()
+    assert "lists news, offers less staff" in page
+    left_table = page.split('<table id="left-out">')[1].split("</table>")[0]
+    assert "<tr><td>excluded</td><td>6</td>" in left_table and "<tr><td>filtered_out</td><td>7</td>" in left_table

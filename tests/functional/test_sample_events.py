@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.conftest import ROOT
+from tests.contacts import add_contacts
 
 EVENTS = ROOT / "events"
 
@@ -25,16 +26,14 @@ def test_valid_campaign_sample_is_accepted(stack):
 def test_invalid_campaign_sample_is_refused_naming_each_bad_field(stack):
     error, body = invoke(stack, "ValidateCampaignFunction", "validate_campaign/invalid.json")
     assert error is not None and body["errorType"] == "CampaignDefinitionError"
-    for path in ("id:", "sender:", "audience.list_id:", "variants[0].weight:", "variants[0].template:",
+    for path in ("id:", "sender:", "audience.lists:", "variants[0].weight:", "variants[0].template:",
                  "holdout_percent:"):
         assert path in body["errorMessage"]
 
 
 def test_snapshot_sample_writes_a_manifest_of_the_eligible_list(stack):
-    table = stack.outputs["RecipientsTableName"]
-    for i, status in enumerate(["ACTIVE"] * 120 + ["SUPPRESSED"] * 3):
-        stack.client("dynamodb").put_item(TableName=table, Item={
-            "address": {"S": f"r{i}@example.org"}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+    add_contacts(stack, {f"r{i}@example.org": status for i, status in enumerate(["ACTIVE"] * 120 + ["SUPPRESSED"] * 3)},
+                 ["newsletter"])
 
     error, body = invoke(stack, "SnapshotAudienceFunction", "snapshot_audience/spring_sale.json")
 

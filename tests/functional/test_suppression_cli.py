@@ -8,6 +8,7 @@ import pytest
 
 from sesflow import recipient_cli, suppression_cli
 from sesflow.target import Target
+from tests.contacts import add_contact
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def target(stack, monkeypatch):
 
 
 def add(stack, address, status="ACTIVE"):
-    stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-        "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+    add_contact(stack, address, ["newsletter"], status=status)
 
 
 def run(action, file, **options):

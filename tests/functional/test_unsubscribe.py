@@ -8,6 +8,7 @@ import pytest
 from app.unsubscribe import ONE_CLICK, headers, token
 
 from sesflow.engine.ses import feedback_record
+from tests.contacts import add_contact
 
 ADDRESS = "ada+news@example.com"
 CAMPAIGN = "spring-sale"
@@ -25,8 +26,7 @@ def unsubscribe_link(stack, address=ADDRESS, campaign=CAMPAIGN) -> str:
 
 
 def add(stack, address=ADDRESS, status="ACTIVE"):
-    stack.client("dynamodb").put_item(TableName=stack.outputs["RecipientsTableName"], Item={
-        "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+    add_contact(stack, address, ["newsletter"], status=status)
 
 
 def item(stack, address=ADDRESS):

@@ -18,11 +18,13 @@ def data(**overrides):
     points = report.series([{"at": "2026-01-01T10:00:00", "sent": 500, "bounces": 5, "complaints": 0}], STATS,
                            "2026-01-01T10:05:00")
     return {"campaign_id": "spring-sale", "name": "Spring sale", "status": "COMPLETED", "target": "local",
-            "list_id": "newsletter", "generated_at": "2026-01-01T11:00:00+00:00", "times": {}, "variants": ["a", "b"],
+            "lists": ["newsletter"], "exclude_lists": [], "generated_at": "2026-01-01T11:00:00+00:00", "times": {},
+            "variants": ["a", "b"],
             "funnel": {"a": report.funnel(STATS, "#a"), "b": report.funnel(STATS, "#b"), "all": report.funnel(STATS)},
             "holdout": 50, "planned": 1000, "counters": STATS, "thresholds": LEVELS, "series": points, "halt": None,
             "halt_sent": None, "warnings": {}, "decision": None, "audience_before": {"ACTIVE": 1040, "SUPPRESSED": 10},
-            "audience_after": {"ACTIVE": 1030, "SUPPRESSED": 20}, **overrides}
+            "audience_after": {"ACTIVE": 1030, "SUPPRESSED": 20},
+            "left_out": {"suppressed": 10, "unsubscribed": 3, "ses_suppressed": 1}, **overrides}
 
 
 def rows(table, title):
@@ -128,7 +130,7 @@ def test_render_table_keeps_terminal_escapes_in_a_name_from_reaching_the_termina
 def test_render_html_is_self_contained_and_escapes_what_came_from_data():
     name = '</script><script>alert(1)</script><b onmouseover="x">Sale & more'
     variant = "</script><script>alert(2)</script>"  # variant names reach the charts' JSON
-    page = report.render_html(data(name=name, list_id="<i>list</i>", audience_before=None,
+    page = report.render_html(data(name=name, lists=["<i>list</i>"], audience_before=None,
                                    decision={"winner": "<svg onload=1>", "shape": "new"},
                                    funnel={variant: report.funnel(STATS, "#a"), "all": report.funnel(STATS)}))
     for raw in ("<script>alert(1)", "<script>alert(2)", "<b onmouseover", "<i>list", "<svg onload"):
@@ -143,3 +145,33 @@ def test_render_html_is_self_contained_and_escapes_what_came_from_data():
     charts = json.loads(embedded)
     assert charts["funnel"][variant]["delivered"] == 587 and charts["thresholds"] == LEVELS
     assert [p["sent"] for p in charts["series"]] == [500, 1000] and charts["halt_sent"] is None
+
+
+def test_render_table_names_every_list_of_the_campaign_and_its_exclude_lists():
+    table = report.render_table(data(lists=["newsletter", "offers"], exclude_lists=["staff", "press"]))
+    assert table.startswith("campaign spring-sale (Spring sale): COMPLETED  on local, lists newsletter, offers "
+                            "less staff, press\n")
+    assert "on local, list ?\n" in report.render_table(data(lists=[]))
+
+
+def test_render_table_counts_who_the_snapshot_left_out_by_every_reason():
+    table = report.render_table(data(left_out={"suppressed": 10, "quarantined": 2, "unsubscribed": 3, "excluded": 4,
+                                               "filtered_out": 1200, "ses_suppressed": 1}))
+    left = rows(table, "left out of the audience")
+    assert {reason: counts[0] for reason, counts in left.items() if reason != "reason"} == {
+        "excluded": "4", "no_contact": "0", "suppressed": "10", "quarantined": "2", "unsubscribed": "3",
+        "filtered_out": "1,200", "ses_suppressed": "1"}
+    # a reason this version does not know is shown too, after the known ones
+    later = rows(report.render_table(data(left_out={"bounced_elsewhere": 5})), "left out of the audience")
+    assert later["bounced_elsewhere"] == ["5"] and later["suppressed"][0] == "0"
+    assert "left out of the audience (at the snapshot)\n  not recorded\n" in report.render_table(data(left_out=None))
+
+
+def test_render_html_has_the_left_out_table_with_each_reason_escaped():
+    page = report.render_html(data(left_out={"excluded": 7, "<b>new</b>": 2}))
+    table = page.split('<table id="left-out">')[1].split("</table>")[0]
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td>", table)
+    assert ("excluded", "7") in cells and ("filtered_out", "0") in cells and ("&lt;b&gt;new&lt;/b&gt;", "2") in cells
+    assert "<b>new" not in page
+    missing = report.render_html(data(left_out=None))
+    assert 'id="left-out">Not recorded' in missing and '<table id="left-out">' not in missing

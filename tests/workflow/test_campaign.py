@@ -6,17 +6,14 @@ from datetime import timedelta
 import pytest
 
 from sesflow.engine.ses import simulator
+from tests.contacts import add_contacts
 
 LIST = "newsletter"
 
 
-def seed(stack, statuses: dict[str, str]) -> None:
-    recipients = stack.client("dynamodb")
-    for address, status in statuses.items():
-        recipients.put_item(
-            TableName=stack.outputs["RecipientsTableName"],
-            Item={"address": {"S": address}, "list_id": {"S": LIST}, "status": {"S": status}},
-        )
+def seed(stack, statuses: dict[str, str], lists=(LIST,)) -> None:
+    """The contacts (address -> lifecycle status), SUBSCRIBED on `lists`, and the campaign's SES templates."""
+    add_contacts(stack, statuses, lists)
     ses = stack.client("sesv2")
     for name in ("spring-a", "spring-b", "spring-c"):
         ses.create_email_template(
@@ -29,7 +26,7 @@ def campaign(**changes):
     return {
         "id": "spring-sale",
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [
             {"name": "a", "weight": 50, "template": "spring-a"},
             {"name": "b", "weight": 30, "template": "spring-b"},
@@ -159,7 +156,7 @@ def test_campaign_over_the_send_rate_backs_off_and_sends_everyone_once(stack, au
 
 
 def test_campaign_with_no_eligible_recipient_completes_with_nothing_sent(stack, audience):
-    result = stack.run("CampaignStateMachine", campaign(audience={"list_id": "nobody-here"}))
+    result = stack.run("CampaignStateMachine", campaign(audience={"lists": ["nobody-here"]}))
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert (result.output["sent"], result.output["holdout"], result.output["status"]) == (0, 0, "COMPLETED")

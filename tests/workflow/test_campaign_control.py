@@ -18,7 +18,7 @@ def definition(**changes):
     return {
         "id": "autumn-sale",
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
                      {"name": "b", "weight": 50, "template": "spring-b"}],
         "thresholds": {"complaint": {"warn": 0.0005, "halt": 0.0008}, "min_sends": 200},

@@ -30,7 +30,7 @@ def definition(**changes):
     return {
         "id": CAMPAIGN,
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
                      {"name": "b", "weight": 30, "template": "spring-b"},
                      {"name": "c", "weight": 20, "template": "spring-c"}],

@@ -5,30 +5,26 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models import dynamodb_backends
 
 from sesflow.engine.limits import HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
 from sesflow.engine.phase_check import largest_payload
 from sesflow.engine.ses import SesAccount, simulator
+from tests.contacts import put_contacts_in_moto
 from tests.workflow.test_campaign import seed
 
 RATE = 100  # recipients a second, SES's MaxSendRate for the account
 CAMPAIGNS = ("east", "west", "north")
 
 
-def add_recipients(stack, list_id: str, count: int) -> set[str]:
-    """`count` ACTIVE recipients in `list_id`, written straight into moto's table (setup only: fast)."""
-    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
-    addresses = {f"{list_id}{i:05d}@example.org" for i in range(count)}
-    for address in sorted(addresses):
-        backend.put_item(stack.outputs["RecipientsTableName"],
-                         {"address": {"S": address}, "list_id": {"S": list_id}, "status": {"S": "ACTIVE"}})
+def add_recipients(stack, list_name: str, count: int) -> set[str]:
+    """`count` ACTIVE contacts subscribed on `list_name`, written straight into moto's tables (setup only: fast)."""
+    addresses = {f"{list_name}{i:05d}@example.org" for i in range(count)}
+    put_contacts_in_moto(stack, dict.fromkeys(sorted(addresses), "ACTIVE"), [list_name])
     return addresses
 
 
-def definition(campaign_id: str, list_id: str) -> dict:
-    return {"id": campaign_id, "sender": "news@example.com", "audience": {"list_id": list_id},
+def definition(campaign_id: str, list_name: str) -> dict:
+    return {"id": campaign_id, "sender": "news@example.com", "audience": {"lists": [list_name]},
             "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
                          {"name": "b", "weight": 50, "template": "spring-b"}]}
 

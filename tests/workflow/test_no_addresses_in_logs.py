@@ -10,6 +10,7 @@ import pytest
 from sesflow.engine.ses import simulator
 from sesflow.engine.stack import LocalStack
 from tests.conftest import ROOT, SENDER_DOMAIN
+from tests.contacts import add_contact
 from tests.workflow.feedback import Feedback
 
 LIST = "members"
@@ -53,15 +54,13 @@ def written():
 
 
 def seed(stack):
-    ddb, table = stack.client("dynamodb"), stack.outputs["RecipientsTableName"]
     statuses = {a: "ACTIVE" for a in [*READERS, *FEEDBACK, HELD_BACK.lower()]}
     statuses["on.probation@example.org"] = "RECOVERY"
     for address, status in statuses.items():
-        item = {"address": {"S": address}, "list_id": {"S": LIST}, "status": {"S": status},
-                "first_name": {"S": address.split("@")[0]}}
+        attributes = {"first_name": address.split("@")[0]}
         if address == HELD_BACK.lower():
-            item["city"] = {"S": "x" * 20_000}
-        ddb.put_item(TableName=table, Item=item)
+            attributes["city"] = "x" * 20_000
+        add_contact(stack, address, [LIST], status=status, attributes=attributes)
     return statuses
 
 
@@ -69,7 +68,7 @@ def campaign():
     return {
         "id": CAMPAIGN,
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [{"name": "a", "subject": "{{first_name}}, the sale", "text": "In {{city}}"}],
         "personalization": {"fields": ["first_name", "city"], "defaults": {"first_name": "there", "city": "town"}},
     }

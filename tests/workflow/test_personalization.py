@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from sesflow.engine.ses import simulator
+from tests.contacts import add_contact
 
 LIST = "members"
 TEMPLATE = {"Subject": "{{first_name}}, the sale ends {{sale_ends}}",
@@ -16,7 +17,7 @@ def campaign(**changes):
     return {
         "id": "member-sale",
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [{"name": "stored", "template": "member-sale"},
                      {"name": "inline", "subject": "{{first_name}}: {{points}} points", "text": "In {{city}}"}],
         "personalization": {"fields": ["first_name", "points", "city"],
@@ -28,17 +29,13 @@ def campaign(**changes):
 
 @pytest.fixture
 def members(stack):
-    """address -> the attributes stored on its recipients-table item."""
+    """address -> the attributes stored on its contact item (each an ACTIVE contact subscribed on LIST)."""
     simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
-    people = {f"member{i:03d}@example.org": {"first_name": {"S": f"Name{i}"}, "points": {"N": str(i * 10)}}
-              for i in range(120)}
-    people["blank@example.org"] = {"first_name": {"S": " "}, "city": {"S": "Lyon"}}
+    people = {f"member{i:03d}@example.org": {"first_name": f"Name{i}", "points": i * 10} for i in range(120)}
+    people["blank@example.org"] = {"first_name": " ", "city": "Lyon"}
     people["bare@example.org"] = {}
-    ddb = stack.client("dynamodb")
     for address, attributes in people.items():
-        ddb.put_item(TableName=stack.outputs["RecipientsTableName"],
-                     Item={"address": {"S": address}, "list_id": {"S": LIST}, "status": {"S": "ACTIVE"},
-                           **attributes})
+        add_contact(stack, address, [LIST], attributes=attributes)
     stack.client("sesv2").create_email_template(TemplateName="member-sale", TemplateContent=TEMPLATE)
     return people
 
@@ -58,8 +55,8 @@ def test_each_recipient_gets_one_email_rendered_with_its_own_values_or_the_defau
     for message in outbox:
         address = message.to[0]
         own = members[address]
-        name = own["first_name"]["S"] if own.get("first_name", {}).get("S", "").strip() else "there"
-        points = int(own["points"]["N"]) if "points" in own else 0
+        name = own["first_name"] if own.get("first_name", "").strip() else "there"
+        points = int(own["points"]) if "points" in own else 0
         assert message.rendering_failure is None, (address, message.rendering_failure)
         assert message.subject == expected_subject(message.tags["variant"], name, points), address
     assert result.output["accounted"]["sent"] == len(members)

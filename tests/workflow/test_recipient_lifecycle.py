@@ -10,6 +10,7 @@ import pytest
 from app.domain.feedback import parse_feedback
 
 from sesflow.engine.ses import feedback_record
+from tests.contacts import add_contact
 
 DAY = timedelta(days=1)
 ADDRESS = "ada@example.com"
@@ -37,8 +38,7 @@ class Lifecycle:
         return self.stack.clock.now()
 
     def add(self, address: str = ADDRESS, status: str = "ACTIVE") -> None:
-        self.ddb.put_item(TableName=self.stack.outputs["RecipientsTableName"], Item={
-            "address": {"S": address}, "list_id": {"S": "newsletter"}, "status": {"S": status}})
+        add_contact(self.stack, address, ["newsletter"], status=status)
 
     def feed(self, *bodies: str) -> None:
         for body in bodies:

@@ -21,7 +21,7 @@ def definition(**ab):
     return {
         "id": "winter-sale",
         "sender": "news@example.com",
-        "audience": {"list_id": LIST},
+        "audience": {"lists": [LIST]},
         "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
                      {"name": "b", "weight": 50, "template": "spring-b"}],
         "holdout_percent": 5,

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def campaign(campaign_id: str = "million") -> dict[str, Any]:
-    return {"id": campaign_id, "sender": "news@example.com", "audience": {"list_id": "everyone"},
+    return {"id": campaign_id, "sender": "news@example.com", "audience": {"lists": ["everyone"]},
             "variants": [{"name": "a", "weight": 50, "template": "spring-a"},
                          {"name": "b", "weight": 50, "template": "spring-b"}]}
 
