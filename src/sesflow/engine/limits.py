@@ -5,6 +5,8 @@ from __future__ import annotations
 # Step Functions Standard: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 HISTORY_EVENT_LIMIT = 25_000
 PAYLOAD_LIMIT_BYTES = 256 * 1024
+# Step Functions Distributed Map: MaxConcurrency 0 (the default) runs up to 10,000 child executions at once.
+DISTRIBUTED_MAP_MAX_CONCURRENCY = 10_000
 # Step Functions Express: an execution runs at most five minutes.
 EXPRESS_MAX_SECONDS = 300
 # SES v2 SendBulkEmail: at most 50 BulkEmailEntries per call.

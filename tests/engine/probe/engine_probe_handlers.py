@@ -13,6 +13,11 @@ def whoami(event, context):
     return {"who": os.environ["WHO"], "function": context.function_name, "memory": context.memory_limit_in_mb}
 
 
+def echo(event, context):
+    """Answers with what it was given (a Distributed Map child that shows its batch)."""
+    return event
+
+
 class PaymentDeclinedError(Exception):
     pass
 

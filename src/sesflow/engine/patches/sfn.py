@@ -10,6 +10,7 @@ as the fix expects and raises MotoDriftError naming it otherwise.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
@@ -22,6 +23,7 @@ import threading
 import time
 import types
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,10 +32,11 @@ import boto3
 import botocore.session
 import jsonata
 import moto.stepfunctions.parser.models  # noqa: F401  (imports the whole interpreter, incl. every task service)
+from botocore.exceptions import ClientError, ParamValidationError
 from jsonata.functions import Functions as JsonataFunctions
 from jsonata.utils import Utils as JsonataUtils
 from moto.core.models import botocore_stubber
-from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType, InvalidDefinition
 from moto.stepfunctions.parser.asl.component.common.assign.assign_template_value_terminal import (
     AssignTemplateValueTerminalLit,
 )
@@ -53,6 +56,8 @@ from moto.stepfunctions.parser.asl.component.common.string.string_expression imp
     StringVariableSample,
 )
 from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.item_reader_decl import ItemReader
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_selector import ItemSelector
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
     DistributedIterationComponent,
 )
@@ -65,6 +70,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iter
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator.distributed_iterator_worker import (  # noqa: E501
     DistributedIteratorWorker,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import Job, JobClosed, JobPool
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
     resource_eval_s3,
 )
@@ -74,6 +80,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_fail
     ToleratedFailureCountStringJSONata,
     ToleratedFailurePercentageDecl,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback,
 )
@@ -91,6 +98,7 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramTimedOut
 from moto.stepfunctions.parser.asl.eval.states import States
 from moto.stepfunctions.parser.asl.eval.variable_store import VariableStore
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
@@ -98,8 +106,13 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case
 
-from sesflow.engine import runtime
-from sesflow.engine.limits import EXPRESS_MAX_SECONDS, HISTORY_EVENT_LIMIT, PAYLOAD_LIMIT_BYTES
+from sesflow.engine import item_files, runtime
+from sesflow.engine.limits import (
+    DISTRIBUTED_MAP_MAX_CONCURRENCY,
+    EXPRESS_MAX_SECONDS,
+    HISTORY_EVENT_LIMIT,
+    PAYLOAD_LIMIT_BYTES,
+)
 from sesflow.engine.patches import MotoDriftError
 
 _installed = False
@@ -707,7 +720,7 @@ def _fix_distributed_map_run() -> None:
             self, "_sesflow_tolerance_declared", (False, False))
         env.event_manager._sesflow_history = children  # moto gives the map run its own EventManager
         try:
-            original(self, env, eval_input)
+            _run_map(self, env, eval_input, original)
         finally:
             meter = runtime.current().meter
             for _ in range(eval_input.map_run_record.item_counter.total.get()):
@@ -807,7 +820,9 @@ def _express_map_names(node: Any) -> set[str]:
 
 def _fix_express_map_children() -> None:
     """moto's ASL grammar rejects ProcessorConfig.ExecutionType EXPRESS (valid on AWS): run such a Map with
-    STANDARD children, remembered by name so the meter bills its children as EXPRESS."""
+    STANDARD children, remembered by name so the meter bills its children as EXPRESS. It also rejects an
+    ItemBatcher, InputType JSONL and CSVDelimiter, and parses CSV otherwise than AWS: those are taken out of the
+    definition here and run by the engine (_map_extensions)."""
     backend = moto.stepfunctions.parser.models.StepFunctionsParserBackend
     original = _original(backend, "create_state_machine", params=("self", "name", "definition"))
 
@@ -818,12 +833,20 @@ def _fix_express_map_children() -> None:
             parsed = None  # moto reports the syntax error
         express = _express_map_names(parsed) if parsed is not None else set()
         rewritten = _result_writer_arguments(parsed) if parsed is not None else None
+        specs: dict[str, _MapSpec] = {}
+        if rewritten is not None:
+            rewritten = _map_extensions(rewritten, specs)
         if rewritten != parsed:
             definition = json.dumps(rewritten)
         if express:
             _express_maps[name] = express
             definition = re.sub(r'"ExecutionType"\s*:\s*"EXPRESS"', '"ExecutionType": "STANDARD"', definition)
-        return original(self, name, definition, *args, **kwargs)
+        created = original(self, name, definition, *args, **kwargs)
+        if specs:
+            _map_specs[name] = specs
+        else:
+            _map_specs.pop(name, None)
+        return created
 
     _patch(backend, "create_state_machine", original, create_state_machine)
 
@@ -1024,6 +1047,343 @@ def _result_writer_arguments(node: Any) -> Any:
     return node
 
 
+# --------------------------------------------------------------------------- Distributed Map: files and batches
+
+# Per state machine name, per Map state name (unique in a definition): what the engine runs itself, having taken it
+# out of the definition before moto parsed it.
+_map_specs: dict[str, dict[str, _MapSpec]] = {}
+
+_GET_OBJECT = "arn:aws:states:::s3:getObject"
+_BATCH_LIMITS = ("MaxItemsPerBatch", "MaxInputBytesPerBatch")
+_BATCHER_FIELDS = frozenset({"BatchInput", *_BATCH_LIMITS, *(f"{limit}Path" for limit in _BATCH_LIMITS)})
+_CSV_FIELDS = frozenset({"CSVHeaderLocation", "CSVHeaders", "CSVDelimiter"})
+_FILE_READER_FIELDS = frozenset({"InputType", "MaxItems", "MaxItemsPath", *_CSV_FIELDS})
+
+
+@dataclass
+class _MapSpec:
+    """A Map state's ItemReader of a CSV or JSON Lines file, and its ItemBatcher: `batcher` is a moto ItemSelector
+    that evaluates, against the Map's input, to {"BatchInput", "MaxItemsPerBatch", "MaxInputBytesPerBatch"} (those
+    the definition has)."""
+
+    reader: item_files.ReaderSpec | None = None
+    batcher: ItemSelector | None = None
+
+
+@dataclass
+class _ItemFile:
+    """An open file of items (the Map's ItemReader result): read as the Map Run takes its items."""
+
+    where: str
+    items: Iterator[Any]
+    body: Any
+
+
+def _invalid(state: str, message: str) -> InvalidDefinition:
+    return InvalidDefinition(message=f"Map state '{state}': {message}")
+
+
+def _is_jsonata(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().startswith("{%") and value.strip().endswith("%}")
+
+
+def _map_extensions(node: Any, specs: dict[str, _MapSpec], query_language: str = "JSONPath") -> Any:
+    """`node` (a definition) with every Map state's CSV or JSONL ReaderConfig made a JSON one (MaxItems kept for moto
+    to evaluate) and its ItemBatcher taken out; what was taken out is recorded in `specs` by state name."""
+    if isinstance(node, list):
+        return [_map_extensions(value, specs, query_language) for value in node]
+    if not isinstance(node, dict):
+        return node
+    if not isinstance(node.get("States"), dict):
+        return {key: _map_extensions(value, specs, query_language) for key, value in node.items()}
+    query_language = node.get("QueryLanguage", query_language)  # a state machine, a branch, an ItemProcessor
+    states = {}
+    for name, state in node["States"].items():
+        if isinstance(state, dict):
+            language = state.get("QueryLanguage", query_language)
+            if state.get("Type") == "Map":
+                state = _map_state(name, state, language, specs)
+            state = {key: _map_extensions(value, specs, language) for key, value in state.items()}
+        states[name] = state
+    return {**node, "States": states}
+
+
+def _map_state(name: str, state: dict, language: str, specs: dict[str, _MapSpec]) -> dict:
+    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+    distributed = isinstance(processor, dict) and (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+    spec = _MapSpec()
+    reader = state.get("ItemReader")
+    config = reader.get("ReaderConfig") if isinstance(reader, dict) else None
+    if isinstance(config, dict) and config.get("InputType") in ("CSV", "JSONL"):
+        spec.reader = _reader_spec(name, reader, config)
+        kept = {key: value for key, value in config.items() if key in ("MaxItems", "MaxItemsPath")}
+        state = {**state, "ItemReader": {**reader, "ReaderConfig": {"InputType": "JSON", **kept}}}
+    elif isinstance(config, dict) and _CSV_FIELDS & set(config):
+        raise _invalid(name, f"ReaderConfig {sorted(_CSV_FIELDS & set(config))} are for InputType CSV")
+    if "ItemBatcher" in state:
+        if not distributed:
+            raise _invalid(name, "an ItemBatcher is for a Map state in DISTRIBUTED mode")
+        spec.batcher = _batcher(name, state["ItemBatcher"], language)
+        state = {key: value for key, value in state.items() if key != "ItemBatcher"}
+    if spec.reader is not None or spec.batcher is not None:
+        specs[name] = spec
+    return state
+
+
+def _reader_spec(name: str, reader: dict, config: dict) -> item_files.ReaderSpec:
+    input_type = config["InputType"]
+    if reader.get("Resource") != _GET_OBJECT:
+        raise _invalid(name, f"an ItemReader of InputType {input_type} reads one file: its Resource is {_GET_OBJECT}")
+    unknown = set(config) - _FILE_READER_FIELDS
+    if unknown:
+        raise _invalid(name, f"{sorted(unknown)} are not ReaderConfig fields")
+    if input_type == "JSONL":
+        if _CSV_FIELDS & set(config):
+            raise _invalid(name, f"ReaderConfig {sorted(_CSV_FIELDS & set(config))} are for InputType CSV, not JSONL")
+        return item_files.ReaderSpec("JSONL")
+    delimiter = config.get("CSVDelimiter", "COMMA")
+    if delimiter not in item_files.DELIMITERS:
+        raise _invalid(name, f"CSVDelimiter {delimiter!r} is not one of {', '.join(item_files.DELIMITERS)}")
+    location = config.get("CSVHeaderLocation")
+    headers = config.get("CSVHeaders")
+    if location == "FIRST_ROW" and headers is None:
+        return item_files.ReaderSpec("CSV", item_files.DELIMITERS[delimiter], "FIRST_ROW")
+    if location == "GIVEN" and isinstance(headers, list) and headers and all(isinstance(h, str) for h in headers):
+        return item_files.ReaderSpec("CSV", item_files.DELIMITERS[delimiter], "GIVEN", tuple(headers))
+    if location == "FIRST_ROW":
+        raise _invalid(name, "CSVHeaders are given with CSVHeaderLocation GIVEN, not FIRST_ROW")
+    if location == "GIVEN":
+        raise _invalid(name, "CSVHeaderLocation GIVEN takes CSVHeaders, a non-empty list of strings")
+    raise _invalid(name, f"InputType CSV takes CSVHeaderLocation FIRST_ROW or GIVEN, not {location!r}")
+
+
+def _batcher(name: str, batcher: Any, language: str) -> ItemSelector:
+    """The ItemBatcher's fields as one moto ItemSelector (a payload template in the state's query language), parsed
+    by moto as the only field of a Map state of its own."""
+    if not isinstance(batcher, dict):
+        raise _invalid(name, "ItemBatcher is an object")
+    unknown = set(batcher) - _BATCHER_FIELDS
+    if unknown:
+        raise _invalid(name, f"{sorted(unknown)} are not ItemBatcher fields")
+    selector = {"BatchInput": batcher["BatchInput"]} if "BatchInput" in batcher else {}
+    for limit in _BATCH_LIMITS:
+        path = f"{limit}Path"
+        if limit in batcher and path in batcher:
+            raise _invalid(name, f"ItemBatcher takes {limit} or {path}, not both")
+        if path in batcher:
+            if language == "JSONata":
+                raise _invalid(name, f"ItemBatcher.{path} is JSONPath; in JSONata, {limit} takes an expression")
+            selector[f"{limit}.$"] = batcher[path]
+        elif limit in batcher:
+            value = batcher[limit]
+            if not (language == "JSONata" and _is_jsonata(value)):
+                _batch_limit(limit, value, lambda message: _invalid(name, message))
+            selector[limit] = value
+    if len(selector) == ("BatchInput" in selector):
+        raise _invalid(name, "an ItemBatcher has MaxItemsPerBatch, MaxInputBytesPerBatch or one of their Paths")
+    definition = {"QueryLanguage": language, "StartAt": name, "States": {name: {
+        "Type": "Map", "ItemSelector": selector, "End": True,
+        "ItemProcessor": {"StartAt": "Batch", "States": {"Batch": {"Type": "Pass", "End": True}}}}}}
+    try:
+        program, _ = AmazonStateLanguageParser.parse(json.dumps(definition))
+    except Exception as error:  # noqa: BLE001 -- moto's parser raises several kinds; the definition is invalid
+        raise _invalid(name, f"ItemBatcher: {error}") from error
+    return program.states.states[name].item_selector
+
+
+def _batch_limit(field_name: str, value: Any, error: Any) -> int:
+    """`value` as a batch limit: a positive integer, and at most 256 KiB for MaxInputBytesPerBatch."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"ItemBatcher.{field_name} is {value!r}; it is a positive integer")
+    if field_name == "MaxInputBytesPerBatch" and value > PAYLOAD_LIMIT_BYTES:
+        raise error(f"ItemBatcher.MaxInputBytesPerBatch is {value:,}; a batch is at most {PAYLOAD_LIMIT_BYTES:,} "
+                    "bytes (256 KiB)")
+    return value
+
+
+def _spec_for(env: Environment, state_name: str) -> _MapSpec | None:
+    machine = str(env.states.context_object.context_object_data["StateMachine"]["Name"]).split("/", 1)[0]
+    return _map_specs.get(machine, {}).get(state_name)
+
+
+def _reader_failed(env: Environment, cause: str) -> FailureEventException:
+    return _failure(env, StatesErrorNameType.StatesItemReaderFailed, cause, HistoryEventType.MapRunFailed)
+
+
+def _fix_file_item_readers() -> None:
+    """An ItemReader of a CSV or JSON Lines file in S3 (InputType CSV or JSONL): GetObject as the state machine's role
+    (patches/iam.py checks it), then the file's items parsed as AWS parses them (sesflow.engine.item_files), read as
+    the Map Run takes them. A file that cannot be read, or read as its ReaderConfig says, fails the Map Run with
+    States.ItemReaderFailed, the cause naming the file and the problem."""
+    original = _original(ItemReader, "_eval_body", "self.resource_eval.eval_resource(", params=("self", "env"))
+    # _StreamingJobPool and _run_map stand in for moto's JobPool and DistributedIterationComponent._map_run
+    _original(JobPool, "close_job", "self._closed_jobs.add(", "self._worker_exception = ",
+              "self._notify_on_termination()")
+    _original(DistributedIterationComponent, "_map_run", "JobPool(", "self._launch_worker(",
+              "env.stack.append(outputs)")
+
+    def _eval_body(self, env: Environment) -> None:
+        state = env.states.context_object.context_object_data.get("State", {}).get("Name")
+        spec = _spec_for(env, state)
+        if spec is None or spec.reader is None:
+            return original(self, env)
+        self.reader_config.eval(env=env)
+        max_items = env.stack.pop()["MaxItemsValue"]
+        parameters: dict[str, Any] = {}
+        if self.parargs:
+            self.parargs.eval(env=env)
+            parameters = env.stack.pop()
+        self.resource_eval.resource.eval(env=env)
+        region = env.stack.pop().region
+        where = f"s3://{parameters.get('Bucket')}/{parameters.get('Key')}"
+        s3 = boto_client.boto_client_for(region=region, service="s3",
+                                         state_credentials=StateCredentials(role_arn=env.aws_execution_details.role_arn))
+        try:
+            body = s3.get_object(**parameters)["Body"]
+        except (ClientError, ParamValidationError) as error:
+            raise _reader_failed(env, f"The ItemReader could not get {where}: {error}") from error
+        try:
+            items = item_files.read_items(body, spec.reader, max_items)
+        except item_files.ItemFileError as error:
+            body.close()
+            raise _reader_failed(env, f"{where}: {error}") from error
+        env.stack.append(_ItemFile(where, items, body))
+
+    _patch(ItemReader, "_eval_body", original, _eval_body)
+
+
+class _StreamingJobPool(JobPool):
+    """moto's JobPool over an iterator of inputs: a job is made when a worker asks for one, so a file's items are
+    read as the Map Run goes (memory does not grow with the file), and a worker is started with each job taken until
+    there are `workers` of them. An error making a job (a malformed line) ends the pool as a failed child would."""
+
+    def __init__(self, program: Any, inputs: Iterator[Any], workers: int, failure: Any) -> None:
+        super().__init__(job_program=program, job_inputs=[])
+        self._program, self._inputs, self._workers, self._failure = program, inputs, workers, failure
+        self._made = self._started = 0
+        self._exhausted = False
+        self.start_worker: Any = None
+
+    def start(self) -> None:
+        with self._mutex:
+            self._started = 1
+        self.start_worker()
+
+    def next_job(self) -> Job | None:
+        with self._mutex:
+            if self._worker_exception is not None or self._exhausted:
+                return None
+            try:
+                job_input = next(self._inputs)
+            except StopIteration:
+                self._exhausted = True
+                self._notify_on_termination()
+                return None
+            except Exception as error:  # noqa: BLE001 -- any error reading the items fails the Map Run
+                self._worker_exception = self._failure(error)
+                self._notify_on_termination()
+                return None
+            job = Job(job_index=self._made, job_program=self._program, job_input=job_input)
+            self._made += 1
+            if self._started < self._workers:
+                self._started += 1
+                self.start_worker()
+            return job
+
+    def _is_terminated(self) -> bool:
+        return self._worker_exception is not None or (self._exhausted and len(self._closed_jobs) == self._made)
+
+    def get_closed_jobs(self) -> list[JobClosed]:
+        with self._mutex:
+            closed = list(self._closed_jobs)
+        return sorted(closed, key=lambda job: job.job_index)
+
+
+def _run_map(component: DistributedIterationComponent, env: Environment, eval_input: Any, moto_map_run: Any) -> None:
+    """The Map Run over a file of items or with an ItemBatcher (moto's `_map_run` otherwise): children get their
+    items (or batches of them) in file order, started as the items are read."""
+    spec = _spec_for(env, eval_input.state_name)
+    if spec is None or (spec.batcher is None and not isinstance(env.stack[-1], _ItemFile)):
+        return moto_map_run(component, env, eval_input)
+    source = env.stack.pop()
+    map_input = env.stack[-1] if env.stack else env.states.get_input()
+    file = source if isinstance(source, _ItemFile) else None
+    inputs: Iterator[Any] = file.items if file is not None else iter(source)
+    run_input = eval_input
+    frame = env.open_frame()
+    try:
+        if spec.batcher is not None:
+            inputs = _batches(env, frame, spec.batcher, eval_input, map_input, inputs)
+            run_input = copy.copy(eval_input)  # the batch is the child's input: items were selected before batching
+            run_input.item_selector = run_input.parameters = None
+
+        def failure(error: Exception) -> Exception:
+            if isinstance(error, item_files.ItemFileError) and file is not None:
+                return _reader_failed(env, f"{file.where}: {error}")
+            return error
+
+        workers = eval_input.map_run_record.max_concurrency or DISTRIBUTED_MAP_MAX_CONCURRENCY
+        pool = _StreamingJobPool(component._get_iteration_program(), inputs, workers, failure)
+        pool.start_worker = lambda: component._launch_worker(env=env, eval_input=run_input, job_pool=pool)
+        pool.start()
+        pool.await_jobs()
+        error = pool.get_worker_exception()
+        if error is not None:
+            raise error
+        env.stack.append([job.job_output for job in pool.get_closed_jobs()])
+    finally:
+        env.delete_frame(frame)
+        if file is not None:
+            file.body.close()
+
+
+def _batches(env: Environment, frame: Environment, batcher: ItemSelector, eval_input: Any, map_input: Any,
+             items: Iterator[Any]) -> Iterator[dict[str, Any]]:
+    """The children's inputs, {"BatchInput": ..., "Items": [...]}: the items in order, each through the Map's
+    ItemSelector first (with $$.Map.Item of the item), at most MaxItemsPerBatch of them and at most
+    MaxInputBytesPerBatch bytes of input (BatchInput included) to a batch."""
+    frame.states.reset(input_value=map_input)
+    frame.stack.append(map_input)
+    batcher.eval(frame)
+    fields = frame.stack.pop()
+
+    def runtime_error(message: str) -> FailureEventException:
+        return _failure(env, StatesErrorNameType.StatesRuntime, message, HistoryEventType.MapRunFailed)
+
+    max_items, max_bytes = (_batch_limit(limit, fields[limit], runtime_error) if limit in fields else None
+                            for limit in _BATCH_LIMITS)
+    empty = {"BatchInput": fields["BatchInput"], "Items": []} if "BatchInput" in fields else {"Items": []}
+    empty_size = _json_size(empty)
+    selector = eval_input.item_selector or eval_input.parameters
+    batch: list[Any] = []
+    size = empty_size
+    for index, item in enumerate(items):
+        if selector is not None:
+            frame.states.context_object.context_object_data["Map"] = {"Item": {"Index": index, "Value": item}}
+            frame.states.reset(input_value=map_input)
+            frame.stack.append(map_input)
+            selector.eval(frame)
+            item = frame.stack.pop()
+        item_size = _json_size(item) if max_bytes else 0
+        if batch and ((max_items and len(batch) >= max_items) or (max_bytes and size + 1 + item_size > max_bytes)):
+            yield {**empty, "Items": batch}
+            batch, size = [], empty_size
+        added = item_size + (1 if batch else 0)  # a comma before every item but the first
+        if max_bytes and size + added > max_bytes:
+            raise runtime_error(f"Item {index} is {item_size:,} bytes: with the batch's other fields it is over "
+                                f"ItemBatcher.MaxInputBytesPerBatch ({max_bytes:,} bytes) in a batch of its own.")
+        batch.append(item)
+        size += added
+    if batch:
+        yield {**empty, "Items": batch}
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
 _FIXES = (
     _fix_express_map_children, _fix_logging, _fix_jsonpath_cache, _fix_sync_poll_delay, _fix_jsonata,
     _fix_assign_string_literal,
@@ -1032,5 +1392,5 @@ _FIXES = (
     _fix_sticky_error, _fix_history_events, _fix_payload_limit,
     _fix_service_normalisation, _fix_client_cache,
     _fix_tolerated_failure_jsonata, _fix_tolerance_declared, _fix_distributed_map_run, _fix_map_recursion,
-    _fix_express_duration, _fix_gathered_result_limit, _fix_result_writer,
+    _fix_express_duration, _fix_gathered_result_limit, _fix_result_writer, _fix_file_item_readers,
 )
