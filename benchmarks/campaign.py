@@ -54,8 +54,6 @@ from sesflow.engine.ses import SesAccount, simulator
 from sesflow.engine.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "functions") not in sys.path:  # the handlers' modules, as the engine imports them (CodeUri)
-    sys.path.append(str(ROOT / "functions"))
 SENDER = "news@example.com"
 TEMPLATES = ("bench-a", "bench-b")
 PARTS = ("cost", "overshoot", "fidelity", "history")

@@ -54,6 +54,18 @@ def read(campaign_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str
     return found.get(campaign_id, {}), stats
 
 
+def audience_lists(campaign_id: str, settings: Settings) -> tuple[str, ...] | None:
+    """The lists a campaign was sent to (its frozen definition's audience.lists); None when it is not recorded."""
+    item = client("dynamodb").get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+                                       ProjectionExpression="#d", ExpressionAttributeNames={"#d": "definition"}
+                                       ).get("Item")
+    if not item or "definition" not in item:
+        return None
+    given = json.loads(item["definition"]["S"]).get("audience") or {}
+    lists = given.get("lists") or ([given["list_id"]] if given.get("list_id") else [])
+    return tuple(str(name) for name in lists) or None
+
+
 def change_status(campaign_id: str, to: str, settings: Settings, details: dict[str, Any] | None = None) -> bool:
     """Move the campaign to `to` if it is in a status `to` may leave; False if it is not (or does not exist)."""
     allowed = LEAVES[to]

@@ -72,11 +72,12 @@ def _batch_get(table: str, keys: list[dict[str, Any]], projection: str | None = 
             pending = response.get("UnprocessedKeys") or {}
 
 
-def read_contacts(addresses: Iterable[str], settings: Settings) -> dict[str, Contact]:
-    """The contacts that exist among `addresses`, and the erased markers of any of them (keyed by the address
-    they hash, with erased=True). Eventually consistent."""
+def read_contacts(addresses: Iterable[str], settings: Settings, *, with_markers: bool = True) -> dict[str, Contact]:
+    """The contacts that exist among `addresses`, and (`with_markers`, as an import needs) the erased markers of any
+    of them, keyed by the address they hash, with erased=True. An erased contact is on no list, so a reader that
+    starts from memberships (the snapshot) needs no markers: half the keys. Eventually consistent."""
     wanted = sorted(set(addresses))
-    markers = {erased_key(a): a for a in wanted}
+    markers = {erased_key(a): a for a in wanted} if with_markers else {}
     keys = [{"address": {"S": k}} for k in (*wanted, *markers)]
     found: dict[str, Contact] = {}
     for item in _batch_get(settings.recipients_table, keys):
@@ -144,8 +145,8 @@ class WriteCount:
     write_units: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
 
-    def add(self, table: str, units: int = 1) -> None:
-        self.calls += 1
+    def add(self, table: str, units: int = 1, calls: int = 1) -> None:
+        self.calls += calls
         self.write_units += units
         self.by_table[table] = self.by_table.get(table, 0) + units
 
@@ -182,6 +183,54 @@ def upsert_contact(address: str, attributes: dict[str, Any], created_by: str, no
         UpdateExpression="SET " + ", ".join(sets), ExpressionAttributeNames=names, ExpressionAttributeValues=values)
     size = len(address) + sum(len(k) + len(str(v)) for k, v in attributes.items()) + 80
     count.add(settings.recipients_table, _units(size))
+
+
+def add_new(contacts_new: dict[str, dict[str, Any]], memberships_new: list[str], list_id: str, source: str,
+            created_by: str, now: datetime, settings: Settings, count: WriteCount) -> set[str]:
+    """Write contacts and memberships an import found absent, as conditional Puts (attribute_not_exists) in
+    transactions of at most 100 actions (TransactWriteItems' limit): one call per chunk instead of two per row, and
+    a contact or membership made meanwhile by anyone is never overwritten, since its transaction is cancelled.
+    `contacts_new`: address -> attributes of contacts to create (each also joins the list); `memberships_new`:
+    existing contacts to add to the list. Returns the addresses of cancelled transactions, for the caller to write
+    one by one (upsert_contact, add_membership: safe against any state). Transactional writes bill 2 units an item."""
+    stamp = iso(now)
+    rows: list[tuple[str, list[dict[str, Any]]]] = []
+    membership = {"list_id": {"S": list_id}, "state": {"S": SUBSCRIBED}, "state_at": {"S": stamp},
+                  "state_source": {"S": source}, "added_at": {"S": stamp}}
+    absent = "attribute_not_exists(address)"
+    for address, attributes in contacts_new.items():
+        item = {**{k: _typed.serialize(v) for k, v in attributes.items()}, "address": {"S": address},
+                "status": {"S": "ACTIVE"}, "created_at": {"S": stamp}, "created_by": {"S": created_by}}
+        rows.append((address, [
+            {"Put": {"TableName": settings.recipients_table, "Item": item, "ConditionExpression": absent}},
+            {"Put": {"TableName": _memberships_table(settings), "Item": {**membership, "address": {"S": address}},
+                     "ConditionExpression": absent}}]))
+    for address in memberships_new:
+        rows.append((address, [{"Put": {"TableName": _memberships_table(settings),
+                                        "Item": {**membership, "address": {"S": address}},
+                                        "ConditionExpression": absent}}]))
+    cancelled: set[str] = set()
+    group: list[tuple[str, list[dict[str, Any]]]] = []
+    for row in [*rows, None]:
+        if row is not None and sum(len(a) for _, a in group) + len(row[1]) <= 100:
+            group.append(row)
+            continue
+        if group:
+            try:
+                client("dynamodb").transact_write_items(TransactItems=[a for _, actions in group for a in actions])
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                cancelled |= {address for address, _ in group}
+            else:
+                count.calls += 1
+                for _, actions in group:
+                    for action in actions:
+                        put = action["Put"]
+                        size = sum(len(k) + len(json.dumps(v)) for k, v in put["Item"].items())
+                        count.add(put["TableName"], 2 * _units(size), calls=0)
+        group = [row] if row is not None else []
+    return cancelled
 
 
 def add_membership(list_id: str, address: str, source: str, now: datetime, settings: Settings,
@@ -350,3 +399,16 @@ def erase(address: str, reason: str, actor: str, now: datetime, settings: Settin
             if error.response["Error"]["Code"] not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
                 raise
     return deleted
+
+
+def applied(marker: str, settings: Settings) -> bool:
+    """Whether a change named `marker` (an EventsTable key, e.g. UNSUBSCRIBE#<event>) was made already."""
+    return "Item" in client("dynamodb").get_item(TableName=settings.events_table, ConsistentRead=True,
+                                                 Key={"pk": {"S": marker}, "sk": {"S": "marker"}})
+
+
+def record_applied(marker: str, event_id: str, now: datetime, settings: Settings) -> None:
+    """Mark a change as made, so the same request again changes nothing (kept as long as audit records)."""
+    client("dynamodb").put_item(TableName=settings.events_table, Item={
+        "pk": {"S": marker}, "sk": {"S": "marker"}, "event_id": {"S": event_id}, "recorded_at": {"S": iso(now)},
+        "expires_at": {"N": str(int((now + AUDIT_RETENTION).timestamp()))}})

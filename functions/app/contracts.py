@@ -415,8 +415,8 @@ class FinalizeCampaignResult(Contract):
 
 
 @dataclass(frozen=True)
-class ImportOptions(Contract):
-    """One import's settings, the same for every batch (the ItemBatcher's BatchInput)."""
+class StartImport(Contract):
+    """The execution's input, as `sesflow contacts import --workflow` starts it: the options and the upload's key."""
 
     import_id: str
     list_id: str
@@ -424,6 +424,8 @@ class ImportOptions(Contract):
     actor: str
     dry_run: bool
     resubscribe_reason: str | None
+    key: str
+    file: str  # the user's file name, for the summary
 
 
 @dataclass(frozen=True)
@@ -440,7 +442,7 @@ class ImportBatchInput(Contract):
     """What a Distributed Map child with an ItemBatcher gets: the rows, and the BatchInput."""
 
     Items: tuple[UploadedRow, ...]  # noqa: N815 -- Step Functions' name
-    BatchInput: ImportOptions  # noqa: N815 -- Step Functions' name
+    BatchInput: StartImport  # noqa: N815 -- Step Functions' name: the execution's input, the same for every batch
 
 
 @dataclass(frozen=True)
@@ -463,20 +465,6 @@ class ImportBatchResult(Contract):
 class ResultWriterDetails(Contract):
     Bucket: str  # noqa: N815 -- Step Functions' name
     Key: str  # noqa: N815 -- Step Functions' name
-
-
-@dataclass(frozen=True)
-class StartImport(Contract):
-    """The execution's input, as `sesflow contacts import --workflow` starts it: the options and the upload's key."""
-
-    import_id: str
-    list_id: str
-    source: str
-    actor: str
-    dry_run: bool
-    resubscribe_reason: str | None
-    key: str
-    file: str  # the user's file name, for the summary
 
 
 @dataclass(frozen=True)

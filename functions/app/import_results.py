@@ -4,7 +4,6 @@ rejected rows (app.imports.store_rejects), read back for the import's summary.""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import tempfile
 from collections.abc import Iterator
@@ -39,17 +38,15 @@ def gather_rejects(import_id: str, bucket: str) -> str | None:
     if not keys:
         return None
     columns = sorted({name for row in _rejected(s3, bucket, keys) for name in row["fields"]})
-    with tempfile.TemporaryFile("w+b") as spool:  # Lambda's /tmp: the CSV never has to fit in memory
-        text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-        writer = csv.writer(text)
-        writer.writerow(["line", "reason", *columns])
-        for row in _rejected(s3, bucket, keys):  # keys sort by their batch's first line, batches by line
-            writer.writerow([row["line"], row["reason"], *(_cell(row["fields"].get(c)) for c in columns)])
-        text.flush()
-        spool.seek(0)
+    with tempfile.TemporaryDirectory() as folder:  # Lambda's /tmp: the CSV never has to fit in memory
+        path = f"{folder}/rejects.csv"
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason", *columns])
+            for row in _rejected(s3, bucket, keys):  # keys sort by their batch's first line, batches by line
+                writer.writerow([row["line"], row["reason"], *(_cell(row["fields"].get(c)) for c in columns)])
         key = rejects_key(import_id)
-        s3.upload_fileobj(spool, bucket, key)
-        text.detach()
+        s3.upload_file(path, bucket, key)
     return key
 
 

@@ -81,6 +81,10 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
     stored = contacts.read_contacts(addresses, settings)
     memberships = contacts.read_memberships(options.list_id, addresses, settings)
     resubscribe = options.resubscribe_reason is not None
+    created: dict[str, dict[str, Any]] = {}
+    joined: list[str] = []
+    updates: list[tuple[Any, dict[str, Any]]] = []
+    again: list[Any] = []
     for row in rows:
         plan = audience.plan_row(row.attributes, stored.get(row.address), memberships.get(row.address),
                                  resubscribe=resubscribe)
@@ -90,19 +94,30 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
         setattr(tally, plan.outcome, getattr(tally, plan.outcome) + 1)
         tally.added_to_list += plan.add_to_list
         tally.resubscribed += plan.resubscribe
-        if options.dry_run:
+        if plan.create:
+            created[row.address] = plan.set_attributes or {}
             continue
         if plan.set_attributes is not None:
-            contacts.upsert_contact(row.address, plan.set_attributes, f"import:{options.list_id}", now, settings,
-                                    tally.writes)
+            updates.append((row, plan.set_attributes))
         if plan.add_to_list:
-            contacts.add_membership(options.list_id, row.address, options.source, now, settings, tally.writes)
+            joined.append(row.address)
         if plan.resubscribe:
-            contacts.set_subscription(options.list_id, row.address, audience.SUBSCRIBED,
-                                      reason=options.resubscribe_reason or "", source=options.source,
-                                      actor=options.actor, event_id=f"resubscribe-{options.list_id}", now=now,
-                                      settings=settings)
-            tally.writes.add(settings.memberships_table, 2)  # a transaction: twice the units
+            again.append(row)
+    if options.dry_run:
+        return tally
+    source, created_by = options.source, f"import:{options.list_id}"
+    cancelled = contacts.add_new(created, joined, options.list_id, source, created_by, now, settings, tally.writes)
+    for address in sorted(cancelled):  # made meanwhile by someone else: write it the way safe against any state
+        if address in created:
+            contacts.upsert_contact(address, created[address], created_by, now, settings, tally.writes)
+        contacts.add_membership(options.list_id, address, source, now, settings, tally.writes)
+    for row, changed in updates:
+        contacts.upsert_contact(row.address, changed, created_by, now, settings, tally.writes)
+    for row in again:
+        contacts.set_subscription(options.list_id, row.address, audience.SUBSCRIBED,
+                                  reason=options.resubscribe_reason or "", source=source, actor=options.actor,
+                                  event_id=f"resubscribe-{options.list_id}", now=now, settings=settings)
+        tally.writes.add(settings.memberships_table, 4)  # a transaction of two items: twice the units each
     return tally
 
 

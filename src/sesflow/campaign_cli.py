@@ -39,7 +39,7 @@ def _definition(path: str) -> dict[str, Any]:
 
 
 def _modules(target: Target) -> dict[str, Any]:
-    lambda_code(target)  # functions/ on sys.path, the target's environment
+    lambda_code(target)  # the target's environment, before app.clients makes a client
     from app import campaign_control, sends
     from app.domain.campaign import parse_campaign
     from app.errors import CampaignDefinitionError

@@ -378,7 +378,7 @@ def _export_chunks(list_id: str | None, contacts: Any, config: Any, ddb: Any) ->
 
 def _rows(batch: list[Any], contacts: Any, config: Any, lists: dict[str, str]) -> list[dict[str, Any]]:
     addresses = [getattr(m, "address", m) for m in batch]
-    found = contacts.read_contacts(addresses, config)
+    found = contacts.read_contacts(addresses, config, with_markers=False)
     return [{"address": a, "status": found[a].status, "lists": lists.get(a, ""),
              "attributes": {k: _jsonable(v) for k, v in found[a].attributes.items()}}
             for a in sorted(addresses) if a in found and not found[a].erased]
@@ -391,7 +391,7 @@ def list_summary(target: Target) -> list[dict[str, Any]]:
     shown = []
     for entry in contacts.lists(config):
         members = list(contacts.members(entry["list"], config))
-        stored = contacts.read_contacts([m.address for m in members], config)
+        stored = contacts.read_contacts([m.address for m in members], config, with_markers=False)
         shown.append({"list": entry["list"], "created_at": entry["created_at"], "members": len(members),
                       "subscription": dict(sorted(Counter(m.state for m in members).items())),
                       "status": dict(sorted(Counter(stored[m.address].status for m in members

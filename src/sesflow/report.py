@@ -102,7 +102,7 @@ def audience_after(lists: list[str], exclude_lists: list[str], settings: Any) ->
     memberships = {name: list(contacts.members(name, settings)) for name in lists}
     excluded = {m.address for name in exclude_lists for m in contacts.members(name, settings)}
     members, left = audience.candidates(memberships, excluded)
-    selection = audience.select(members, contacts.read_contacts(members, settings), left)
+    selection = audience.select(members, contacts.read_contacts(members, settings, with_markers=False), left)
     return dict(sorted(selection.states.items()))
 
 

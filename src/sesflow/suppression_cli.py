@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sesflow.recipient_cli import FUNCTIONS_DIR, lambda_code
+from sesflow.recipient_cli import lambda_code
 from sesflow.target import Target, TargetError, resolve_target
 
 COLUMNS = ("address", "email", "emailaddress", "email_address")
@@ -77,8 +77,6 @@ def _invalid(address: str) -> str | None:
     """Why `address` is not one SES sends to (app.domain.addresses.normalize, the Lambda code's own), or None."""
     if not address:
         return "no address on this line"
-    if str(FUNCTIONS_DIR) not in sys.path:  # the Lambda CodeUri, as recipient_cli.lambda_code does
-        sys.path.insert(0, str(FUNCTIONS_DIR))
     from app.domain.addresses import InvalidAddress, normalize
 
     try:

@@ -40,7 +40,7 @@ def eligible(campaign: Any) -> audience.Selection:
     memberships = {name: list(contacts.members(name, config)) for name in campaign.audience.lists}
     excluded = {m.address for name in campaign.audience.exclude_lists for m in contacts.members(name, config)}
     subscribed, left = audience.candidates(memberships, excluded)
-    stored = contacts.read_contacts(subscribed, config)
+    stored = contacts.read_contacts(subscribed, config, with_markers=False)
     matches = campaign.audience.matches if campaign.audience.attributes else None
     return audience.select(subscribed, stored, left, matches)
 

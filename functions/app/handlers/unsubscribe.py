@@ -1,11 +1,17 @@
 """UnsubscribeFunction: the RFC 8058 one-click unsubscribe endpoint, behind a Lambda function URL (payload 2.0).
 
     POST ?c=<campaign>&r=<address>&t=<token>   (body List-Unsubscribe=One-Click)  -> unsubscribed at once, 200
-    GET  the same URL                                                             -> a page whose button POSTs
+         the same, body also scope=all                                            -> from every list, 200
+    GET  the same URL                                                             -> a page whose buttons POST
+
+One click unsubscribes the contact from the lists the campaign was sent to (its audience.lists), each membership
+UNSUBSCRIBED with its audit record; the contact's lifecycle status is not touched, and its other lists go on. The
+page's second button unsubscribes from everything: every list, and no later import puts the contact on a list
+again (app.contacts.unsubscribe_all). A link whose campaign is not recorded any more unsubscribes from everything.
 
 A GET never changes anything: mail scanners and link previews fetch every URL in an email. A link whose token does
-not verify is refused with 400. A verified link for a recipient not in RecipientsTable gets the same 200 as anyone
-else (whether an address is on the list is not told) and nothing is written. Addresses are never logged.
+not verify is refused with 400. A verified link for an address that is no contact gets the same 200 as anyone else
+(whether an address is on a list is not told) and nothing is written. Addresses are never logged.
 """
 
 from __future__ import annotations
@@ -19,15 +25,17 @@ from urllib.parse import parse_qs, quote
 
 from botocore.exceptions import ClientError
 
-from app.domain import lifecycle
+from app import campaign_control, clock, contacts
 from app.domain.addresses import InvalidAddress
-from app.domain.lifecycle import Decision
+from app.domain.audience import UNSUBSCRIBED
 from app.observability import logger, metrics, redact, tracer
-from app.recipients import apply_decision, normalize
+from app.recipients import normalize
 from app.settings import Settings, settings
 from app.unsubscribe import ACTOR, CAMPAIGN, ONE_CLICK, RECIPIENT, TOKEN, event_id, secret, verify
 
-DONE = "You are unsubscribed: you will not receive more campaign emails at this address.\n"
+DONE = "You are unsubscribed: you will not receive these emails at this address any more.\n"
+DONE_ALL = "You are unsubscribed from everything: you will not receive campaign emails at this address any more.\n"
+SCOPE_ALL = "scope=all"  # the page's second button: unsubscribe from every list
 INCOMPLETE = ("This unsubscribe link is incomplete: it needs its c (campaign), r (recipient) and t (token) "
               "parameters, exactly as the email gave them. Open the link from the email again.\n")
 INVALID = ("This unsubscribe link is not valid: it was cut short or altered. Open the link from the email again, "
@@ -44,21 +52,34 @@ _SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Outcome:
-    known: bool  # the recipient is in RecipientsTable
-    decision: Decision | None  # the transition written; None when nothing changed (already so, or applied before)
+    known: bool  # the address is a contact
+    left: tuple[str, ...]  # the lists it was unsubscribed from now; () when nothing changed (or applied before)
 
 
-def unsubscribe(campaign_id: str, address: str, candidate: str, config: Settings) -> Outcome:
-    """Suppress the recipient of a verified link (reason "unsubscribed"), audited, ending a waiting episode.
-
-    An unknown recipient stays unknown (nothing is written). The event id comes from the token and its marker is
-    written with the change, so the same link applied again (a retried POST, even after an operator reinstated the
-    recipient) changes nothing; a recipient already SUPPRESSED changes nothing either."""
-    applied = event_id(candidate)
-    stored, decision = apply_decision(
-        address, lifecycle.unsubscribe, config, event_id=applied, actor=ACTOR, marker=f"UNSUBSCRIBE#{applied}",
-        audit_extra={"kind": "unsubscribe", "campaign_id": campaign_id})
-    return Outcome(stored.exists, decision)
+def unsubscribe(campaign_id: str, address: str, candidate: str, config: Settings, *,
+                everything: bool = False) -> Outcome:
+    """Unsubscribe the contact of a verified link from the campaign's lists (or, `everything`, from every list and
+    for good), each change audited. The event id comes from the token and a marker is written after the change,
+    so the same link applied again (a retried POST, even after an operator resubscribed the contact) changes
+    nothing. An address that is no contact stays unknown: nothing is written."""
+    applied = event_id(candidate) + ("-all" if everything else "")
+    marker = f"UNSUBSCRIBE#{applied}"
+    if contacts.applied(marker, config):
+        return Outcome(True, ())
+    now = clock.now()
+    if not contacts.read_contacts([address], config, with_markers=False):
+        return Outcome(False, ())
+    source = f"one-click:{campaign_id}"
+    lists = None if everything else campaign_control.audience_lists(campaign_id, config)
+    if lists is None:
+        left = contacts.unsubscribe_all(address, source=source, actor=ACTOR, event_id=applied, now=now,
+                                        settings=config)
+    else:
+        left = [name for name in lists if contacts.set_subscription(
+            name, address, UNSUBSCRIBED, reason="one-click unsubscribe", source=source, actor=ACTOR,
+            event_id=f"{applied}-{name}"[:200], now=now, settings=config, audit_extra={"campaign_id": campaign_id})]
+    contacts.record_applied(marker, applied, now, config)
+    return Outcome(True, tuple(left))
 
 
 def response(status: int, body: str, content_type: str = "text/plain; charset=utf-8",
@@ -93,14 +114,17 @@ def page(campaign_id: str, address: str, candidate: str) -> str:
     query = "&".join(f"{name}={quote(value, safe='')}" for name, value in (
         (CAMPAIGN, campaign_id), (RECIPIENT, address), (TOKEN, candidate)))
     field, value = ONE_CLICK.split("=", 1)
+    scope, everything = SCOPE_ALL.split("=", 1)
+    form = (f'<form method="post" action="?{html.escape(query)}">'
+            f'<input type="hidden" name="{html.escape(field)}" value="{html.escape(value)}">')
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Unsubscribe</title></head>\n<body><main>\n<h1>Unsubscribe</h1>\n"
-        f"<p>Stop campaign emails to <strong>{html.escape(address)}</strong>?</p>\n"
-        f'<form method="post" action="?{html.escape(query)}">'
-        f'<input type="hidden" name="{html.escape(field)}" value="{html.escape(value)}">'
-        '<button type="submit">Unsubscribe</button></form>\n</main></body></html>\n'
+        f"<p>Stop these emails to <strong>{html.escape(address)}</strong>?</p>\n"
+        f'{form}<button type="submit">Unsubscribe</button></form>\n'
+        f'{form}<input type="hidden" name="{scope}" value="{everything}">'
+        '<button type="submit">Unsubscribe from everything</button></form>\n</main></body></html>\n'
     )
 
 
@@ -111,15 +135,16 @@ def failure(error: Exception) -> str:
     return type(error).__name__
 
 
-def one_click_body(event: dict[str, Any]) -> bool:
-    """Whether the POST carried RFC 8058's List-Unsubscribe=One-Click (logged; the token is what authorises)."""
+def post_body(event: dict[str, Any]) -> dict[str, list[str]]:
+    """The POST's form fields: RFC 8058's List-Unsubscribe=One-Click (logged; the token is what authorises), and
+    the page's scope=all."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body).decode("utf-8", "replace")
         except ValueError:
-            return False
-    return ONE_CLICK in body
+            return {}
+    return parse_qs(body, keep_blank_values=True)
 
 
 @logger.inject_lambda_context
@@ -152,18 +177,19 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         body = page(campaign_id, address, candidate)
         return response(200, "" if method == "HEAD" else body, "text/html; charset=utf-8",
                         {"content-security-policy": "default-src 'none'; form-action 'self'"})
+    form = post_body(event)
+    everything = form.get(SCOPE_ALL.split("=")[0]) == [SCOPE_ALL.split("=")[1]]
     try:
-        outcome = unsubscribe(campaign_id, address, candidate, settings())
+        outcome = unsubscribe(campaign_id, address, candidate, settings(), everything=everything)
     except Exception as error:
         logger.error("the unsubscribe could not be written", extra={
             "campaign_id": campaign_id, "recipient": redact(address), "error": failure(error)})
         metrics.add_metric(name="UnsubscribeFailures", unit="Count", value=1)
         return response(500, FAILED)
-    result = "unknown recipient" if not outcome.known else "unsubscribed" if outcome.decision else "unchanged"
+    result = "unknown recipient" if not outcome.known else "unsubscribed" if outcome.left else "unchanged"
     logger.info("one-click unsubscribe", extra={
-        "campaign_id": campaign_id, "recipient": redact(address), "outcome": result,
-        "one_click": one_click_body(event), "event_id": event_id(candidate),
-        "from": outcome.decision.from_status if outcome.decision else None})
-    metrics.add_metric(name="OneClickUnsubscribes" if outcome.decision else "OneClickUnchanged", unit="Count",
-                       value=1)
-    return response(200, DONE)
+        "campaign_id": campaign_id, "recipient": redact(address), "outcome": result, "everything": everything,
+        "one_click": form.get("List-Unsubscribe") == ["One-Click"], "event_id": event_id(candidate),
+        "lists": list(outcome.left)})
+    metrics.add_metric(name="OneClickUnsubscribes" if outcome.left else "OneClickUnchanged", unit="Count", value=1)
+    return response(200, DONE_ALL if everything else DONE)
