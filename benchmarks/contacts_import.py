@@ -79,13 +79,15 @@ def import_figures(rows: int, workflow_rows: int) -> dict[str, object]:
     return figures
 
 
+# The child's own high-water mark (VmHWM: getrusage's ru_maxrss carries the parent's across exec on Linux).
 _READ_ONLY = """
-import json, resource, sys, time
+import json, sys, time
 from app.domain import contact_file
 started = time.perf_counter()
 summary = contact_file.check_file(sys.argv[1])
-print(json.dumps({"rows": summary.rows, "seconds": time.perf_counter() - started,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+seconds = time.perf_counter() - started
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+print(json.dumps({"rows": summary.rows, "seconds": seconds, "peak_rss_mib": peak}))
 """
 
 
@@ -113,7 +115,7 @@ def main() -> None:
     parser.add_argument("--workflow-rows", type=int, default=20_000)
     parser.add_argument("--big-mib", type=int, default=1024)
     args = parser.parse_args()
-    figures = {**import_figures(args.rows, args.workflow_rows), **memory_figures(args.big_mib)}
+    figures = {**memory_figures(args.big_mib), **import_figures(args.rows, args.workflow_rows)}
     print(json.dumps(figures, indent=2))
 
 

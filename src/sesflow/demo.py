@@ -23,7 +23,9 @@ reported (sesflow/report.py: an HTML page and a table). --seed makes a run repro
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import os
 import random
 import resource
 import sys
@@ -50,7 +52,8 @@ SCENARIOS = {
 }
 LIST_ID = "newsletter"
 # Who is on the list, by lifecycle state, before the first campaign.
-STATUS_MIX = (("ACTIVE", 0.92), ("RECOVERY", 0.03), ("QUARANTINED", 0.025), ("SUPPRESSED", 0.025))
+# The list as a team brings it: its contacts, and the suppression list of the provider it leaves (2.5%).
+STATUS_MIX = (("ACTIVE", 0.975), ("SUPPRESSED", 0.025))
 # The population's answer to each email (engine/feedback_model.Rates), and per variant where it differs: the
 # teaser draws more clicks; the urgent flash-sale subject draws complaints (1%, over ten times the halt level).
 POPULATION = Rates(hard_bounce=0.004, soft_bounce=0.002, open=0.22, click=0.02, complaint=0.0001)
@@ -89,16 +92,32 @@ def first_names(statuses: dict[str, str], seed: int) -> dict[str, str]:
             if not a.endswith("@" + SIMULATOR_DOMAIN) and rng.random() < NAMED}
 
 
-def seed_audience(stack: LocalStack, statuses: dict[str, str], names: dict[str, str]) -> None:
-    """Straight into moto's tables: setting up the list is not part of what a campaign costs or how long it takes.
-    Each recipient is a contact (its lifecycle status, its first name) SUBSCRIBED on the list (docs/contacts.md)."""
-    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][stack.region]
-    contacts, memberships = stack.outputs["RecipientsTableName"], stack.outputs["MembershipsTableName"]
-    for address, status in statuses.items():
-        named = {"first_name": {"S": names[address]}} if address in names else {}
-        backend.put_item(contacts, {"address": {"S": address}, "status": {"S": status}, **named})
-        backend.put_item(memberships, {"list_id": {"S": LIST_ID}, "address": {"S": address},
-                                       "state": {"S": "SUBSCRIBED"}})
+def seed_audience(stack: LocalStack, statuses: dict[str, str], names: dict[str, str],
+                  folder: Path) -> dict[str, Any]:
+    """The audience as a team loads its own: a CSV of its contacts (email, first_name) imported into the list by
+    `sesflow contacts import`'s code, and the old provider's suppression list (a CSV of addresses) by `sesflow
+    suppression import`'s, both through the stack's own tables. Returns the import's summary."""
+    from sesflow import contacts_cli, suppression_cli
+
+    folder.mkdir(parents=True, exist_ok=True)
+    people, suppressed = folder / "contacts.csv", folder / "suppressed-by-the-old-provider.csv"
+    with open(people, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "first_name"])
+        writer.writerows([address, names.get(address, "")] for address in statuses)
+    with open(suppressed, "w", encoding="utf-8", newline="") as out:
+        out.write("email\n" + "".join(f"{a}\n" for a, status in statuses.items() if status == "SUPPRESSED"))
+    target = Target(name="demo", region=stack.region, outputs=stack.outputs)
+    saved = dict(os.environ)
+    try:
+        tally = suppression_cli.import_file(target, str(suppressed), "suppressed by the previous provider",
+                                            actor="operator:demo")
+        summary = contacts_cli.import_file(str(people), LIST_ID, contacts_cli._code(target), actor="operator:demo")
+    finally:  # the stack's own environment back (a Target sets the Lambda code's)
+        os.environ.clear()
+        os.environ.update(saved)
+    summary["suppressions_loaded"] = len(tally.created)
+    return summary
 
 
 def states(stack: LocalStack) -> dict[str, int]:
@@ -304,7 +323,7 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
         # A production account's quota (the sandbox's 1/s would make a long demo); the rate governor paces
         # every send under it, and SES's per-second limit is enforced.
         simulator().configure(max_send_rate=1000, max_24h_send=1_000_000, feedback=model)
-        seed_audience(stack, statuses, first_names(statuses, seed))
+        imported = seed_audience(stack, statuses, first_names(statuses, seed), report_dir.parent / "demo")
         for definition in definitions.values():
             # Each recipient's own first name where the definition personalizes it ("there" where it has none).
             greeting = "{{first_name}}" if "first_name" in definition.get("personalization", {}).get(
@@ -330,6 +349,8 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
             reports[run["campaign_id"]] = report(stack, run["campaign_id"], report_dir)
         summary = {
             "recipients": recipients, "seed": seed,
+            "audience_import": {k: imported[k] for k in ("rows", "created", "added_to_list", "skipped",
+                                                         "suppressions_loaded", "write_units")},
             "recipients_by_state_before": before, "recipients_by_state_after": after,
             "simulator_addresses_after": simulator_outcomes(stack),
             "campaigns": campaigns,
@@ -370,6 +391,10 @@ def clean(summary: dict[str, Any]) -> bool:
 
 def print_summary(summary: dict[str, Any]) -> None:
     print(f"sesflow demo: {summary['recipients']} recipients (seed {summary['seed']}) on the embedded engine")
+    loaded = summary["audience_import"]
+    print(f"  audience import     {loaded['rows']} rows of contacts.csv: {loaded['created']} contacts on the list,"
+          f" {loaded['skipped']['suppressed']} skipped as suppressed ({loaded['suppressions_loaded']} addresses of"
+          f" the old provider's suppression list, loaded first)")
     print(f"  list before         {summary['recipients_by_state_before']}")
     for run in summary["campaigns"]:
         print(f"\nCampaign {run['campaign_id']} ({run['scenario']}): {run['status']}")
