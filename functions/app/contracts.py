@@ -438,11 +438,18 @@ class UploadedRow(Contract):
 
 
 @dataclass(frozen=True)
+class ImportBatchOptions(Contract):
+    """The ItemBatcher's BatchInput: the execution's input, the same for every batch."""
+
+    request: StartImport
+
+
+@dataclass(frozen=True)
 class ImportBatchInput(Contract):
     """What a Distributed Map child with an ItemBatcher gets: the rows, and the BatchInput."""
 
     Items: tuple[UploadedRow, ...]  # noqa: N815 -- Step Functions' name
-    BatchInput: StartImport  # noqa: N815 -- Step Functions' name: the execution's input, the same for every batch
+    BatchInput: ImportBatchOptions  # noqa: N815 -- Step Functions' name
 
 
 @dataclass(frozen=True)

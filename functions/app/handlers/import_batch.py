@@ -19,7 +19,7 @@ from app.settings import settings
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = ImportBatchInput.from_dict(event)
-    given = request.BatchInput
+    given = request.BatchInput.request
     options = imports.Options(list_id=given.list_id, source=given.source, actor=given.actor, dry_run=given.dry_run,
                               resubscribe_reason=given.resubscribe_reason)
     config = settings()
