@@ -172,8 +172,11 @@ def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: 
     finally:
         bar.close()
     if described["status"] != "SUCCEEDED":
-        raise RuntimeError(f"the import's execution {arn} ended {described['status']}: "
-                           f"{described.get('error', '')} {described.get('cause', '')}".strip())
+        raise ValueError(f"the import's execution {arn} ended {described['status']}: "
+                         f"{described.get('error', '')} {described.get('cause', '')}".strip()
+                         + "; a failed batch's error is in its Map Run (aws stepfunctions list-map-runs "
+                           "--execution-arn ...) and in ImportBatchFunction's log group. What was written stays: "
+                           "run the same import again once the cause is fixed")
     summary = json.loads(described["output"])
     if summary.get("rejects_key"):
         local = rejects or str(reader.rejects_path(path))

@@ -29,6 +29,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     tally = imports.import_rows(rows, options, config, clock.now(), reject=problems.append)
     imports.store_rejects(problems, given.import_id, config.manifest_bucket)
     imports.add_progress(given.import_id, tally.rows, config)
-    logger.info("import batch", extra={"import_id": given.import_id, "rows": tally.rows, "created": tally.created,
+    logger.info("import batch", extra={"import_id": given.import_id, "rows": tally.rows, "new_contacts": tally.created,
                                        "invalid": len(problems)})
     return ImportBatchResult.from_dict(tally.to_dict()).to_dict()
