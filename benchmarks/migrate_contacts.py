@@ -5,7 +5,8 @@
 Seeds --contacts items of the one-list model into RecipientsTable (a list_id each, two attributes, one in fifty
 unsubscribed the old way: SUPPRESSED, status_cause unsubscribe), runs MigrateContactsStateMachine from
 template.yaml on the embedded engine, then runs it again. Prints one JSON document: wall seconds and items per
-second of each run (the engine's speed, one Python process, not AWS's), the execution's history events and calls,
+second of each run (the engine's speed, one Python process, not AWS's: moto copies every table a transaction
+touches, so it slows as the tables grow), the execution's history events and calls,
 and what the meter counted (write and read request units per table, Lambda GB-seconds, transitions), with the
 history a million contacts would take: a call reads at most PAGES_PER_CALL pages of PAGE_ITEMS items, the last
 call of a segment may read an empty page, and each call costs the events this run measured.
@@ -19,12 +20,13 @@ import math
 import time
 from pathlib import Path
 
-from app.handlers.migrate_contacts import PAGE_ITEMS, PAGES_PER_CALL
-
 from sesflow.engine.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY_LIMIT = 25_000  # events in a Standard execution's history
+# us-east-1 list prices, as benchmarks/lifecycle.py takes them
+WRITE_UNIT, READ_UNIT = 0.625 / 1_000_000, 0.125 / 1_000_000  # DynamoDB on-demand request units
+STANDARD_PER_TRANSITION = 0.025 / 1000
 
 
 def seed(stack: LocalStack, contacts: int) -> None:
@@ -77,6 +79,9 @@ def main() -> None:
         seed(stack, args.contacts)
         first = measured(stack, args.segments)
         again = measured(stack, args.segments)
+    # Imported once the engine has loaded the handler with its function's environment (its log level).
+    from app.handlers.migrate_contacts import PAGE_ITEMS, PAGES_PER_CALL
+
     fixed = 10 + 4 * args.segments  # the execution's own events, and each segment's Map iteration
     per_call = (first["history_events"] - fixed) / first["calls"]
     calls_1m = args.segments * (math.ceil(1_000_000 / args.segments / (PAGE_ITEMS * PAGES_PER_CALL)) + 1)
@@ -86,6 +91,11 @@ def main() -> None:
         "million_contacts": {"calls_at_most": calls_1m, "history_events_at_most": round(fixed + per_call * calls_1m),
                              "history_limit": HISTORY_LIMIT},
         "write_units_per_migrated_contact": round(sum(first["write_units"].values()) / first["output"]["migrated"], 2),
+        # DynamoDB and Step Functions at a million contacts (the engine's Lambda seconds are not AWS's: left out)
+        "usd_per_million_contacts": {
+            "dynamodb_writes": round(sum(first["write_units"].values()) / args.contacts * 1e6 * WRITE_UNIT, 2),
+            "dynamodb_reads": round(sum(first["read_units"].values()) / args.contacts * 1e6 * READ_UNIT, 4),
+            "transitions": round(calls_1m * 2 * STANDARD_PER_TRANSITION, 4)},
     }, indent=2))
 
 
