@@ -55,6 +55,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    arn = None
     try:
         if not 1 <= args.segments <= MAX_SEGMENTS:
             raise MigrationError(f"--segments: must be 1 to {MAX_SEGMENTS}, got {args.segments}")
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"sesflow: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nsesflow: stopped watching; the migration goes on (its execution is in the Step Functions console, "
-              "or run this again once it has ended: it writes nothing twice)", file=sys.stderr)
+        print(f"\nsesflow: stopped watching; the migration goes on{f' ({arn})' if arn else ''}: once it has ended, "
+              f"running this again finishes anything it left (it writes nothing twice)", file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(summary, indent=2))
