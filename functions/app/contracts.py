@@ -498,3 +498,64 @@ class FinishImportResult(Contract):
     dynamodb_writes: int
     write_units: int
     rejects_key: str | None
+
+
+# ------------------------------------------------------------------------------ MigrateContacts
+
+# The most segments a migration scans at once: an Inline Map runs at most 40 iterations concurrently.
+MAX_MIGRATION_SEGMENTS = 40
+
+
+@dataclass(frozen=True)
+class MigrationCounts(Contract):
+    """app.domain.migration.Counts as it travels: a segment's running totals, and (summed) the execution's output."""
+
+    scanned: int = 0
+    migrated: int = 0
+    unsubscribed: int = 0
+    memberships_kept: int = 0
+    already: int = 0
+    erased: int = 0
+    suppression_only: int = 0
+    invalid_list_id: int = 0
+    changed_meanwhile: int = 0
+
+
+@dataclass(frozen=True)
+class MigrateContactsInput(Contract):
+    """One call of a segment's loop (the Map's ItemSelector, then the previous call's result): scan on from
+    `cursor` (the segment's LastEvaluatedKey, DynamoDB JSON; {}: its start), adding to `counts` ({}: zeros).
+    `run`: the execution's name, the event id of the history records it writes. No field is ever null: a JSONata
+    path to a JSON null reads as undefined in some evaluators, which Step Functions refuses."""
+
+    segment: int
+    total_segments: int
+    run: str
+    dry_run: bool = False
+    cursor: dict[str, Any] = field(default_factory=dict)
+    counts: MigrationCounts = field(default_factory=MigrationCounts)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.total_segments <= MAX_MIGRATION_SEGMENTS:
+            raise ContractError(f"MigrateContactsInput.total_segments: must be 1 to {MAX_MIGRATION_SEGMENTS}, got "
+                                f"{self.total_segments}")
+        if not 0 <= self.segment < self.total_segments:
+            raise ContractError(f"MigrateContactsInput.segment: must be 0 to {self.total_segments - 1}, got "
+                                f"{self.segment}")
+        if not self.run:
+            raise ContractError("MigrateContactsInput.run: required, a non-empty string")
+
+
+@dataclass(frozen=True)
+class MigrateContactsResult(Contract):
+    """The next call's input, and whether the segment is done (then cursor is {}). pages: the Scan pages this call
+    read."""
+
+    segment: int
+    total_segments: int
+    run: str
+    dry_run: bool
+    cursor: dict[str, Any]
+    counts: MigrationCounts
+    done: bool
+    pages: int

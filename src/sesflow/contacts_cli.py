@@ -13,6 +13,7 @@ show ADDRESS              attributes, lists with their subscription states, life
 export FILE [--list NAME] CSV: address, status, lists (name:state;...), then every attribute
 remove ADDRESS --list N   takes the contact off one list (it stays a contact, with its history)
 erase ADDRESS --reason T  the right to erasure: attributes, memberships and history go; a hashed marker stays
+migrate                   a stack of the one-list model (list_id on the contact) to memberships (migrate_cli)
 lists                     every list with its members by subscription state and lifecycle status
 """
 
@@ -32,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sesflow import migrate_cli
 from sesflow.target import Target, TargetError, resolve_target
 
 
@@ -511,6 +513,7 @@ def register(commands: Any) -> None:
     for parser in (imp, show, exp, rem, era):
         _target_options(parser)
         parser.set_defaults(func=contacts)
+    migrate_cli.add_parser(actions)  # `contacts migrate`: a stack of the one-list model to memberships
     lists = commands.add_parser("lists", help="every list, its members by subscription and lifecycle state")
     lists.add_argument("--json", action="store_true", help="print one JSON document")
     _target_options(lists)

@@ -128,6 +128,16 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:GetItem", "{CampaignsTable.Arn}"),
         ("sns:Publish", "{AlertTopic}"),
     ],
+    "app.handlers.migrate_contacts": [
+        # app.migration.migrate_segment(): client("dynamodb").scan(Segment=..., TotalSegments=...) of RecipientsTable
+        ("dynamodb:Scan", "{RecipientsTable.Arn}"),
+        # put_membership(): the conditional update_item of the membership
+        ("dynamodb:UpdateItem", "{MembershipsTable.Arn}"),
+        # detach_list(): transact_write_items of the contact's Update (REMOVE list_id) and its history record (Put);
+        # app.contacts.register_list(): the conditional put_item of the list (pk LISTS)
+        ("dynamodb:UpdateItem", "{RecipientsTable.Arn}"),
+        ("dynamodb:PutItem", "{EventsTable.Arn}"),
+    ],
     "app.handlers.unsubscribe": [
         # app.unsubscribe.secret(): client("secretsmanager").get_secret_value(SecretId=UNSUBSCRIBE_SECRET_ARN)
         ("secretsmanager:GetSecretValue", "{UnsubscribeSecret}"),

@@ -137,6 +137,7 @@ def test_dead_letter_alarm_watches_the_feedback_dlq():
 @pytest.mark.parametrize(("logical_id", "machine"), [
     ("CampaignExecutionsFailedAlarm", "CampaignStateMachine"),
     ("LifecycleExecutionsFailedAlarm", "RecipientLifecycleStateMachine"),
+    ("MigrateContactsExecutionsFailedAlarm", "MigrateContactsStateMachine"),
 ])
 def test_executions_failed_alarm_watches_its_state_machine(logical_id, machine):
     found = alarm(logical_id)
