@@ -206,10 +206,18 @@ def test_two_columns_becoming_one_attribute_are_both_named(tmp_path):
                              "attribute 'first_name': keep one")
 
 
-def test_two_address_columns_are_both_named(tmp_path):
-    # Mailchimp's default Address field is the postal address: it cannot be the contact's own `address`.
-    path = write(tmp_path, "Email Address,First Name,Address\nada@example.com,Ada,1 Main St\n")
-    assert refused(path).startswith(f"{path}: line 1: column 1 ('Email Address') and column 3 ('Address') would "
+def test_mailchimps_postal_address_beside_its_email_address_is_the_attribute_postal_address(tmp_path):
+    path = write(tmp_path, "Email Address,First Name,Address,Phone Number,MEMBER_RATING\n"
+                           "ada@example.com,Ada,1 Main St,555,2\n")
+    (row,) = read_rows(path)
+    assert row.address == "ada@example.com"
+    assert row.attributes == {"first_name": "Ada", "postal_address": "1 Main St", "phone_number": "555",
+                              "member_rating": "2"}
+
+
+def test_two_email_columns_are_both_named(tmp_path):
+    path = write(tmp_path, "Email,First Name,E-mail\nada@example.com,Ada,a@b.org\n")
+    assert refused(path).startswith(f"{path}: line 1: column 1 ('Email') and column 3 ('E-mail') would "
                                     "both be the address: keep one")
 
 

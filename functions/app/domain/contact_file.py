@@ -157,6 +157,17 @@ def _plan(columns: tuple[str, ...], numbered: bool) -> _Plan:
             raise _ColumnsRefused(f"{names[name]} and {label} both become attribute {name!r}: keep one")
         names[name] = label
         attributes.append((column, name))
+    if len(found_address) > 1 and any(attribute_name(c) == "address" for c, _ in found_address) and any(
+            attribute_name(c) != "address" for c, _ in found_address):
+        # Mailchimp's export has Email Address and a postal Address: the email column is the address, the postal
+        # one an attribute named postal_address.
+        postal = next((c, label) for c, label in found_address if attribute_name(c) == "address")
+        found_address.remove(postal)
+        if "postal_address" in names:
+            raise _ColumnsRefused(f"{names['postal_address']} and {postal[1]} both become attribute 'postal_address'"
+                                  ": keep one")
+        names["postal_address"] = postal[1]
+        attributes.append((postal[0], "postal_address"))
     if len(found_address) > 1:
         raise _ColumnsRefused(f"{found_address[0][1]} and {found_address[1][1]} would both be the address: keep "
                               f"one, and rename the other (postal_address, say) or leave it out")
