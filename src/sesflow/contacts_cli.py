@@ -212,6 +212,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  rejected rows (line and reason) written to {summary['rejects_file']}")
 
 
+# A deployed stack's import of more rows than this runs as ImportContactsStateMachine: from a laptop, two calls a
+# new row at AWS's round trips would take most of an hour for 100,000 rows.
+WORKFLOW_ROWS = 50_000
+
+
 def contacts_import(args: argparse.Namespace, target: Target) -> int:
     if args.resubscribe and not (args.reason and args.reason.strip()):
         raise ValueError("--resubscribe needs --reason TEXT: setting unsubscribed contacts back to subscribed is "
@@ -223,7 +228,14 @@ def contacts_import(args: argparse.Namespace, target: Target) -> int:
     given = {"actor": _actor(args), "dry_run": args.dry_run, "rejects": args.rejects,
              "resubscribe_reason": args.reason.strip() if args.resubscribe else None,
              "progress": not args.json and sys.stderr.isatty()}
-    if args.workflow or args.no_wait:
+    workflow = args.workflow or args.no_wait
+    if not workflow and not target.is_local and not args.here:
+        rows = code["file"].check_file(args.file)
+        workflow = rows.rows + rows.problems > WORKFLOW_ROWS
+        if workflow:
+            print(f"{args.file}: {rows.rows + rows.problems:,} rows: importing with ImportContactsStateMachine on "
+                  f"{target.name} (--here imports from this machine instead)", file=sys.stderr)
+    if workflow:
         summary = import_with_workflow(args.file, args.list, code, target, wait=not args.no_wait, **given)
         if args.no_wait:
             print(json.dumps(summary, indent=2) if args.json else
@@ -491,8 +503,12 @@ def register(commands: Any) -> None:
     imp.add_argument("--reason", default=None, help="with --resubscribe: why, for each contact's history")
     imp.add_argument("--rejects", default=None, help="where rejected rows go (default: FILE.rejects.csv)")
     imp.add_argument("--workflow", action="store_true",
-                     help="upload the rows and import them with ImportContactsStateMachine (for a large file on AWS: "
-                          "the import goes on without this process); shows its progress and prints the summary")
+                     help="upload the rows and import them with ImportContactsStateMachine (the import goes on "
+                          "without this process; the default on a deployed stack for a file of over "
+                          f"{WORKFLOW_ROWS:,} rows); shows its progress and prints the summary")
+    imp.add_argument("--here", action="store_true",
+                     help=f"import from this machine even when a deployed stack's file has over {WORKFLOW_ROWS:,} rows "
+                          "(which would otherwise use the workflow)")
     imp.add_argument("--no-wait", action="store_true",
                      help="with --workflow (implied): start the import and exit, printing its execution ARN")
     imp.add_argument("--actor", default=None, help="who, for the records (default: your login)")

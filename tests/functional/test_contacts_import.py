@@ -26,7 +26,7 @@ def target(stack, monkeypatch):
 def run(action, **given):
     defaults = {"stack": "test-stack", "region": None, "state_file": None, "json": True, "actor": "ops",
                 "list": LIST, "dry_run": False, "resubscribe": False, "reason": None, "rejects": None,
-                "workflow": False, "no_wait": False}
+                "workflow": False, "no_wait": False, "here": False}
     return contacts_cli.contacts(argparse.Namespace(action=action, **{**defaults, **given}))
 
 
@@ -186,3 +186,16 @@ def test_show_export_remove_lists_and_erase(stack, target, tmp_path, capsys):
     assert summary["skipped"]["suppressed"] == 1 and summary["created"] == 0
     assert run("show", address="ada@example.com") == 1
     assert "erased" in capsys.readouterr().err
+
+
+def test_a_large_file_for_a_deployed_stack_goes_to_the_workflow_unless_here(stack, target, tmp_path, capsys,
+                                                                             monkeypatch):
+    monkeypatch.setattr(contacts_cli, "WORKFLOW_ROWS", 10)  # a deployed stack's threshold, made small
+    path = tmp_path / "list.csv"
+    path.write_text("email\n" + "".join(f"u{i}@example.org\n" for i in range(20)))
+
+    summary = imported(capsys, path)
+    here = imported(capsys, path, here=True)
+
+    assert summary["created"] == 20 and summary["execution_arn"].startswith("arn:aws:states:")
+    assert here["unchanged"] == 20 and "execution_arn" not in here
