@@ -199,3 +199,23 @@ def test_a_large_file_for_a_deployed_stack_goes_to_the_workflow_unless_here(stac
 
     assert summary["created"] == 20 and summary["execution_arn"].startswith("arn:aws:states:")
     assert here["unchanged"] == 20 and "execution_arn" not in here
+
+
+def test_resubscribing_a_contact_that_left_everything_puts_it_back_on_that_list_only(stack, target, tmp_path,
+                                                                                     capsys):
+    ddb = stack.client("dynamodb")
+    ddb.put_item(TableName=stack.outputs["RecipientsTableName"], Item={
+        "address": {"S": "ada@example.com"}, "status": {"S": "ACTIVE"}, "unsubscribed_all_at": {"S": "2026-01-01"}})
+    ddb.put_item(TableName=stack.outputs["MembershipsTableName"], Item={
+        "list_id": {"S": "offers"}, "address": {"S": "ada@example.com"}, "state": {"S": "UNSUBSCRIBED"}})
+    path = tmp_path / "list.csv"
+    path.write_text("email\nada@example.com\n")
+
+    assert imported(capsys, path)["skipped"]["unsubscribed"] == 1
+    again = imported(capsys, path, resubscribe=True, reason="signed up again at the shop")
+
+    assert again["added_to_list"] == 1
+    run("show", address="ada@example.com")
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lists"] == {LIST: "SUBSCRIBED", "offers": "UNSUBSCRIBED"}
+    assert shown["unsubscribed_from_everything"] is False
