@@ -302,21 +302,6 @@ def unsubscribe_all(address: str, *, source: str, actor: str, event_id: str, now
     return left
 
 
-def clear_unsubscribed_all(address: str, *, reason: str, actor: str, list_id: str, now: datetime,
-                           settings: Settings) -> None:
-    """An operator's --resubscribe of a contact that unsubscribed from everything: the mark goes (so the list it is
-    resubscribed to reaches it), with a record in its history. Its other lists stay UNSUBSCRIBED."""
-    client("dynamodb").transact_write_items(TransactItems=[
-        {"Update": {"TableName": settings.recipients_table, "Key": {"address": {"S": address}},
-                    "UpdateExpression": "REMOVE unsubscribed_all_at, unsubscribed_all_source",
-                    "ConditionExpression": "attribute_exists(address)"}},
-        {"Put": {"TableName": settings.events_table, "Item": _audit(
-            address, f"resubscribe-all-{list_id}", actor, now,
-            {"kind": "subscription", "list_id": list_id, "to_state": SUBSCRIBED, "reason": reason,
-             "cleared": "unsubscribed from everything"})}},
-    ])
-
-
 def remove_membership(list_id: str, address: str, *, actor: str, now: datetime, settings: Settings) -> bool:
     """Take the contact off the list (the membership goes; the contact and its history stay), audited."""
     try:

@@ -85,7 +85,6 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
     joined: list[str] = []
     updates: list[tuple[Any, dict[str, Any]]] = []
     again: list[Any] = []
-    everything: list[str] = []  # unsubscribed from everything, and the operator's --resubscribe puts them back
     for row in rows:
         plan = audience.plan_row(row.attributes, stored.get(row.address), memberships.get(row.address),
                                  resubscribe=resubscribe)
@@ -104,9 +103,6 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
             joined.append(row.address)
         if plan.resubscribe:
             again.append(row)
-        contact = stored.get(row.address)
-        if resubscribe and contact is not None and contact.unsubscribed_all:
-            everything.append(row.address)
     if options.dry_run:
         return tally
     source, created_by = options.source, f"import:{options.list_id}"
@@ -117,10 +113,6 @@ def import_chunk(rows: Sequence[Any], options: Options, settings: Any, now: date
         contacts.add_membership(options.list_id, address, source, now, settings, tally.writes)
     for row, changed in updates:
         contacts.upsert_contact(row.address, changed, created_by, now, settings, tally.writes)
-    for address in everything:
-        contacts.clear_unsubscribed_all(address, reason=options.resubscribe_reason or "", actor=options.actor,
-                                        list_id=options.list_id, now=now, settings=settings)
-        tally.writes.add(settings.recipients_table, 4)  # a transaction of two items: twice the units each
     for row in again:
         contacts.set_subscription(options.list_id, row.address, audience.SUBSCRIBED,
                                   reason=options.resubscribe_reason or "", source=source, actor=options.actor,

@@ -94,6 +94,7 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
     checked = reader.check_file(path)
     with reader.open_contacts(path) as opened:  # its columns, for the rejects file
         columns = None if opened.format == reader.JSON_LINES else opened.columns
+        ignored = list(opened.ignored_columns)
     options = imports.Options(list_id=list_id, source=f"import:{Path(path).name}", actor=actor, dry_run=dry_run,
                               resubscribe_reason=resubscribe_reason)
     target = rejects or str(reader.rejects_path(path))
@@ -107,6 +108,8 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
         done[0] += chunk.rows
         bar.advance(chunk.rows, done[0])
 
+    if not checked.problems and Path(target).is_file():  # an earlier import's: this one rejects nothing
+        Path(target).unlink()
     out = open(target, "w", encoding="utf-8", newline="") if checked.problems else None  # noqa: SIM115
     try:
         writer = reader.RejectsWriter(out, columns) if out else None
@@ -119,7 +122,7 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
     tally.writes.calls += writes.calls
     tally.writes.write_units += writes.write_units
     summary = {"file": path, "list": list_id, "dry_run": dry_run, **tally.to_dict(),
-               "rejects_file": target if checked.problems else None}
+               "rejects_file": target if checked.problems else None, "ignored_columns": ignored}
     if not dry_run:
         store.record_import(list_id, uuid.uuid4().hex[:12], summary, actor, now, config)
     return summary
@@ -195,7 +198,7 @@ def _unexpected(problem: Any) -> None:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    dry = " (dry run: nothing written)" if summary["dry_run"] else ""
+    dry = " (dry run: nothing written to the stack)" if summary["dry_run"] else ""
     skipped = summary["skipped"]
     print(f"{summary['file']} -> list {summary['list']}{dry}: {summary['rows']:,} rows")
     print(f"  created {summary['created']:,}, updated {summary['updated']:,}, unchanged {summary['unchanged']:,}, "
@@ -206,6 +209,9 @@ def print_summary(summary: dict[str, Any]) -> None:
           + (f"; {summary['repeated']:,} repeated rows merged" if summary["repeated"] else ""))
     if not summary["dry_run"]:
         print(f"  DynamoDB: {summary['dynamodb_writes']:,} writes, {summary['write_units']:,} write units")
+    if summary.get("ignored_columns"):
+        print(f"  columns read as nothing: {', '.join(summary['ignored_columns'])} (an import never sets a status "
+              "or a subscription)")
     if summary.get("execution_arn"):
         print(f"  imported by {summary['execution_arn']}")
     if summary.get("rejects_file"):
@@ -261,10 +267,18 @@ def _check_list_name(name: str) -> None:
 # ------------------------------------------------------------------------------------------------ the rest
 
 
+def _address(given: str, code: dict[str, Any]) -> str:
+    """The address as contacts are keyed (the Lambda code's normalize), or a ValueError naming what was given."""
+    try:
+        return str(code["recipients"].normalize(given))
+    except ValueError as error:
+        raise ValueError(f"{given!r} is not an email address SES sends to: {error}") from None
+
+
 def describe(address: str, target: Target) -> dict[str, Any]:
     code = _code(target)
     config, contacts, recipients = code["settings"], code["contacts"], code["recipients"]
-    address = recipients.normalize(address)
+    address = _address(address, code)
     found = contacts.read_contacts([address], config).get(address)
     if found is None:
         raise LookupError(f"no contact {address} in {config.recipients_table} ({target.name})")
@@ -466,17 +480,19 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     config, contacts_store, recipients = code["settings"], code["contacts"], code["recipients"]
     now = recipients.clock.now()
     if action == "remove":
-        address = recipients.normalize(args.address)
+        address = _address(args.address, code)
         if not contacts_store.remove_membership(args.list, address, actor=_actor(args), now=now, settings=config):
             raise LookupError(f"{address} is not on list {args.list}")
         print(f"{address}: removed from {args.list} (still a contact, with its history)")
         return 0
     if action == "erase":
-        address = recipients.normalize(args.address)
+        address = _address(args.address, code)
         deleted = contacts_store.erase(address, args.reason, _actor(args), now, config)
         print(f"{address}: erased ({deleted['memberships']} memberships, {deleted['history']} history records, "
               f"{deleted['engagement_markers']} engagement markers); a hashed suppression marker stays, so no "
               "import adds this address again")
+        print("  not reached here (docs/contacts.md, Erasure): past campaigns' manifests in S3 (expire after 90 days),"
+              " uploaded imports (7 days), the SES account suppression list, SendsTable's refused addresses")
         return 0
     shown = list_summary(target)
     print(json.dumps(shown, indent=2)) if args.json else print_lists(shown)

@@ -32,7 +32,7 @@ ALL = "all"  # the funnel's row for the whole campaign
 LEFT_OUT = (
     ("excluded", "on an exclude list"),
     ("no_contact", "on a list with no contact item (erased)"),
-    ("suppressed", "suppressed (hard bounce, complaint, unsubscribe link, operator)"),
+    ("suppressed", "suppressed (hard bounce, complaint, operator, a suppression list)"),
     ("quarantined", "quarantined after soft bounces"),
     ("unsubscribed", "unsubscribed from the campaign's lists, or from everything"),
     ("filtered_out", "did not match the audience filters"),

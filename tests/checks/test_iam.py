@@ -146,8 +146,10 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:PutItem", "{EventsTable.Arn}"),
         # app.contacts.read_contacts(): batch_get_item of the contact
         ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
-        # app.campaign_control.audience_lists(): get_item of the campaign's frozen definition
+        # app.campaign_control.audience_lists(): get_item of the campaign's frozen definition; add_counts():
+        # update_item of its unsubscribes counter
         ("dynamodb:GetItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
         # app.contacts.set_subscription(): transact_write_items of the membership's Update and its audit record's
         # Put (EventsTable, above)
         ("dynamodb:UpdateItem", "{MembershipsTable.Arn}"),

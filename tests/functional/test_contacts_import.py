@@ -201,21 +201,34 @@ def test_a_large_file_for_a_deployed_stack_goes_to_the_workflow_unless_here(stac
     assert here["unchanged"] == 20 and "execution_arn" not in here
 
 
-def test_resubscribing_a_contact_that_left_everything_puts_it_back_on_that_list_only(stack, target, tmp_path,
-                                                                                     capsys):
+def test_resubscribe_never_overrides_a_contacts_own_unsubscribe_from_everything(stack, target, tmp_path, capsys):
     ddb = stack.client("dynamodb")
     ddb.put_item(TableName=stack.outputs["RecipientsTableName"], Item={
         "address": {"S": "ada@example.com"}, "status": {"S": "ACTIVE"}, "unsubscribed_all_at": {"S": "2026-01-01"}})
     ddb.put_item(TableName=stack.outputs["MembershipsTableName"], Item={
-        "list_id": {"S": "offers"}, "address": {"S": "ada@example.com"}, "state": {"S": "UNSUBSCRIBED"}})
+        "list_id": {"S": LIST}, "address": {"S": "ada@example.com"}, "state": {"S": "UNSUBSCRIBED"}})
     path = tmp_path / "list.csv"
     path.write_text("email\nada@example.com\n")
 
-    assert imported(capsys, path)["skipped"]["unsubscribed"] == 1
-    again = imported(capsys, path, resubscribe=True, reason="signed up again at the shop")
+    again = imported(capsys, path, resubscribe=True, reason="re-confirmed via double opt-in")
 
-    assert again["added_to_list"] == 1
+    assert (again["skipped"]["unsubscribed"], again["resubscribed"], again["added_to_list"]) == (1, 0, 0)
     run("show", address="ada@example.com")
     shown = json.loads(capsys.readouterr().out)
-    assert shown["lists"] == {LIST: "SUBSCRIBED", "offers": "UNSUBSCRIBED"}
-    assert shown["unsubscribed_from_everything"] is False
+    assert shown["lists"] == {LIST: "UNSUBSCRIBED"} and shown["unsubscribed_from_everything"] is True
+
+
+def test_an_export_imports_again_and_a_fixed_file_leaves_no_stale_rejects(stack, target, tmp_path, capsys):
+    path = tmp_path / "list.csv"
+    path.write_text("email,first_name\nada@example.com,Ada\nnope,X\n")
+    assert imported(capsys, path)["rejects_file"] == f"{path}.rejects.csv"
+    path.write_text("email,first_name\nada@example.com,Ada\n")
+    assert imported(capsys, path)["rejects_file"] is None
+    assert not (tmp_path / "list.csv.rejects.csv").exists()
+
+    assert run("export", file=str(tmp_path / "out.csv"), list=LIST) == 0
+    capsys.readouterr()
+    again = imported(capsys, tmp_path / "out.csv", list="copy")
+
+    assert (again["created"], again["unchanged"], again["added_to_list"]) == (0, 1, 1)
+    assert again["ignored_columns"] == ["status", "lists"]

@@ -86,6 +86,9 @@ def test_one_click_unsubscribes_from_the_campaigns_lists_only_audited_and_keeps_
     assert response["statusCode"] == 200 and "will not receive these emails" in response["body"]
     assert states(stack) == {"newsletter": "UNSUBSCRIBED", "offers": "UNSUBSCRIBED", "product-news": "SUBSCRIBED"}
     assert item(stack)["status"]["S"] == "ACTIVE"
+    counters = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                                 Key={"campaign_id": {"S": CAMPAIGN + "#stats"}})["Item"]
+    assert counters["unsubscribes"]["N"] == "1"  # the campaign's report counts it
     records = sorted(audit(stack), key=lambda r: r["list_id"]["S"])
     assert [{k: r[k]["S"] for k in ("kind", "list_id", "to_state", "actor", "campaign_id")} for r in records] == [
         {"kind": "subscription", "list_id": name, "to_state": "UNSUBSCRIBED", "actor": "one-click-unsubscribe",

@@ -43,6 +43,8 @@ def test_resubscribe_sets_an_unsubscribed_member_back_but_never_a_suppressed_one
     again = plan_row({}, Contact("a@x.org"), Membership("l", "a@x.org", UNSUBSCRIBED), resubscribe=True)
     assert (again.outcome, again.resubscribe) == ("unchanged", True)
     assert plan_row({}, Contact("a@x.org", "SUPPRESSED"), None, resubscribe=True).outcome == "suppressed"
+    left_all = Contact("a@x.org", unsubscribed_all=True)
+    assert plan_row({}, left_all, Membership("l", "a@x.org", UNSUBSCRIBED), resubscribe=True).outcome == "unsubscribed"
 
 
 def test_a_quarantined_contact_is_updated_but_its_status_is_never_part_of_the_write():

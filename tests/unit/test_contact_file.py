@@ -187,7 +187,7 @@ def test_a_header_without_an_address_column_lists_the_columns_found(tmp_path):
 
 
 @pytest.mark.parametrize(("header", "column", "name"), [
-    ("email,Status", "column 2 ('Status')", "status"),
+    ("email,Version", "column 2 ('Version')", "version"),
     ("email,Episode Token", "column 2 ('Episode Token')", "episode_token"),
     ("email,created_at", "column 2 ('created_at')", "created_at"),
     ("email,created-by", "column 2 ('created-by')", "created_by"),
@@ -274,9 +274,9 @@ def test_a_quote_never_closed_is_refused_where_its_row_starts(tmp_path):
 
 
 def test_a_json_lines_row_is_held_to_the_column_rules(tmp_path):
-    path = write(tmp_path, '{"email": "ada@example.com"}\n{"email": "bob@example.com", "status": "ACTIVE"}\n',
+    path = write(tmp_path, '{"email": "ada@example.com"}\n{"email": "bob@example.com", "episode": "x"}\n',
                  "c.jsonl")
-    assert refused(path).startswith(f"{path}: line 2: field 'status' is sesflow's own field 'status'")
+    assert refused(path).startswith(f"{path}: line 2: field 'episode' is sesflow's own field 'episode'")
     path = write(tmp_path, '{"email": "ada@example.com", "First Name": "A", "first_name": "B"}\n', "d.jsonl")
     assert refused(path) == (f"{path}: line 1: field 'First Name' and field 'first_name' both become attribute "
                              "'first_name': keep one")
@@ -426,3 +426,11 @@ def test_reading_a_200_mb_file_keeps_memory_low(tmp_path):
         tracemalloc.stop()
     assert summary == Summary(rows_written, 0)
     assert peak < 50 * 1024 * 1024
+
+
+def test_an_exports_status_and_lists_columns_are_read_as_nothing(tmp_path):
+    path = write(tmp_path, "address,status,lists,first_name\nada@example.com,SUPPRESSED,news:UNSUBSCRIBED,Ada\n")
+    (row,) = read_rows(path)
+    assert row.attributes == {"first_name": "Ada"}
+    with open_contacts(path) as opened:
+        assert opened.ignored_columns == ("status", "lists")

@@ -91,13 +91,14 @@ def plan_row(attributes: Mapping[str, Any], contact: Contact | None, membership:
     """Decide one row of an import into a list.
 
     - a suppressed or erased address, or a contact that unsubscribed from everything: skipped, nothing written
-      (an import never adds a suppressed address unnoticed, and never changes a status);
+      (an import never adds a suppressed address unnoticed, never changes a status, and never overrides the
+      person's own "unsubscribe from everything", --resubscribe included);
     - a contact UNSUBSCRIBED from this list: skipped, unless `resubscribe` (the operator's audited decision);
     - otherwise the attributes that differ are set (a new contact gets all of them), and the membership is added
       when absent. A row that changes nothing writes nothing."""
     if contact is not None and (contact.erased or contact.status == "SUPPRESSED"):
         return RowPlan(SKIP_SUPPRESSED)
-    if contact is not None and contact.unsubscribed_all and not resubscribe:
+    if contact is not None and contact.unsubscribed_all:  # the person's own "everything": not even --resubscribe
         return RowPlan(SKIP_UNSUBSCRIBED)
     again = membership is not None and membership.state == UNSUBSCRIBED
     if again and not resubscribe:

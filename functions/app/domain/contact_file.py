@@ -59,6 +59,9 @@ MAX_COLUMNS = 1000
 # A DynamoDB item is at most 400 KB (names and values, UTF-8); the address, the lifecycle and the import's own
 # fields take far less than the 50 KB left.
 MAX_ATTRIBUTE_BYTES = 350 * 1024
+# Columns `sesflow contacts export` writes besides the attributes: read back as nothing (an import never sets a
+# status or a subscription), so an export imports again; the summary names them (ContactFile.ignored_columns).
+IGNORED_COLUMNS = frozenset({"status", "lists"})
 ADDRESS_COLUMNS = frozenset({"email", "address", "e_mail", "email_address", "emailaddress"})
 DELIMITERS = (",", ";", "\t")
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -147,6 +150,8 @@ def _plan(columns: tuple[str, ...], numbered: bool) -> _Plan:
             continue
         if not name:
             raise _ColumnsRefused(f"{label} has no name: name it, or delete the column")
+        if name in IGNORED_COLUMNS:
+            continue
         if name in RESERVED_CONTACT_FIELDS:
             raise _ColumnsRefused(f"{label} is sesflow's own field {name!r} (docs/contacts.md), which an import "
                                   f"never writes: rename the column or leave it out")
@@ -422,6 +427,11 @@ class ContactFile:
                                    f"e-mail, email address, email_address; any case)")
         _columns_error(self.file, line, header, True)
         self.columns = tuple(header)
+
+    @property
+    def ignored_columns(self) -> tuple[str, ...]:
+        """The header's columns read as nothing (IGNORED_COLUMNS: an export's status and lists)."""
+        return tuple(c for c in self.columns if attribute_name(c) in IGNORED_COLUMNS)
 
     @property
     def reject_columns(self) -> tuple[str, ...] | None:

@@ -79,6 +79,8 @@ def unsubscribe(campaign_id: str, address: str, candidate: str, config: Settings
             name, address, UNSUBSCRIBED, reason="one-click unsubscribe", source=source, actor=ACTOR,
             event_id=f"{applied}-{name}"[:200], now=now, settings=config, audit_extra={"campaign_id": campaign_id})]
     contacts.record_applied(marker, applied, now, config)
+    if left and lists is not None:  # the campaign's unsubscribes (its report's funnel); the link names no variant
+        campaign_control.add_counts(campaign_id, {"unsubscribes": 1}, config)
     return Outcome(True, tuple(left))
 
 
