@@ -59,7 +59,7 @@ def _actor(args: argparse.Namespace) -> str:
 class Progress:
     """A progress bar with rate and ETA on a terminal (rich); nothing when output is not a terminal."""
 
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
+    def __init__(self, total: int, label: str, enabled: bool, console: Any = None) -> None:
         self._bar = None
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -67,7 +67,7 @@ class Progress:
 
             self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                             TextColumn("{task.fields[rate]} rows/s"), TextColumn("ETA"), TimeRemainingColumn(),
-                            transient=True, redirect_stdout=False, redirect_stderr=False)
+                            transient=True, redirect_stdout=False, redirect_stderr=False, console=console)
             self._task = self._bar.add_task(label, total=total, rate="-")
             self._started = time.monotonic()
             self._bar.start()
