@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,7 @@ def events_parse(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sesflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sesflow {metadata.version('sesflow')}")
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="the embedded local engine").add_subparsers(dest="action", required=True)
     up = local.add_parser("up", help="deploy template.yaml into the embedded engine and print what it created")

@@ -22,3 +22,4 @@ def test_no_bar_when_output_is_not_a_terminal():
     bar.advance(5, 5)
     bar.close()
     assert bar._bar is None
+
