@@ -25,6 +25,14 @@ from typing import Any
 from sesflow.recipient_cli import lambda_code
 from sesflow.target import Target, TargetError, resolve_target
 
+# The statuses ResumeCampaign takes back to RUNNING (statemachines/campaign.asl.json), and why the others do not.
+RESUMABLE = ("PAUSED", "HALTED")
+NOT_RESUMABLE = {
+    "RUNNING": "it is sending now: `sesflow campaign watch` follows it",
+    "COMPLETED": "every recipient was sent to: a new send is a new campaign, with a new id",
+    "CANCELLED": "a cancelled campaign ends for good: a new send is a new campaign, with a new id",
+}
+
 
 def _definition(path: str) -> dict[str, Any]:
     try:
@@ -122,6 +130,10 @@ def campaign(args: argparse.Namespace) -> int:
             item = app["control"].read(args.id, app["settings"])[0]
             if not item:
                 raise LookupError(f"no campaign {args.id} on {target.name}")
+            current = item.get("status")
+            if current not in RESUMABLE:  # what the workflow's ResumeCampaign would refuse, said before it starts
+                raise ValueError(f"campaign {args.id} is {current} on {target.name}: only a PAUSED or HALTED campaign "
+                                 f"resumes ({NOT_RESUMABLE.get(str(current), 'nothing was started')})")
             definition = _definition(args.definition) if args.definition else json.loads(item["definition"])
             if definition.get("id") != args.id:
                 raise ValueError(f"{args.definition}: its id is {definition.get('id')!r}, not {args.id!r}")
