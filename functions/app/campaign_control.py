@@ -54,6 +54,29 @@ def read(campaign_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str
     return found.get(campaign_id, {}), stats
 
 
+def list_campaigns(settings: Settings) -> list[dict[str, Any]]:
+    """Every campaign: id, status, when it started and how many emails it sent, newest first (a Scan of the control
+    and counter items; the governor's and other internal items, whose keys hold a "#", are left out)."""
+    ddb, found, sent = client("dynamodb"), {}, {}
+    scan: dict[str, Any] = {"TableName": settings.campaigns_table,
+                            "ProjectionExpression": "campaign_id, #s, started_at, sent",
+                            "ExpressionAttributeNames": {"#s": "status"}}
+    while True:
+        page = ddb.scan(**scan)
+        for item in page["Items"]:
+            key = item["campaign_id"]["S"]
+            if key.endswith(STATS_SUFFIX):
+                sent[key.removesuffix(STATS_SUFFIX)] = int(item.get("sent", {}).get("N", "0"))
+            elif "#" not in key:
+                found[key] = {"campaign_id": key, "status": item.get("status", {}).get("S"),
+                              "started_at": item.get("started_at", {}).get("S")}
+        if "LastEvaluatedKey" not in page:
+            break
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    shown = [{**entry, "sent": sent.get(key, 0)} for key, entry in found.items()]
+    return sorted(shown, key=lambda c: (c["started_at"] or "", c["campaign_id"]), reverse=True)
+
+
 def audience_lists(campaign_id: str, settings: Settings) -> tuple[str, ...] | None:
     """The lists a campaign was sent to (its frozen definition's audience.lists); None when it is not recorded."""
     item = client("dynamodb").get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},

@@ -3,6 +3,7 @@
 
 start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
                 one execution of CampaignStateMachine named after the campaign
+list            every campaign: status, emails sent, when it started (newest first)
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
 watch ID        live progress bars per variant and the rates against the thresholds (sesflow/watch.py)
 pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
@@ -107,6 +108,18 @@ def campaign(args: argparse.Namespace) -> int:
                         "a campaign id runs once: give the new run a new id")
                 raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
             print(f"started {_start(target, definition, resume=False)}")
+        elif args.action == "list":
+            app = _modules(target)
+            shown = app["control"].list_campaigns(app["settings"])
+            if args.json:
+                print(json.dumps(shown, indent=2))
+            elif not shown:
+                print(f"no campaigns on {target.name} yet: `sesflow campaign start FILE` starts one")
+            else:
+                print(f"{'campaign':<32} {'status':<10} {'sent':>9}  started")
+                for entry in shown:
+                    print(f"{entry['campaign_id']:<32} {entry['status'] or '?':<10} {entry['sent']:>9,}  "
+                          f"{entry['started_at'] or ''}")
         elif args.action == "status":
             shown = status(target, args.id)
             print(json.dumps(shown, indent=2))
@@ -145,7 +158,7 @@ def campaign(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    """Add `campaign start|status|pause|resume|cancel` to the CLI's subcommands."""
+    """Add `campaign start|list|status|pause|resume|cancel|watch|report` to the CLI's subcommands."""
     group = commands.add_parser("campaign", help="start, inspect and steer campaigns")
     actions = group.add_subparsers(dest="action", required=True)
     for name, text in (("start", "validate a definition and start its execution"),
@@ -162,6 +175,12 @@ def register(commands: Any) -> None:
         action.add_argument("--region", default=None, help="with --stack: its region")
         action.add_argument("--state-file", default=None, help="the local engine's state file")
         action.set_defaults(func=campaign)
+    listing = actions.add_parser("list", help="every campaign: status, emails sent, when it started")
+    listing.add_argument("--json", action="store_true", help="print one JSON document")
+    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
+                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
+        listing.add_argument(option, default=None, help=text)
+    listing.set_defaults(func=campaign)
     watch = actions.add_parser("watch", help="live progress per variant, bounce and complaint rates vs thresholds")
     watch.add_argument("id", help="the campaign id")
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between redraws (default 2)")

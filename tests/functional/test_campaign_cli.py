@@ -95,3 +95,17 @@ def test_starting_a_campaign_id_already_used_is_refused_and_starts_nothing(stack
     assert len(executions) == 1 and len(simulator().outbox) == sent
     assert run("status", id="nothing-here") == 1
     assert "no campaign nothing-here on test-stack" in capsys.readouterr().err
+
+
+def test_campaign_list_shows_every_campaign_with_its_status_and_emails_sent(stack, target, tmp_path, capsys):
+    assert run("list", json=False) == 0
+    assert "no campaigns on test-stack yet" in capsys.readouterr().out
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign()))
+    run("start", file=str(path))
+    stack.wait(capsys.readouterr().out.split()[-1])
+
+    assert run("list", json=True) == 0
+
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert (shown["campaign_id"], shown["status"]) == ("spring-sale", "COMPLETED") and shown["sent"] > 0
