@@ -84,14 +84,14 @@ class Progress:
 
 def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dry_run: bool = False,
                 resubscribe_reason: str | None = None, rejects: str | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, checked: Any = None) -> dict[str, Any]:
     """Import one file into one list here, through app.imports; returns the summary (the --json object).
 
     Raises the reader's ContactFileError (naming the file and line) before anything is written when the file
-    cannot be imported as a whole: it is read through once first."""
+    cannot be imported as a whole: it is read through once first (`checked`: that reading, made already)."""
     reader, imports, store = code["file"], code["imports"], code["contacts"]
     config, now = code["settings"], code["recipients"].clock.now()
-    checked = reader.check_file(path)
+    checked = checked or reader.check_file(path)
     with reader.open_contacts(path) as opened:  # its columns, for the rejects file
         columns = None if opened.format == reader.JSON_LINES else opened.columns
         ignored = list(opened.ignored_columns)
@@ -130,7 +130,7 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
 
 def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: Target, *, actor: str,
                          dry_run: bool = False, resubscribe_reason: str | None = None, rejects: str | None = None,
-                         progress: bool = False, wait: bool = True) -> dict[str, Any]:
+                         progress: bool = False, wait: bool = True, checked: Any = None) -> dict[str, Any]:
     """Upload the file's rows and run ImportContactsStateMachine over them (on AWS, or on the local engine), so the
     import goes on without this process. The file is read through here first, as for a local import: a file that
     cannot be imported is refused before anything is uploaded. The upload is JSON Lines, one row a line with its
@@ -139,7 +139,7 @@ def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: 
     With `wait`, shows the progress and returns the summary (the execution's output), the rejects CSV downloaded
     beside the file; without, returns the execution's ARN at once."""
     reader, config = code["file"], code["settings"]
-    checked = reader.check_file(path)
+    checked = checked or reader.check_file(path)
     import_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     key = f"imports/{import_id}/rows.jsonl"
     s3 = target.client("s3")
@@ -235,21 +235,23 @@ def contacts_import(args: argparse.Namespace, target: Target) -> int:
              "resubscribe_reason": args.reason.strip() if args.resubscribe else None,
              "progress": not args.json and sys.stderr.isatty()}
     workflow = args.workflow or args.no_wait
+    checked = None
     if not workflow and not target.is_local and not args.here:
-        rows = code["file"].check_file(args.file)
+        checked = rows = code["file"].check_file(args.file)  # read once: the import below takes this reading
         workflow = rows.rows + rows.problems > WORKFLOW_ROWS
         if workflow:
             print(f"{args.file}: {rows.rows + rows.problems:,} rows: importing with ImportContactsStateMachine on "
                   f"{target.name} (--here imports from this machine instead)", file=sys.stderr)
     if workflow:
-        summary = import_with_workflow(args.file, args.list, code, target, wait=not args.no_wait, **given)
+        summary = import_with_workflow(args.file, args.list, code, target, wait=not args.no_wait, checked=checked,
+                                       **given)
         if args.no_wait:
             print(json.dumps(summary, indent=2) if args.json else
                   f"started {summary['execution_arn']} over {summary['rows']:,} rows; the summary is its output "
                   f"and the list's history records it (aws stepfunctions describe-execution --execution-arn ...)")
             return 0
     else:
-        summary = import_file(args.file, args.list, code, **given)
+        summary = import_file(args.file, args.list, code, checked=checked, **given)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
