@@ -108,6 +108,21 @@ def test_jsonata_arguments_output_assign_and_condition_work_when_query_language_
     assert "Item" in dynamodb.get_item(TableName="greetings", Key={"pk": {"S": 'say "hi" to Ann'}})
 
 
+def test_a_field_holding_null_is_null_when_a_jsonata_expression_reads_it(client):
+    # AWS: `{% $states.input.coupon %}` on {"coupon": null} is null; only a field that is absent is undefined,
+    # which fails the state with States.QueryEvaluationError.
+    definition = {"QueryLanguage": "JSONata", "StartAt": "Read", "States": {
+        "Read": {"Type": "Pass", "Output": {"coupon": "{% $states.input.coupon %}",
+                                            "is_null": "{% $states.input.coupon = null %}"}, "Next": "Absent"},
+        "Absent": {"Type": "Pass", "Output": {"missing": "{% $states.input.nowhere %}"}, "End": True}}}
+    described = run(client, definition, {"coupon": None})
+    assert described["status"] == "FAILED" and described["error"] == "States.QueryEvaluationError"
+    events = client.get_execution_history(executionArn=described["executionArn"])["events"]
+    read = next(e for e in events if e["type"] == "PassStateExited"
+                and e["stateExitedEventDetails"]["name"] == "Read")
+    assert json.loads(read["stateExitedEventDetails"]["output"]) == {"coupon": None, "is_null": True}
+
+
 def test_variables_resolve_when_referenced_from_jsonpath_states(client):
     definition = {"StartAt": "Remember", "States": {
         "Remember": {"Type": "Pass", "Assign": {"who.$": "$.name", "count": 2, "quote": 'say "hi"'},

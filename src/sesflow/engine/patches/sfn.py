@@ -266,8 +266,12 @@ _JSONATA_FUNCTIONS = {
 _compiled_jsonata = threading.local()  # expression -> jsonata.Jsonata, per thread (evaluation keeps state)
 
 
+UNDEFINED = object()  # what a JSONata expression that selects nothing evaluates to (JSON null is None)
+
+
 def _eval_jsonata(env: Environment, expression: str, with_states: bool) -> Any:
-    """Evaluate with native bindings; returns None for undefined, JSON values otherwise."""
+    """Evaluate with native bindings: UNDEFINED when the expression selects nothing, its JSON value otherwise (a
+    field holding JSON null gives None, as on AWS, not undefined)."""
     cache = vars(_compiled_jsonata).setdefault("cache", {})
     compiled = cache.get(expression)
     if compiled is None:
@@ -285,7 +289,7 @@ def _eval_jsonata(env: Environment, expression: str, with_states: bool) -> Any:
                        f"The JSONata expression '{expression}' failed: {ex}",
                        HistoryEventType.EvaluationFailed) from ex
     if result is None:
-        return None
+        return UNDEFINED
     return json.loads(json.dumps(JsonataUtils.convert_nulls(result), default=str))
 
 
@@ -297,7 +301,7 @@ def _fix_jsonata() -> None:
 
     def string_jsonata_eval_body(self, env: Environment) -> None:
         result = _eval_jsonata(env, self.expression, with_states=True)
-        if result is None:
+        if result is UNDEFINED:
             raise _failure(env, StatesErrorNameType.StatesQueryEvaluationError,
                            f"The JSONata expression '{self.expression}' returned nothing (undefined).",
                            HistoryEventType.EvaluationFailed)
@@ -309,7 +313,8 @@ def _fix_jsonata() -> None:
 
     def variable_sample_eval_body(self, env: Environment) -> None:
         with_states = self.query_language_mode == QueryLanguageMode.JSONata
-        env.stack.append(_eval_jsonata(env, self.expression, with_states=with_states))
+        result = _eval_jsonata(env, self.expression, with_states=with_states)
+        env.stack.append(None if result is UNDEFINED else result)
 
     _patch(StringVariableSample, "_eval_body", sample, variable_sample_eval_body)
     # The static analysers still scan expressions for references: `$` alone is valid JSONata.
