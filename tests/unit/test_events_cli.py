@@ -121,3 +121,17 @@ def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
     assert err.startswith(f"{missing}: error: cannot read it")
 
 
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    # `sesflow events parse big.jsonl | head -1`: the reader goes away after one line; no traceback follows.
+    import subprocess
+    import sys
+
+    line = (BODIES / "eventbridge_delivery.json").read_text(encoding="utf-8").replace("\n", " ")
+    big = tmp_path / "many.jsonl"
+    big.write_text((line + "\n") * 20_000, encoding="utf-8")
+    run = subprocess.run(f"{sys.executable} -m sesflow.cli events parse {big} | head -1", shell=True,
+                         capture_output=True, text=True, timeout=120)
+    assert json.loads(run.stdout)["kind"] == "delivery"
+    assert run.stderr == ""
