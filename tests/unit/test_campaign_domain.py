@@ -18,7 +18,9 @@ from app.domain.campaign import (
     Thresholds,
     Variant,
     assign_variant,
+    batches,
     cohort,
+    interleave,
     matches_filters,
     parse_campaign,
 )
@@ -466,3 +468,33 @@ def test_the_schema_doc_names_every_field():
               "variants[].html", "variants[].text"]
     missing = [p for p in names if f"`{p}`" not in text]
     assert not missing, f"docs/campaign-schema.md does not document {missing}"
+
+
+# ------------------------------------------------------------------------------------------------ interleave
+
+
+def _runs(sizes: dict[str, int], batch: int = 50) -> list[list[list[str]]]:
+    return [batches([name] * size, batch) for name, size in sizes.items()]
+
+
+@pytest.mark.parametrize("sizes", [{"a": 5000, "b": 5000}, {"a": 9000, "b": 1000}, {"a": 700, "b": 2000, "c": 333},
+                                   {"a": 49, "b": 5000}, {"a": 1, "b": 1, "c": 1}])
+def test_every_variant_has_its_share_within_one_batch_at_every_point_of_the_send(sizes):
+    order = interleave(_runs(sizes))
+    total = sum(sizes.values())
+    sent = {name: 0 for name in sizes}
+    for batch in order:
+        assert len(set(batch)) == 1  # one variant per batch: no extra SES call
+        sent[batch[0]] += len(batch)
+        so_far = sum(sent.values())
+        for name, size in sizes.items():
+            assert abs(sent[name] - so_far * size / total) <= 50
+    assert sent == sizes
+
+
+def test_interleaving_keeps_each_variants_own_batch_order():
+    runs = [[["a1"], ["a2"], ["a3"]], [["b1"], ["b2"]]]
+    order = [batch[0] for batch in interleave(runs)]
+    assert [b for b in order if b.startswith("a")] == ["a1", "a2", "a3"]
+    assert [b for b in order if b.startswith("b")] == ["b1", "b2"]
+    assert order[0] == "a1"  # a tie keeps the variants' order

@@ -201,3 +201,26 @@ def test_each_bad_definition_is_refused_naming_its_field_before_anything_is_writ
     assert message in result.cause
     assert simulator().outbox == []
     assert stack.client("dynamodb").scan(TableName=stack.outputs["CampaignsTableName"])["Count"] == 0
+
+
+def test_a_variant_that_draws_complaints_halts_the_campaign_early_because_the_variants_alternate(stack):
+    # Variant c is a fifth of the audience and one in ten of its recipients complains. Its batches alternate with
+    # a's and b's from the first, so the breaker sees it within the first batches; sent in turn, it would have
+    # started after 80% of the audience had had a and b.
+    from tests.workflow.feedback import Feedback
+
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+    seed(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(4000)})
+
+    def c_offends(message):
+        return ["complaint"] if message.tags.get("variant") == "c" and int(message.to[0][4:8]) % 10 == 0 else []
+
+    with Feedback(stack, c_offends):
+        result = stack.run("CampaignStateMachine", campaign(holdout_percent=0, thresholds={"min_sends": 100}))
+
+    assert (result.status, result.error) == ("FAILED", "CampaignHalted"), result.cause
+    sent = Counter(m.tags["variant"] for m in simulator().outbox)
+    assert sum(sent.values()) < 1500, sent
+    assert sent["c"] >= 100  # the breaker's minimum, reached while a and b had their shares
+    for name, weight in (("a", 0.5), ("b", 0.3), ("c", 0.2)):
+        assert abs(sent[name] - weight * sum(sent.values())) <= 10 * 50 + 50  # MaxConcurrency batches in flight

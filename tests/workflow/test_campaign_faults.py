@@ -217,8 +217,8 @@ def test_a_crash_after_the_ses_call_leaves_its_recipients_unknown_never_resent_a
 
 def test_deliveries_to_the_rest_of_a_batch_do_not_confirm_unknown_recipients_that_were_never_sent(
         stack, audience, monkeypatch):
-    # The snapshot orders recipients by variant before cutting batches of 50, so variant a's last call (fewer than
-    # 50) shares its batch with the first of variant b.
+    # The snapshot cuts each variant's recipients, those on probation last, into batches of 50, so variant a's
+    # call of fewer than 50 shares its batch with another call (its probationers'), which is sent.
     assert sum(assign_variant(parse_campaign(definition()), a) == "a" for a in expected(audience)) % 50
     crash = Crash(monkeypatch, "before the call", nth=1, only=lambda variant, addresses: (
         variant == "a" and len(addresses) < 50))

@@ -615,3 +615,19 @@ def cohort(campaign: Campaign, address: str) -> str:
 
 def batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def interleave(runs: list[list[list[Any]]]) -> list[list[Any]]:
+    """The batches of every variant in one send order that keeps each variant at its share all along.
+
+    `runs` holds each variant's batches in its own order. A batch is placed at the middle of the span of its
+    variant's recipients it covers, as a fraction of that variant's total: sorting by it alternates the variants in
+    proportion to their sizes (their weights), so at any point of the send each variant has had its share to within
+    one batch. A batch stays one variant, so this costs no SES call. Ties keep the variants' order."""
+    keyed = []
+    for rank, run in enumerate(runs):
+        total, done = sum(map(len, run)), 0
+        for batch in run:
+            keyed.append(((done + len(batch) / 2) / total, rank, batch))
+            done += len(batch)
+    return [batch for *_, batch in sorted(keyed, key=lambda k: k[:2])]

@@ -5,8 +5,11 @@ ACTIVE or RECOVERY, matching its filters, and not on the account's SES suppressi
 of its lists a contact is on. Every other member is counted by why it was left out. Each recipient gets its variant
 (or the holdout) deterministically from campaign and address. Split mode writes one phase ("all");
 test-then-winner writes the test cohort ("test", variants assigned) and the rest ("remainder", variant decided by
-the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) and are grouped by variant, so a batch is
-mostly one SES call. The manifests are frozen: a resume sends from the same batches, which is what makes
+the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) of one variant, so a batch is one SES call
+(two when it holds recipients on probation), and a phase's batches alternate the variants in proportion to their
+weights (app.domain.campaign.interleave): at any point of the send each variant has had its share, so the
+per-variant breaker sees a bad variant early, and an A/B comparison is not biased by the time of day.
+The manifests are frozen: a resume sends from the same batches, which is what makes
 SendsTable's per-batch claims exactly once.
 """
 
@@ -26,6 +29,7 @@ from app.domain.campaign import (
     assign_variant,
     batches,
     cohort,
+    interleave,
 )
 from app.observability import logger, metrics, tracer
 from app.settings import settings
@@ -89,7 +93,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     left_out = selection.left_out + Counter({audience.LEFT_SES_SUPPRESSED: len(candidates) - len(assigned)})
     holdout = [a for a, v in assigned if v == HOLDOUT]
     sendable = [(a, v) for a, v in assigned if v != HOLDOUT]
-    order = {v.name: i for i, v in enumerate(campaign.variants)}
     if campaign.ab.mode == TEST_THEN_WINNER:
         cohorts = {TEST: [(a, v) for a, v in sendable if cohort(campaign, a) == TEST],
                    REMAINDER: [(a, v) for a, v in sendable if cohort(campaign, a) == REMAINDER]}
@@ -103,13 +106,17 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # extra SES call per variant at most, not one per probationer.
         if name == REMAINDER:  # their variant is the winner's, decided after the test
             members = sorted(members, key=lambda m: (candidates[m[0]] == "RECOVERY", m[0]))
-        else:
-            members = sorted(members, key=lambda m: (order[m[1]], candidates[m[0]] == "RECOVERY", m[0]))
-        rows = [row(a, None if name == REMAINDER else v, candidates[a]) for a, v in members]
-        manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(batches(rows, BATCH_SIZE))]
+            chunks = batches([row(a, None, candidates[a]) for a, _ in members], BATCH_SIZE)
+        else:  # each variant's own batches, interleaved in proportion to the variants' sizes
+            chunks = interleave([
+                batches([row(a, v, candidates[a]) for a, v in
+                         sorted((m for m in members if m[1] == variant.name),
+                                key=lambda m: (candidates[m[0]] == "RECOVERY", m[0]))], BATCH_SIZE)
+                for variant in campaign.variants])
+        manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(chunks)]
         key = f"{prefix}/{name}.json"
         write(bucket, key, manifest)
-        phases.append(Phase(name, key, len(manifest), len(rows)))
+        phases.append(Phase(name, key, len(manifest), sum(map(len, chunks))))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
     by_variant = Counter(v for _, v in assigned)
