@@ -196,6 +196,33 @@ class Target:
         environ.update(self.env())
 
 
+    def lambda_settings(self) -> Any:
+        """The Settings the functions would have on this target, with the Lambda code's clients pointed at it.
+
+        The one way the CLI reaches the Lambda code: functions/app (the Lambda CodeUri) is a package of this
+        install, so app.* is the very code the functions run; this sets the target's environment and drops the
+        clients app.clients cached for another one."""
+        self.apply_env()
+        from app import clients
+        from app.settings import settings
+
+        clients.client.cache_clear()
+        return settings()
+
+
+def add_target_options(parser: Any) -> None:
+    """--stack, --region and --state-file: where an operator command acts (resolve_target reads them)."""
+    parser.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
+    parser.add_argument("--region", default=None, help="with --stack: its region")
+    parser.add_argument("--state-file", default=None,
+                        help=f"the local engine's state file (default: the nearest {DEFAULT_STATE_FILE})")
+
+
+def target_of(args: Any) -> Target:
+    """The target the command's --stack, --region and --state-file name."""
+    return resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+
+
 def _hermetic_session(region: str) -> Any:
     """A session that reads nothing of the user's AWS setup: an AWS_PROFILE naming a profile this machine lacks,
     or a [default] endpoint_url or credential, must neither break nor redirect calls to the local engine."""
