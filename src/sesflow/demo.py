@@ -264,7 +264,9 @@ def run_scenario(stack: LocalStack, scenario: str, definition: dict[str, Any], m
                 and m.rendering_failure is None]
         held = condition_held(definition, sent, model)
         halt = {"reason": tripped.get("reason"), "metric": tripped.get("metric"), "at": tripped.get("at"),
-                "emails_sent_before": len(sent), "condition_held_after_emails": held,
+                "emails_sent_before": len(sent),
+                "emails_before_by_variant": dict(sorted(Counter(m.tags.get("variant") for m in sent).items())),
+                "condition_held_after_emails": held,
                 "emails_after_condition_held": len(sent) - held if held else None,
                 "emails_after_trip": len(sent) - at_trip[0] if at_trip else None}
         if scenario == "spike":
@@ -409,7 +411,8 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f" (p={p_value}), {winner['applied_policy']}: {winner['reason']}")
         if run["halted"]:
             halt = run["halt"]
-            print(f"  halted              after {halt['emails_sent_before']} emails: {halt['reason']}")
+            print(f"  halted              after {halt['emails_sent_before']} emails "
+                  f"{halt['emails_before_by_variant']}: {halt['reason']}")
             print(f"  after the condition {halt['emails_after_condition_held']} emails (it held after "
                   f"{halt['condition_held_after_emails']}), after the trip {halt['emails_after_trip']}"
                   + (f"; resumed with complaint levels {RAISED_COMPLAINT}" if "resumed_with" in halt else ""))
