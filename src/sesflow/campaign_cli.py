@@ -6,7 +6,9 @@ start FILE      validates the definition here first (the same parse_campaign the
                 refused unless --now says to start at once
 list            every campaign: status, emails sent, when it started (newest first)
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
-watch ID        live progress bars per variant and the rates against the thresholds (sesflow/watch.py)
+watch ID        live progress per variant, the rates against the thresholds, the phase, the A/B decision, the
+                send rate against its share, elapsed and ETA, why it stopped; waits for one about to start
+                (sesflow/watch.py)
 pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
 resume ID       PAUSED or HALTED -> a new execution from the frozen audience, sending only what was not sent
                 (--definition FILE: new thresholds or rate_share; any other change is refused, field by field)
