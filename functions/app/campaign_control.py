@@ -77,6 +77,17 @@ def list_campaigns(settings: Settings) -> list[dict[str, Any]]:
     return sorted(shown, key=lambda c: (c["started_at"] or "", c["campaign_id"]), reverse=True)
 
 
+def stored_definition(campaign_id: str, settings: Settings) -> dict[str, Any] | None:
+    """The definition the campaign runs with (what ClaimCampaign or the last ResumeCampaign stored); None when
+    there is no such campaign."""
+    item = client("dynamodb").get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+                                       ProjectionExpression="#d", ExpressionAttributeNames={"#d": "definition"},
+                                       ConsistentRead=True).get("Item")
+    if not item or "definition" not in item:
+        return None
+    return json.loads(item["definition"]["S"])
+
+
 def audience_lists(campaign_id: str, settings: Settings) -> tuple[str, ...] | None:
     """The lists a campaign was sent to (its frozen definition's audience.lists); None when it is not recorded."""
     item = client("dynamodb").get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},

@@ -2,13 +2,16 @@
 (`sesflow local up --serve`) or a deployed stack (`--stack NAME`), through the Lambda code's own app.* modules.
 
 start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
-                one execution of CampaignStateMachine named after the campaign
+                one execution of CampaignStateMachine named after the campaign; a start_at in the past is
+                refused unless --now says to start at once
 list            every campaign: status, emails sent, when it started (newest first)
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
-watch ID        live progress bars per variant and the rates against the thresholds (sesflow/watch.py)
+watch ID        live progress per variant, the rates against the thresholds, the phase, the A/B decision, the
+                send rate against its share, elapsed and ETA, why it stopped; waits for one about to start
+                (sesflow/watch.py)
 pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
 resume ID       PAUSED or HALTED -> a new execution from the frozen audience, sending only what was not sent
-                (--definition FILE: e.g. with raised thresholds)
+                (--definition FILE: new thresholds or rate_share; any other change is refused, field by field)
 cancel ID       ends the campaign for good
 report ID       writes a self-contained HTML report (funnel, rates over the send, decision) and prints its table
                 (sesflow/report.py; also `sesflow report ID`)
@@ -20,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +54,38 @@ def _definition(path: str) -> dict[str, Any]:
 def _modules(target: Target) -> dict[str, Any]:
     lambda_code(target)  # the target's environment, before app.clients makes a client
     from app import campaign_control, sends
-    from app.domain.campaign import parse_campaign
+    from app.domain.campaign import check_resume, parse_campaign
     from app.errors import CampaignDefinitionError
     from app.settings import settings
 
-    return {"control": campaign_control, "sends": sends, "parse": parse_campaign,
+    return {"control": campaign_control, "sends": sends, "parse": parse_campaign, "check_resume": check_resume,
             "definition_error": CampaignDefinitionError, "settings": settings()}
+
+
+def _refuse_past_start(definition: dict[str, Any], now_flag: bool, now: datetime | None = None) -> str | None:
+    """Refuse (ValueError) a start_at already past, unless --now: then the campaign starts at once (its Wait for a
+    past time ends at once, as Step Functions does) and the returned line says so. None: nothing to say."""
+    start_at = definition.get("start_at")
+    if not isinstance(start_at, str):
+        if now_flag:
+            return "no start_at: the campaign starts now"
+        return None
+    try:
+        when = datetime.fromisoformat(start_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # parse_campaign names a malformed start_at
+    if when.tzinfo is None:
+        return None
+    now = now or datetime.now(UTC)
+    if when > now:
+        if now_flag:
+            raise ValueError(f"start_at {start_at} is in the future: the campaign waits for it; --now is for a "
+                             f"start_at already past (to start now, leave start_at out)")
+        return None
+    if not now_flag:
+        raise ValueError(f"start_at {start_at} is in the past (it is {now.isoformat(timespec='seconds')} now): "
+                         f"give --now to start the campaign at once, or set a later start_at")
+    return f"start_at {start_at} is past: the campaign starts now"
 
 
 def _start(target: Target, definition: dict[str, Any], resume: bool) -> str:
@@ -100,6 +130,7 @@ def campaign(args: argparse.Namespace) -> int:
         target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
         if args.action == "start":
             definition = _definition(args.file)
+            said = _refuse_past_start(definition, getattr(args, "now", False))
             app = _modules(target)
             # The workflow's claim refuses a second run anyway (CampaignAlreadyRunning), but only after it started.
             current = app["control"].read(str(definition.get("id")), app["settings"])[0].get("status")
@@ -107,7 +138,10 @@ def campaign(args: argparse.Namespace) -> int:
                 hint = ("`sesflow campaign resume` continues it" if current in ("PAUSED", "HALTED") else
                         "a campaign id runs once: give the new run a new id")
                 raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
-            print(f"started {_start(target, definition, resume=False)}")
+            arn = _start(target, definition, resume=False)
+            if said:
+                print(said)
+            print(f"started {arn}")
         elif args.action == "list":
             app = _modules(target)
             shown = app["control"].list_campaigns(app["settings"])
@@ -147,9 +181,15 @@ def campaign(args: argparse.Namespace) -> int:
             if current not in RESUMABLE:  # what the workflow's ResumeCampaign would refuse, said before it starts
                 raise ValueError(f"campaign {args.id} is {current} on {target.name}: only a PAUSED or HALTED campaign "
                                  f"resumes ({NOT_RESUMABLE.get(str(current), 'nothing was started')})")
-            definition = _definition(args.definition) if args.definition else json.loads(item["definition"])
+            stored = json.loads(item["definition"])
+            definition = _definition(args.definition) if args.definition else stored
             if definition.get("id") != args.id:
                 raise ValueError(f"{args.definition}: its id is {definition.get('id')!r}, not {args.id!r}")
+            if args.definition:  # what the workflow's ValidateCampaign refuses too, said before anything starts
+                try:
+                    app["check_resume"](stored, app["parse"](definition))
+                except app["definition_error"] as error:
+                    raise ValueError(f"{args.definition}: {error}") from None
             print(f"resumed {_start(target, definition, resume=True)}")
     except (TargetError, LookupError, ValueError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
@@ -170,7 +210,11 @@ def register(commands: Any) -> None:
         action.add_argument("file" if name == "start" else "id", help="definition JSON" if name == "start"
                             else "the campaign id")
         if name == "resume":
-            action.add_argument("--definition", default=None, help="a new definition (same id), e.g. new thresholds")
+            action.add_argument("--definition", default=None,
+                                help="a new definition (same id) changing only thresholds or rate_share")
+        if name == "start":
+            action.add_argument("--now", action="store_true",
+                                help="start at once even though the definition's start_at is past")
         action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
         action.add_argument("--region", default=None, help="with --stack: its region")
         action.add_argument("--state-file", default=None, help="the local engine's state file")

@@ -1,5 +1,6 @@
 """sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
-`sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands);
+`sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands, until
+`sesflow local down`);
 `sesflow campaign start|status|watch|pause|resume|cancel|report` runs, watches, steers and reports campaigns;
 `sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow suppression
 import|export FILE` suppresses a CSV of addresses (audited) or writes the suppressed ones out; `sesflow events
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -111,7 +113,8 @@ def local_up(args: argparse.Namespace) -> int:
             for key, value in stack.outputs.items():
                 print(f"  {key} = {value}")
             if server:
-                print(f"\nServing on {server.endpoint_url} (loopback only) until Ctrl-C; state file {state_file}\n"
+                print(f"\nServing on {server.endpoint_url} (loopback only) until Ctrl-C or `sesflow local down`; "
+                      f"state file {state_file}\n"
                       f"  sesflow commands run in this folder or below find it there; any other AWS tool or SDK: "
                       f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}\n"
                       f"  SES feedback: the mailbox simulator's addresses (bounce@, complaint@, suppressionlist@, "
@@ -126,6 +129,51 @@ def local_up(args: argparse.Namespace) -> int:
         if server:
             server.stop()
         stack.down()
+
+
+def local_down(args: argparse.Namespace) -> int:
+    """Stop the engine `sesflow local up --serve` runs: SIGTERM to its pid (it stops serving, removes its state file
+    and brings its stack down, as on Ctrl-C), then wait until its state file is gone and its port is closed."""
+    import time
+
+    from sesflow.target import EngineState, find_state_file, pid_alive
+
+    state_file = Path(args.state_file) if args.state_file else find_state_file()
+    state = EngineState.read(state_file)
+    if state is None:
+        print(f"sesflow: no local engine is running (no state file at {state_file})", file=sys.stderr)
+        return 1
+    if state.status() is None:  # the pid is gone, or the port answers as another process: never signal it
+        state_file.unlink(missing_ok=True)
+        print(f"sesflow: no local engine is running (removed {state_file}, left by one that stopped)",
+              file=sys.stderr)
+        return 1
+    try:
+        os.kill(state.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        print(f"sesflow: the local engine at {state.endpoint_url} (pid {state.pid}) is another user's: "
+              f"not allowed to stop it", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while True:
+        answering = state.status(timeout=0.5) is not None
+        if not answering and not state_file.exists():
+            break
+        if not answering and not pid_alive(state.pid):  # it ended before it could remove its own file
+            current = EngineState.read(state_file)
+            if current is not None and current.pid == state.pid:
+                state_file.unlink(missing_ok=True)
+            break
+        if time.monotonic() > deadline:
+            print(f"sesflow: the local engine at {state.endpoint_url} (pid {state.pid}) did not stop within "
+                  f"{args.timeout:g} s: `kill -9 {state.pid}` ends it (then remove {state_file})", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(f"stopped the local engine at {state.endpoint_url} (pid {state.pid}); its stack and everything in it "
+          f"are gone")
+    return 0
 
 
 def events_parse(args: argparse.Namespace) -> int:
@@ -173,11 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="template parameters, as with sam deploy")
     up.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     up.add_argument("--serve", action="store_true",
-                    help="keep the stack running on 127.0.0.1 for other commands until Ctrl-C (default: print, exit)")
+                    help="keep the stack running on 127.0.0.1 for other commands until Ctrl-C or `sesflow local down` "
+                         "(default: print, exit)")
     up.add_argument("--port", type=int, default=None, help="with --serve: the port (default 4599; 0 picks a free one)")
     up.add_argument("--state-file", default=None,
                     help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
     up.set_defaults(func=local_up)
+    down = local.add_parser("down", help="stop the engine `sesflow local up --serve` runs")
+    down.add_argument("--state-file", default=None,
+                      help="the running engine's state file (default: the nearest .sesflow/local.json)")
+    down.add_argument("--timeout", type=float, default=60.0,
+                      help="seconds to wait for it to stop (default 60)")
+    down.set_defaults(func=local_down)
     campaign_cli.register(commands)
     report.register(commands)  # `sesflow report ID`: the same as `sesflow campaign report ID`
     recipient_cli.register(commands)

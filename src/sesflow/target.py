@@ -98,7 +98,7 @@ class EngineState:
         A dead pid or a closed port both mean a stale file; asking the server also catches a port that
         another process took over after the engine died without removing its file. pid 0: any engine. The
         timeout is generous: an engine busy with a large campaign answers slowly, a dead port at once."""
-        if self.pid and not _pid_alive(self.pid):
+        if self.pid and not pid_alive(self.pid):
             return None
         try:
             with urllib.request.urlopen(self.endpoint_url + STATUS_PATH, timeout=timeout) as response:
@@ -113,7 +113,8 @@ class EngineState:
         return self.status() is not None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie counts: its parent has not reaped it yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -58,8 +58,8 @@ IAM_PREFIX = {"sesv2": "ses", "sfn": "states", "stepfunctions": "states", "event
 # templates: {Logical.Attr} is a GetAtt, {Logical} a Ref or parameter, {region}/{account}/{partition}.
 # Calls through app.clients: client("<service>") and table(<name>) (a DynamoDB Table resource).
 HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
-    # parse_campaign only: no AWS call.
-    "app.handlers.validate_campaign": [],
+    # parse_campaign; on a resume, app.campaign_control.stored_definition(): get_item of the control item
+    "app.handlers.validate_campaign": [("dynamodb:GetItem", "{CampaignsTable.Arn}")],
     "app.handlers.snapshot_audience": [
         # app.contacts.members(): query of each list's (and exclude list's) memberships
         ("dynamodb:Query", "{MembershipsTable.Arn}"),

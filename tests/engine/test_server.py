@@ -232,3 +232,53 @@ def test_local_up_serve_runs_until_ctrl_c_then_cleans_up(tmp_path):
     assert f"Serving on {target.endpoint_url}" in out and str(state_file) in out
     assert "Stopped" in out
     assert not state_file.exists()
+
+
+def test_local_down_without_an_engine_says_none_is_running(tmp_path, capsys):
+    from sesflow.cli import main
+
+    assert main(["local", "down", "--state-file", str(tmp_path / "local.json")]) == 1
+    assert f"no local engine is running (no state file at {tmp_path / 'local.json'})" in capsys.readouterr().err
+
+
+def test_local_down_removes_the_state_file_an_engine_that_stopped_left_and_signals_nobody(tmp_path, capsys):
+    from sesflow.cli import main
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state_file = tmp_path / "local.json"
+    state_file.write_text(EngineState(endpoint_url="http://127.0.0.1:9", region="us-east-1", account="1",
+                                      stack_name="s", pid=int(ended.stdout), outputs={}).to_json())
+
+    assert main(["local", "down", "--state-file", str(state_file)]) == 1
+
+    assert "no local engine is running (removed" in capsys.readouterr().err and not state_file.exists()
+
+
+@pytest.mark.slow
+def test_local_down_stops_a_served_engine_and_its_state_file_goes(tmp_path, capsys):
+    from sesflow.cli import main
+
+    state_file = tmp_path / "local.json"
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sesflow.cli", "local", "up", "--template", str(ROOT / "template.yaml"), "--serve",
+         "--port", "0", "--state-file", str(state_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        eventually(lambda: state_file.exists() or process.poll() is not None, timeout=60)
+        assert process.poll() is None, process.communicate()
+        endpoint = EngineState.read(state_file).endpoint_url
+
+        assert main(["local", "down", "--state-file", str(state_file)]) == 0
+
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert f"stopped the local engine at {endpoint} (pid {process.pid})" in capsys.readouterr().out
+    assert process.returncode == 0, err
+    assert "Stopped; the local stack and everything in it are gone." in out
+    assert not state_file.exists()
+    assert main(["local", "down", "--state-file", str(state_file)]) == 1  # a second time: nothing to stop

@@ -48,8 +48,8 @@ def send_simple(client, to="a@x.com", **kwargs):
 
 
 def send_bulk(client, count, **kwargs):
+    kwargs.setdefault("FromEmailAddress", SENDER)
     return client.send_bulk_email(
-        FromEmailAddress=SENDER,
         ConfigurationSetName="campaigns",
         DefaultEmailTags=[{"Name": "campaign", "Value": "c1"}],
         DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"code": "X"})}},
@@ -231,6 +231,35 @@ def test_send_is_refused_when_the_sender_is_not_verified(ses):
 
     assert code == "MessageRejected"
     assert "someone@elsewhere.com" in message
+
+
+def test_a_display_name_sender_is_checked_by_its_address_and_kept_on_the_message(ses):
+    encoded = "=?utf-8?b?Wm/DqyBDYWbDqQ==?= <news@example.com>"  # "Zoë Café", RFC 2047
+    send_bulk(ses, 1, FromEmailAddress=encoded, ReplyToAddresses=["Help <help@example.org>"])
+
+    (message,) = simulator().outbox
+    assert message.from_address == encoded and message.reply_to == ("Help <help@example.org>",)
+    code, _, text = error_of(lambda: send_bulk(ses, 1, FromEmailAddress="News <news@elsewhere.com>"))
+    assert code == "MessageRejected" and text.endswith(": news@elsewhere.com")  # the address, not the name
+    assert len(simulator().outbox) == 1
+
+
+@pytest.mark.parametrize(("sender", "reply_to", "refused"), [
+    ("News <zoë@example.com>", None, "Local address contains control or whitespace"),
+    ("news@exämple.com", None, "Domain contains illegal character"),
+    ("News <news>", None, "Missing final '@domain'"),
+    (SENDER, "Help <hélp@example.org>", "Local address contains control or whitespace"),
+], ids=["local part", "domain", "no domain", "reply-to"])
+def test_an_address_that_is_not_ascii_or_lacks_its_domain_is_refused_as_ses_does(ses, sender, reply_to, refused):
+    extra = {"ReplyToAddresses": [reply_to]} if reply_to else {}
+    code, status, text = error_of(lambda: send_bulk(ses, 1, FromEmailAddress=sender, **extra))
+    assert (code, status, text) == ("BadRequestException", 400, refused)
+    assert simulator().outbox == []
+
+
+def test_a_display_name_not_mime_encoded_loses_its_non_ascii_characters_as_on_ses(ses):
+    send_bulk(ses, 1, FromEmailAddress="Zoë Café <news@example.com>")
+    assert simulator().outbox[0].from_address == "Zo Caf <news@example.com>"
 
 
 def test_send_is_accepted_but_not_delivered_when_the_recipient_is_suppressed(ses):

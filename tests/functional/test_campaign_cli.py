@@ -109,3 +109,113 @@ def test_campaign_list_shows_every_campaign_with_its_status_and_emails_sent(stac
 
     (shown,) = json.loads(capsys.readouterr().out)
     assert (shown["campaign_id"], shown["status"]) == ("spring-sale", "COMPLETED") and shown["sent"] > 0
+
+
+def finished_then_paused(stack, tmp_path, capsys, **changes):
+    """A campaign run to the end, then marked PAUSED (as a pause mid-send leaves it): a resume may start."""
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign(**changes)))
+    run("start", file=str(path))
+    assert stack.wait(capsys.readouterr().out.split()[-1]).status == "SUCCEEDED"
+    stack.client("dynamodb").update_item(
+        TableName=stack.outputs["CampaignsTableName"], Key={"campaign_id": {"S": "spring-sale"}},
+        UpdateExpression="SET #s = :paused", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":paused": {"S": "PAUSED"}})
+
+
+def executions(stack):
+    return stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"]
+
+
+def test_resume_refuses_a_definition_that_changes_more_than_thresholds_and_rate_share(stack, target, tmp_path,
+                                                                                    capsys):
+    finished_then_paused(stack, tmp_path, capsys)
+    changed = campaign(audience={"lists": ["customers"]}, holdout_percent=5,
+                       variants=[{"name": "a", "weight": 50, "template": "spring-a"},
+                                 {"name": "b", "weight": 10, "template": "spring-b"},
+                                 {"name": "c", "weight": 20, "template": "spring-c"}])
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(changed))
+
+    assert run("resume", id="spring-sale", definition=str(path)) == 1
+
+    error = capsys.readouterr().err
+    assert "a resume may change only thresholds and rate_share, and this definition also changes" in error
+    for field in ("audience.lists: was ['newsletter'], now ['customers']", "variants[1].weight: was 30.0, now 10.0",
+                  "holdout_percent: was 10.0, now 5.0"):
+        assert field in error
+    assert len(executions(stack)) == 1  # nothing started
+    status = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                               Key={"campaign_id": {"S": "spring-sale"}})["Item"]["status"]["S"]
+    assert status == "PAUSED"
+
+
+def test_resume_takes_a_definition_that_changes_only_thresholds_and_rate_share(stack, target, tmp_path, capsys):
+    finished_then_paused(stack, tmp_path, capsys)
+    path = tmp_path / "raised.json"
+    path.write_text(json.dumps(campaign(thresholds={"complaint": {"warn": 0.01, "halt": 0.02}}, rate_share=0.5)))
+
+    assert run("resume", id="spring-sale", definition=str(path)) == 0
+
+    assert stack.wait(capsys.readouterr().out.split()[-1]).status == "SUCCEEDED"
+    stored = json.loads(stack.client("dynamodb").get_item(
+        TableName=stack.outputs["CampaignsTableName"],
+        Key={"campaign_id": {"S": "spring-sale"}})["Item"]["definition"]["S"])
+    assert stored["thresholds"]["complaint"] == {"warn": 0.01, "halt": 0.02} and stored["rate_share"] == 0.5
+
+
+def test_the_workflow_refuses_a_resume_that_changes_the_audience_too(stack, target, tmp_path, capsys):
+    finished_then_paused(stack, tmp_path, capsys)
+    sent = len(simulator().outbox)
+
+    result = stack.run("CampaignStateMachine", {**campaign(audience={"lists": ["customers"]}), "resume": True})
+
+    assert (result.status, result.error) == ("FAILED", "CampaignDefinitionError")
+    assert "audience.lists: was ['newsletter'], now ['customers']" in result.cause
+    item = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                             Key={"campaign_id": {"S": "spring-sale"}})["Item"]
+    assert item["status"]["S"] == "PAUSED" and json.loads(item["definition"]["S"])["audience"]["lists"] == [
+        "newsletter"]
+    assert len(simulator().outbox) == sent
+
+
+def test_the_from_header_ses_gets_carries_the_display_name_and_the_reply_to(stack, target, tmp_path, capsys):
+    from email.header import decode_header, make_header
+
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(campaign(sender="Zoë's Café <news@example.com>",
+                                        reply_to=["Help Desk <help@example.org>", "owner@example.org"])))
+
+    assert run("start", file=str(path)) == 0
+
+    assert stack.wait(capsys.readouterr().out.split()[-1]).status == "SUCCEEDED"
+    outbox = simulator().outbox
+    assert outbox and {m.from_address for m in outbox} == {"=?utf-8?b?Wm/DqydzIENhZsOp?= <news@example.com>"}
+    assert str(make_header(decode_header(outbox[0].from_address))) == "Zoë's Café <news@example.com>"
+    assert {m.reply_to for m in outbox} == {("Help Desk <help@example.org>", "owner@example.org")}
+
+
+def test_start_refuses_a_start_at_in_the_past_unless_now_is_given(stack, target, tmp_path, capsys):
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps(campaign(start_at="2020-01-01T09:00:00Z")))
+
+    assert run("start", file=str(path)) == 1
+    assert ("start_at 2020-01-01T09:00:00Z is in the past (it is " in capsys.readouterr().err)
+    assert executions(stack) == []
+
+    assert run("start", file=str(path), now=True) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("start_at 2020-01-01T09:00:00Z is past: the campaign starts now\nstarted ")
+    assert stack.wait(out.split()[-1]).status == "SUCCEEDED" and simulator().outbox
+
+
+def test_start_now_with_a_start_at_still_ahead_is_refused(stack, target, tmp_path, capsys):
+    path = tmp_path / "ahead.json"
+    path.write_text(json.dumps(campaign(start_at="2999-01-01T09:00:00Z")))
+
+    assert run("start", file=str(path), now=True) == 1
+
+    assert "start_at 2999-01-01T09:00:00Z is in the future: the campaign waits for it" in capsys.readouterr().err
+    assert executions(stack) == []

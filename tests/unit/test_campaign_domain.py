@@ -498,3 +498,89 @@ def test_interleaving_keeps_each_variants_own_batch_order():
     assert [b for b in order if b.startswith("a")] == ["a1", "a2", "a3"]
     assert [b for b in order if b.startswith("b")] == ["b1", "b2"]
     assert order[0] == "a1"  # a tie keeps the variants' order
+
+# ------------------------------------------------------------------ sender display name and reply-to
+
+def test_a_display_name_in_the_sender_or_in_from_name_reaches_ses_as_one_from_header():
+    from email.header import decode_header, make_header
+
+    inline = parse_campaign({**VALID, "sender": "Zoë Café <news@example.com>"})
+    apart = parse_campaign({**VALID, "sender": "news@example.com", "from_name": "Zoë Café"})
+    assert (inline.sender, inline.from_name) == (apart.sender, apart.from_name) == ("news@example.com", "Zoë Café")
+    header = inline.from_header
+    assert header.isascii() and header.endswith(" <news@example.com>")
+    assert str(make_header(decode_header(header))) == "Zoë Café <news@example.com>"
+    assert parse_campaign({**VALID, "sender": '"Smith, Jo" <news@example.com>'}).from_header == \
+        '"Smith, Jo" <news@example.com>'  # an ASCII name, quoted where RFC 5322 needs it
+    assert parse_campaign(inline.to_dict()) == inline and parse_campaign(VALID).from_header == "news@example.com"
+
+
+def test_a_long_non_ascii_display_name_is_split_into_encoded_words_of_at_most_75_characters():
+    name = "Überraschungsangebote für alle Abonnentinnen und Abonnenten"
+    header = parse_campaign({**VALID, "from_name": name}).from_header
+    words = header.rsplit(" <", 1)[0].split(" ")
+    assert len(words) > 1 and all(len(w) <= 75 and w.startswith("=?utf-8?b?") for w in words)
+
+
+def test_reply_to_takes_one_address_or_a_list_and_encodes_display_names_for_ses():
+    one = parse_campaign({**VALID, "reply_to": "help@example.com"})
+    many = parse_campaign({**VALID, "reply_to": ["Équipe <team@example.com>", "help@example.com"]})
+    assert one.reply_to_addresses == ["help@example.com"]
+    assert many.reply_to_addresses[0].startswith("=?utf-8?b?") and many.reply_to_addresses[1] == "help@example.com"
+    assert parse_campaign(many.to_dict()) == many and parse_campaign(VALID).reply_to == ()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"sender": "News <news>"}, "sender: 'News <news>' is not valid"),
+    ({"sender": "zoë@example.com"}, "sender: 'zoë@example.com': an address must be 7-bit ASCII"),
+    ({"sender": "News <news@example.com>", "from_name": "Other"},
+     "from_name: the sender already has a display name ('News'): give it in sender or in from_name, not both"),
+    ({"from_name": "News\r\nBcc: all@example.com"}, "from_name: the display name 'News\\r\\nBcc: all@example.com' "
+                                                    "holds a control character or a line break"),
+    ({"from_name": "é" * 400}, "from_name: the display name is too long"),
+    ({"from_name": 3}, "from_name: must be a non-empty string, got 3"),
+    ({"reply_to": {"a": 1}}, "reply_to: must be an address or a list of addresses, got {'a': 1}"),
+    ({"reply_to": ["help@example.com", "nobody"]}, "reply_to[1]: 'nobody' is not valid"),
+    ({"reply_to": "Help <hélp@example.com>"}, "reply_to: 'hélp@example.com': an address must be 7-bit ASCII"),
+], ids=["no domain", "non-ascii address", "two names", "header injection", "too long", "not text",
+        "not a list", "bad entry", "non-ascii reply-to"])
+def test_a_bad_sender_name_or_reply_to_is_refused_naming_the_field(change, message):
+    with pytest.raises(CampaignDefinitionError) as raised:
+        parse_campaign({**VALID, **change})
+    assert message in str(raised.value)
+
+
+# ------------------------------------------------------------------ what a resume may change
+
+def test_a_resume_may_change_the_thresholds_and_the_rate_share_only():
+    from app.domain.campaign import RESUME_MAY_CHANGE, check_resume, resume_changes
+
+    stored = parse_campaign(VALID).to_dict()
+    raised = parse_campaign({**VALID, "thresholds": {"complaint": {"warn": 0.01, "halt": 0.02}}, "rate_share": 0.5,
+                             "$comment": "raised after the spike"})
+    assert RESUME_MAY_CHANGE == ("thresholds", "rate_share")
+    assert resume_changes(stored, raised) == []
+    check_resume(stored, raised)  # nothing to refuse
+    assert resume_changes(stored, parse_campaign({**VALID, "holdout_percent": 10.0})) == []  # 10 is 10.0
+    changed = parse_campaign({**VALID, "audience": {"lists": ["customers"]}, "holdout_percent": 5,
+                              "variants": [{"name": "a", "weight": 60, "template": "t-a"},
+                                           {"name": "b", "weight": 10, "template": "t-b"}],
+                              "rate_share": 0.5})
+    assert resume_changes(stored, changed) == [
+        "audience.lists: was ['newsletter'], now ['customers']",
+        "variants[1].weight: was 40.0, now 10.0",
+        "holdout_percent: was 10.0, now 5.0",
+    ]
+    with pytest.raises(CampaignDefinitionError) as refused:
+        check_resume(stored, changed)
+    assert str(refused.value).startswith("campaign spring-sale: a resume may change only thresholds and rate_share, "
+                                         "and this definition also changes audience.lists: was ['newsletter']")
+
+
+def test_a_resume_that_adds_a_variant_or_a_sender_name_names_those_fields():
+    from app.domain.campaign import resume_changes
+
+    stored = parse_campaign(VALID).to_dict()
+    more = parse_campaign({**VALID, "from_name": "News", "variants": [*VALID["variants"],
+                                                                      {"name": "c", "template": "t-c"}]})
+    assert [change.split(":")[0] for change in resume_changes(stored, more)] == ["from_name", "variants"]

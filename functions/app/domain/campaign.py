@@ -8,6 +8,7 @@ by each handler.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import hashlib
 import json
@@ -16,6 +17,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.utils import formataddr
 from typing import Any
 
 from app.domain.audience import CONTACT_FIELDS
@@ -54,9 +56,18 @@ RESERVED_TEMPLATE_FIELDS = CONTACT_FIELDS - {"address"}
 # column may name none of them, since an import writes only the team's own attributes.
 RESERVED_CONTACT_FIELDS = CONTACT_FIELDS
 MAX_TEMPLATE_FIELDS = 50
-_TOP_LEVEL = ("id", "name", "sender", "configuration_set", "stream", "audience", "variants", "holdout_percent",
-              "ab", "thresholds", "rate_share", "start_at", "personalization")
+_TOP_LEVEL = ("id", "name", "sender", "from_name", "reply_to", "configuration_set", "stream", "audience",
+              "variants", "holdout_percent", "ab", "thresholds", "rate_share", "start_at", "personalization")
 _IGNORED = ("$comment",)  # free text, for people; dropped by to_dict
+# "Name <address>" (the name may be quoted); a bare address is the other form a sender or reply-to takes.
+_MAILBOX = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>\s*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break in a header value would start another header
+# RFC 5322 section 2.1.1: a header line is at most 998 characters; "From: " or "Reply-To: " precede the mailbox.
+MAX_MAILBOX_CHARACTERS = 998 - len("Reply-To: ")
+# What `campaign resume --definition` (and the workflow's ValidateCampaign) lets a resume change: the breaker's
+# levels and the campaign's share of the send rate. Everything else decides who gets what, from whom, and the
+# frozen audience was drawn with it. A path here covers every field under it.
+RESUME_MAY_CHANGE = ("thresholds", "rate_share")
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,18 @@ class Campaign:
     thresholds: Thresholds = Thresholds()
     rate_share: float = 1.0
     personalization: Personalization = Personalization()
+    from_name: str | None = None  # the display name recipients see beside the sender's address
+    reply_to: tuple[str, ...] = ()  # each "address" or "Name <address>", as given
+
+    @property
+    def from_header(self) -> str:
+        """SES's FromEmailAddress: the address, with the display name MIME-encoded when it is not ASCII."""
+        return mailbox(self.from_name, self.sender)
+
+    @property
+    def reply_to_addresses(self) -> list[str]:
+        """SES's ReplyToAddresses, each display name encoded as in from_header."""
+        return [mailbox(*_split_mailbox(entry)) for entry in self.reply_to]
 
     @property
     def control(self) -> Variant:
@@ -200,6 +223,8 @@ class Campaign:
             "id": self.id,
             "name": self.name,
             "sender": self.sender,
+            "from_name": self.from_name,
+            "reply_to": list(self.reply_to),
             "configuration_set": self.configuration_set,
             "stream": self.stream,
             "audience": self.audience.to_dict(),
@@ -302,7 +327,8 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
 
     campaign_id = check.text("id", raw.get("id"), _ID) or ""
     name = check.text("name", raw.get("name"), required=False, max_length=256) or campaign_id
-    sender = check.text("sender", raw.get("sender"), _EMAIL) or ""
+    sender, from_name = _sender(check, raw.get("sender"), raw.get("from_name"))
+    reply_to = _reply_to(check, raw.get("reply_to"))
     configuration_set = check.text("configuration_set", raw.get("configuration_set"), _CONFIGURATION_SET,
                                    required=False)
     if (configuration_set is not None and _CONFIGURATION_SET.match(configuration_set)
@@ -339,7 +365,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
     if check.problems:
         raise CampaignDefinitionError("; ".join(check.problems))
     campaign = Campaign(
-        id=campaign_id, name=name, sender=sender, variants=variants,
+        id=campaign_id, name=name, sender=sender, from_name=from_name, reply_to=reply_to, variants=variants,
         holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
         audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share, personalization=personalization,
     )
@@ -348,6 +374,153 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
         raise CampaignDefinitionError(f"campaign: {size} bytes as JSON, at most {MAX_DEFINITION_BYTES}: it travels "
                                       "in every batch's input, so put large bodies in an SES template")
     return campaign
+
+
+def mailbox(name: str | None, address: str) -> str:
+    """An address with its display name as SES takes it: a non-ASCII name as RFC 2047 encoded-words (UTF-8,
+    base64, each at most 75 characters and holding whole characters, joined by spaces), an ASCII one quoted where
+    RFC 5322 needs it."""
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    words, chunk = [], ""
+    for character in name:
+        if chunk and len((chunk + character).encode()) > _ENCODED_WORD_BYTES:
+            words.append(chunk)
+            chunk = ""
+        chunk += character
+    words.append(chunk)
+    encoded = " ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+    return f"{encoded} <{address}>"
+
+
+# An encoded-word is at most 75 characters (RFC 2047 section 2): "=?utf-8?b?" and "?=" leave 63, i.e. 60 of
+# base64, i.e. 45 bytes of UTF-8.
+_ENCODED_WORD_BYTES = 45
+
+
+def _split_mailbox(text: str) -> tuple[str | None, str]:
+    """(display name or None, address) of "Name <address>", '"Name" <address>' or "address"."""
+    found = _MAILBOX.match(text)
+    if not found:
+        return None, text.strip()
+    name = found["name"].strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name or None, found["address"].strip()
+
+
+def _address(check: _Check, path: str, text: str, address: str) -> bool:
+    if not _EMAIL.match(address):
+        check.fail(path, f"{text!r} is not valid: an address like news@example.com, or \"Name <news@example.com>\"")
+        return False
+    if not address.isascii():
+        check.fail(path, f"{address!r}: an address must be 7-bit ASCII (SES does not support SMTPUTF8); write a "
+                         "domain with other characters in Punycode (xn--...)")
+        return False
+    return True
+
+
+def _display_name(check: _Check, path: str, name: str | None, address: str) -> bool:
+    if name is None:
+        return True
+    if _CONTROL.search(name):
+        check.fail(path, f"the display name {_show(name)} holds a control character or a line break")
+        return False
+    size = len(mailbox(name, address))
+    if size > MAX_MAILBOX_CHARACTERS:
+        check.fail(path, f"the display name is too long: {size} characters as SES gets it, encoded, at most "
+                         f"{MAX_MAILBOX_CHARACTERS} (a header line is at most 998, RFC 5322)")
+        return False
+    return True
+
+
+def _sender(check: _Check, raw: Any, raw_from_name: Any) -> tuple[str, str | None]:
+    """(address, display name): `sender` is "address" or "Name <address>"; `from_name` gives the name apart."""
+    text = check.text("sender", raw)
+    from_name = check.text("from_name", raw_from_name, required=False)
+    if text is None:
+        return "", None
+    name, address = _split_mailbox(text)
+    if not _address(check, "sender", text, address):
+        return "", None
+    if name is not None and from_name is not None:
+        check.fail("from_name", f"the sender already has a display name ({name!r}): give it in sender or in "
+                                "from_name, not both")
+        return address, None
+    name = name if name is not None else from_name
+    path = "from_name" if from_name is not None else "sender"
+    return address, name if _display_name(check, path, name, address) else None
+
+
+def _reply_to(check: _Check, raw: Any) -> tuple[str, ...]:
+    """One reply-to address or a list of them, each "address" or "Name <address>" (SES ReplyToAddresses)."""
+    if raw is None or raw == []:  # [] is what to_dict writes for none
+        return ()
+    if isinstance(raw, str):
+        entries, paths = [raw], ["reply_to"]
+    elif isinstance(raw, list):
+        entries, paths = raw, [f"reply_to[{i}]" for i in range(len(raw))]
+    else:
+        check.fail("reply_to", f"must be an address or a list of addresses, got {_show(raw)}")
+        return ()
+    kept = []
+    for path, entry in zip(paths, entries, strict=True):
+        text = check.text(path, entry)
+        if text is None:
+            continue
+        name, address = _split_mailbox(text)
+        if _address(check, path, text, address) and _display_name(check, path, name, address):
+            kept.append(text.strip())
+    return tuple(kept)
+
+
+def resume_changes(stored: dict[str, Any], new: Campaign) -> list[str]:
+    """What a resume's definition changes that a resume may not (outside RESUME_MAY_CHANGE), each as "path: was
+    X, now Y", against the definition the campaign was stored with (the workflow stores the normalised form).
+    Both sides are normalised first, so a default written out or left out is no change."""
+    try:
+        before = parse_campaign(stored).to_dict()
+    except CampaignDefinitionError:  # stored by another version of the schema: compare it as it is
+        before = stored
+    found: list[tuple[str, Any, Any]] = []
+    _differences("", before, new.to_dict(), found)
+    allowed = tuple(RESUME_MAY_CHANGE)
+    return [f"{path}: was {_show(old)}, now {_show(value)}" for path, old, value in found
+            if not any(path == a or path.startswith((f"{a}.", f"{a}[")) for a in allowed)]
+
+
+def check_resume(stored: dict[str, Any], new: Campaign) -> None:
+    """Refuse a resume whose definition changes more than RESUME_MAY_CHANGE (CampaignDefinitionError naming each
+    changed field). The one rule both `sesflow campaign resume` and ValidateCampaignFunction apply."""
+    changes = resume_changes(stored, new)
+    if changes:
+        raise CampaignDefinitionError(
+            f"campaign {new.id}: a resume may change only {' and '.join(RESUME_MAY_CHANGE)}, and this definition "
+            f"also changes {'; '.join(changes)} (a different send is a new campaign, with a new id)")
+
+
+_MISSING = object()
+
+
+def _differences(path: str, old: Any, new: Any, found: list[tuple[str, Any, Any]]) -> None:
+    """Every leaf where `old` and `new` differ: objects by key, lists of objects of one length by index; any other
+    list as a whole (audience.lists is one field)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            inner = f"{path}.{key}" if path else str(key)
+            a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+            if a is _MISSING or b is _MISSING:
+                found.append((inner, None if a is _MISSING else a, None if b is _MISSING else b))
+            else:
+                _differences(inner, a, b, found)
+    elif (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+          and all(isinstance(v, dict) for v in old + new)):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            _differences(f"{path}[{i}]", a, b, found)
+    elif old != new:
+        found.append((path, old, new))
 
 
 def _audience(check: _Check, raw: Any) -> Audience:

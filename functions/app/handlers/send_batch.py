@@ -130,7 +130,8 @@ def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list
     content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
                                       {"Name": VARIANT_HEADER, "Value": variant}]
     response = client_without_retries("sesv2").send_bulk_email(
-        FromEmailAddress=campaign.sender,
+        FromEmailAddress=campaign.from_header,
+        **({"ReplyToAddresses": campaign.reply_to_addresses} if campaign.reply_to else {}),
         ConfigurationSetName=configuration_set(campaign, probation, config),
         DefaultEmailTags=[
             {"Name": "campaign", "Value": campaign.id},

@@ -68,8 +68,8 @@ def refuse_if_running(state_file: Path) -> None:
     state = running_engine(state_file)
     if state is not None:
         raise ServerError(f"a local engine is already running at {state.endpoint_url} (pid {state.pid}, "
-                          f"state file {state_file}): use it, or stop it with Ctrl-C in its terminal or "
-                          f"`kill {state.pid}`")
+                          f"state file {state_file}): use it, or stop it with `sesflow local down` (or Ctrl-C in "
+                          f"its terminal)")
 
 
 class EngineServer:

@@ -99,7 +99,7 @@ class SentEmail:
     operation: str  # "SendEmail" | "SendBulkEmail"
     account_id: str
     region: str
-    from_address: str
+    from_address: str  # the From header: "address", or "Name <address>" with the name as SES got it
     to: tuple[str, ...]
     cc: tuple[str, ...]
     bcc: tuple[str, ...]
@@ -115,6 +115,7 @@ class SentEmail:
     sent_at: datetime
     html: str | None = None  # the body's parts as sent (rendered); None if absent or rendering failed
     text: str | None = None
+    reply_to: tuple[str, ...] = ()  # ReplyToAddresses, as given
 
     @property
     def recipients(self) -> tuple[str, ...]:

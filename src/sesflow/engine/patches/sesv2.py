@@ -14,8 +14,10 @@ Simulated:
   are used", send-personalized-email-api.html); its tags and headers are merged over the defaults by name;
   one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
 - Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
-  template -> NotFoundException; unverified sender -> MessageRejected; 0 or more than 50 recipients per
-  message, or more than 50 bulk entries -> BadRequestException.
+  template -> NotFoundException; unverified sender (the address inside "Name <address>") -> MessageRejected;
+  a sender or reply-to address that is not 7-bit ASCII or lacks its @domain -> BadRequestException; 0 or more
+  than 50 recipients per message, or more than 50 bulk entries -> BadRequestException. The outbox record keeps
+  the From header (`from_address`, display name included) and ReplyToAddresses (`reply_to`).
 - Sending quota on the virtual clock, counted in recipients (quotas.html): more than MaxSendRate in one
   second -> TooManyRequestsException "Maximum sending rate exceeded."; more than Max24HourSend in a
   rolling 24 hours -> LimitExceededException "Daily message quota exceeded."
@@ -236,7 +238,29 @@ def _message(destination: dict, **fields) -> dict:
     }
 
 
-def _check_sender(self: SESV2Response, params: dict, from_address: str | None) -> None:
+def _mailbox(value: str, what: str) -> tuple[str, str]:
+    """(display name, address) of one "address" or "Name <address>" as SES reads it, refusing what it refuses:
+    the address must be 7-bit ASCII (SES does not support SMTPUTF8: a Unicode domain goes in Punycode, a display
+    name in MIME encoded-words), with a local part and a domain."""
+    pairs = getaddresses([value])
+    if len(pairs) != 1 or not pairs[0][1]:
+        raise aws_error("BadRequestException", f"Illegal address in {what}: {value}")
+    name, address = pairs[0]
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        raise aws_error("BadRequestException", "Missing final '@domain'")
+    if not local.isascii() or any(c.isspace() or ord(c) < 32 for c in local):
+        raise aws_error("BadRequestException", "Local address contains control or whitespace")
+    if not domain.isascii() or any(c.isspace() or ord(c) < 32 for c in domain):
+        raise aws_error("BadRequestException", "Domain contains illegal character")
+    return name, address
+
+
+def _check_sender(self: SESV2Response, params: dict, from_address: str | None) -> str:
+    """Check the call's sender, configuration set and contact list; returns the From header as the message carries
+    it. The verified identity checked is the address inside a display-name sender ("Name <a@example.com>"). A
+    display name sent with characters beyond ASCII, not MIME-encoded, is not refused: SES drops those characters
+    (reported in aws/aws-sdk-js#1585), and so does the record here."""
     core = self.sesv2_backend.core_backend
     config_set = params.get("ConfigurationSetName")
     if config_set and config_set not in core.config_sets:
@@ -244,12 +268,20 @@ def _check_sender(self: SESV2Response, params: dict, from_address: str | None) -
     contact_list = (params.get("ListManagementOptions") or {}).get("ContactListName")
     if contact_list and contact_list not in core.contacts_lists:
         raise aws_error("NotFoundException", f"List with name: {contact_list} doesn't exist.")
-    if not core._is_verified_address(from_address or ""):
+    if not from_address:
+        raise aws_error("BadRequestException", "FromEmailAddress is required.")
+    name, address = _mailbox(from_address, "FromEmailAddress")
+    for reply_to in params.get("ReplyToAddresses") or []:
+        _mailbox(reply_to, "ReplyToAddresses")
+    if not core._is_verified_address(address):
         raise aws_error(
             "MessageRejected",
             "Email address is not verified. The following identities failed the check in region "
-            f"{self.region.upper()}: {from_address}",
+            f"{self.region.upper()}: {address}",
         )
+    if from_address.isascii():
+        return from_address
+    return f"{''.join(c for c in name if c.isascii()).strip()} <{address}>"
 
 
 def _check_recipients(message: dict) -> None:
@@ -287,6 +319,7 @@ def _accept(
                     from_address=from_address,
                     configuration_set=params.get("ConfigurationSetName"),
                     list_management=params.get("ListManagementOptions"),
+                    reply_to=tuple(params.get("ReplyToAddresses") or ()),
                     suppressed=tuple(r for r in recipients if parseaddr(r)[1].lower() in account.suppressed),
                     sent_at=now,
                     **message,
@@ -362,8 +395,8 @@ def send_email(self: SESV2Response) -> str:
             return _deliver_rendered(core, from_address, name, m)
     else:
         raise aws_error("BadRequestException", "Content must have Simple, Raw or Template.")
-    _check_sender(self, params, from_address)
-    [record] = _accept(self, "SendEmail", params, from_address, [message], deliver)
+    header = _check_sender(self, params, from_address)
+    [record] = _accept(self, "SendEmail", params, header, [message], deliver)
     return json.dumps({"MessageId": record.message_id})
 
 
@@ -396,13 +429,13 @@ def send_bulk_email(self: SESV2Response) -> str:
             )
         )
     from_address = params.get("FromEmailAddress")
-    _check_sender(self, params, from_address)
+    header = _check_sender(self, params, from_address)
     core = self.sesv2_backend.core_backend
 
     def deliver(m: dict) -> str:
         return _deliver_rendered(core, from_address, name, m)
 
-    records = _accept(self, "SendBulkEmail", params, from_address, messages, deliver)
+    records = _accept(self, "SendBulkEmail", params, header, messages, deliver)
     return json.dumps(
         {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": r.message_id} for r in records]}
     )
