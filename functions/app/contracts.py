@@ -248,6 +248,8 @@ class Phase(Contract):
     manifest_key: str
     batches: int
     recipients: int
+    # The phase's recipients by variant; empty for the remainder, whose variant is the winner's.
+    by_variant: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
         return {"campaign_id": campaign_id, "status": WAITING, "now": now, "where": target.name}
     definition = _json(item.get("definition")) or {}
     audience = _json(item.get("audience")) or {}
-    planned = audience.get("by_variant", {})
+    weights = {v["name"]: float(v.get("weight", 1.0)) for v in definition.get("variants", [])}
+    planned = planned_by_variant(audience, _json(item.get("decision")), weights)
     status = item.get("status", "?")
     state = _current_state(target, item.get("execution_arn")) if status in LIVE else None
     return {
@@ -113,6 +114,26 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
         "halt": _json(item.get("halt")),
         "failure": _json(item.get("failure")),
     }
+
+
+def planned_by_variant(audience: dict[str, Any], decision: dict[str, Any] | None,
+                       weights: dict[str, float]) -> dict[str, int]:
+    """Each variant's emails to send: its recipients in the phases that name their variant, and the remainder
+    once the decision gives its variants (the winner; with several, by weight, near enough). An audience recorded before
+    phases carried their variants falls back on the assignment of every recipient."""
+    phases = audience.get("phases", [])
+    if not phases or any("by_variant" not in p for p in phases if p.get("name") != "remainder"):
+        return {v: n for v, n in audience.get("by_variant", {}).items() if v != "holdout"}
+    planned: dict[str, int] = {}
+    for phase in phases:
+        for variant, count in phase.get("by_variant", {}).items():
+            planned[variant] = planned.get(variant, 0) + count
+    remainder = sum(p.get("recipients", 0) for p in phases if p.get("name") == "remainder")
+    chosen = (decision or {}).get("remainder") or []
+    weights = {v: weights.get(v, 1.0) for v in chosen}
+    for variant in chosen:  # several (the split policy): each recipient keeps its weighted draw among them
+        planned[variant] = planned.get(variant, 0) + round(remainder * weights[variant] / sum(weights.values()))
+    return planned
 
 
 def _current_state(target: Any, execution_arn: str | None) -> dict[str, Any] | None:

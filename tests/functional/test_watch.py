@@ -201,6 +201,9 @@ def test_watch_once_shows_a_finished_test_then_winner_campaigns_decision_holdout
     assert line(lines, "send rate").endswith(f"(its share: 50% of the account's {read['account_rate']:g}/s = "
                                              f"{read['account_rate'] * 0.5:.4g}/s)")
     assert line(lines, "elapsed").startswith("1 h 00 min")  # the evaluation window on the engine's clock
+    # Each variant's bar counts its test emails and, for the control the remainder went to, the remainder: all sent.
+    assert [(v["sent"], v["planned"]) for v in read["variants"]] == [(v["sent"], v["sent"]) for v in read["variants"]]
+    assert out.getvalue().count("100.0%") == len(read["variants"]) + 1
     state = watch._current_state(target, arn)  # the execution's history, newest first, as on AWS
     assert state["name"] == "FinalizeCampaign"
 

@@ -116,7 +116,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(chunks)]
         key = f"{prefix}/{name}.json"
         write(bucket, key, manifest)
-        phases.append(Phase(name, key, len(manifest), sum(map(len, chunks))))
+        per_variant = Counter(r.variant for chunk in chunks for r in chunk if r.variant is not None)
+        phases.append(Phase(name, key, len(manifest), sum(map(len, chunks)), dict(sorted(per_variant.items()))))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
     by_variant = Counter(v for _, v in assigned)
