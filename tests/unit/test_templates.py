@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from app.domain.campaign import parse_campaign
 from app.domain.rendering import RenderingError, reads
 from app.domain.templates import (
@@ -16,6 +15,7 @@ from app.domain.templates import (
     lint,
 )
 from app.errors import CampaignDefinitionError
+
 from sesflow import template_cli
 from tests.conftest import ROOT
 
