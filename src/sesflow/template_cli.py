@@ -30,6 +30,7 @@ import email.policy
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ FILES = {"subject": SUBJECT_FILE, "html": HTML_FILE, "text": TEXT_FILE}
 DEFAULT_OUT = Path(".sesflow") / "preview"
 # A template's name as SES v1 and the console accept it, and a folder name on every file system.
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# SES v2 template operations: "no more than once per second" (API reference); a throttled call is retried.
+# SES v2's template operations: "You can execute this operation no more than once per second" (the API reference
+# of CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates, TestRenderEmailTemplate). Calls
+# are paced to that on a stack, and a throttled call is retried anyway. The local engine limits only TestRender.
+PACE_SECONDS = 1.0
 _RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts": 8})
 
 
@@ -93,6 +97,9 @@ def load_folder(folder: Path) -> Local:
     if not subject.strip():
         raise TemplateFolderError(f"{folder / SUBJECT_FILE}: empty: every template needs a subject")
     html, text = _read(folder / HTML_FILE), _read(folder / TEXT_FILE)
+    for file, body in ((HTML_FILE, html), (TEXT_FILE, text)):
+        if body is not None and not body.strip():
+            raise TemplateFolderError(f"{folder / file}: empty: give it content, or delete it to send without it")
     if html is None and text is None:
         raise TemplateFolderError(f"{folder}: needs {HTML_FILE}, {TEXT_FILE} or both (has neither)")
     sample_text = _read(folder / SAMPLE_FILE)
@@ -132,7 +139,27 @@ def load(directory: Path, name: str | None = None) -> list[Local]:
 
 
 def _ses(target: Target) -> Any:
-    return target.client("sesv2", config=_RETRIES)
+    return _Paced(target.client("sesv2", config=_RETRIES), 0.0 if target.is_local else PACE_SECONDS)
+
+
+class _Paced:
+    """An SES v2 client whose calls of each operation are at least `seconds` apart."""
+
+    def __init__(self, client: Any, seconds: float) -> None:
+        self._client, self._seconds, self._last = client, seconds, {}
+
+    def __getattr__(self, operation: str) -> Any:
+        method = getattr(self._client, operation)
+
+        def paced(**kwargs: Any) -> Any:
+            if self._seconds:
+                wait = self._last.get(operation, -self._seconds) + self._seconds - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                self._last[operation] = time.monotonic()
+            return method(**kwargs)
+
+        return paced
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:
@@ -237,7 +264,10 @@ def contact_data(target: Target, address: str, campaign: Any | None) -> dict[str
     found = contacts.read_contacts([key], config, with_markers=False).get(key)
     if found is None:
         raise LookupError(f"no contact {key} in {config.recipients_table} ({target.name})")
-    attributes = {**found.attributes, "address": key}
+    from boto3.dynamodb.types import Binary
+
+    # As SendBatch reads them: a binary attribute is nothing a template can print.
+    attributes = {**{k: v for k, v in found.attributes.items() if not isinstance(v, Binary)}, "address": key}
     personalization = campaign.personalization if campaign is not None else Personalization(tuple(attributes), {})
     data = personalization.template_data(attributes)
     return {**data, **_sesflow_data(target, key, campaign)}
@@ -379,7 +409,7 @@ def template(args: argparse.Namespace) -> int:
                 print(f"{entry['TemplateName']:<40} {created.isoformat() if hasattr(created, 'isoformat') else ''}")
             return 0
         if args.action == "diff":
-            locals_ = load(directory, args.name) if args.name or directory.is_dir() else []
+            locals_ = load(directory, args.name)
             lines = diff(target, directory, locals_, everything=args.name is None)
             for line in lines:
                 print(line)

@@ -23,6 +23,7 @@ def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
     monkeypatch.setattr(template_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr(template_cli, "PACE_SECONDS", 0.0)  # the engine does not limit these calls
     yield found
     os.environ.clear()
     os.environ.update(saved)
@@ -131,6 +132,8 @@ def test_preview_of_a_template_not_pushed_says_how_to_push_it(stack, target, tmp
      "column 22)"),
     (lambda f: (f / "flash-urgent" / "sample.json").write_text('["Ada"]'),
      "templates/flash-urgent/sample.json: sample template data is a JSON object"),
+    (lambda f: (f / "flash-urgent" / "body.html").write_text("\n"),
+     "templates/flash-urgent/body.html: empty: give it content, or delete it to send without it"),
     (lambda f: [(f / "flash-urgent" / n).unlink() for n in ("body.html", "body.txt")],
      "templates/flash-urgent: needs body.html, body.txt or both (has neither)"),
     (lambda f: (f / "flash-urgent" / "body.html").write_text("<p>{{#if first_name}}Hi</p>"),
@@ -185,3 +188,34 @@ def test_a_campaign_sending_a_pushed_template_renders_it_with_each_recipients_li
     for message in sent.values():
         link = message.headers["List-Unsubscribe"].strip("<>")
         assert f'<a href="{link}">Unsubscribe</a>' in message.html and link in message.text
+
+
+def test_ses_template_calls_on_a_stack_are_paced_to_once_a_second(monkeypatch):
+    now, slept, calls = [100.0], [], []
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return now[0]
+
+        @staticmethod
+        def sleep(seconds):
+            slept.append(seconds)
+            now[0] += seconds
+
+    class Client:
+        def get_email_template(self, **kwargs):
+            calls.append(("get", now[0]))
+
+        def create_email_template(self, **kwargs):
+            calls.append(("create", now[0]))
+
+    monkeypatch.setattr(template_cli, "time", Clock)
+    ses = template_cli._Paced(Client(), 1.0)
+
+    ses.get_email_template(TemplateName="a")
+    ses.create_email_template(TemplateName="a")
+    now[0] += 0.25
+    ses.get_email_template(TemplateName="b")
+
+    assert calls == [("get", 100.0), ("create", 100.0), ("get", 101.0)] and slept == [0.75]
