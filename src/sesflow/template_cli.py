@@ -364,10 +364,15 @@ def _lint_targets(directory: Path, name: str | None, campaign: Any | None) -> tu
 
     if campaign is None or name is not None:
         return load(directory, name), []
-    names = sorted({v.template for v in campaign.variants if v.template is not None})
+    named = {v.template: v.name for v in campaign.variants if v.template is not None}
+    missing = [n for n in named if not (directory / n).is_dir()]
+    if missing:
+        raise TemplateFolderError("; ".join(
+            f"{directory / n}: no such template folder (variant {named[n]} of campaign {campaign.id} names template "
+            f"{n}; lint checks the folder's copy)" for n in missing))
     inline = [Local(EmailTemplate(f"{campaign.id}/{v.name}", v.subject or "", v.html, v.text), None, directory)
               for v in campaign.variants if v.template is None]
-    return [load(directory, n)[0] for n in names], inline
+    return [load(directory, n)[0] for n in sorted(named)], inline
 
 
 def template(args: argparse.Namespace) -> int:

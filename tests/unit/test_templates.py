@@ -128,3 +128,13 @@ def test_the_shipped_templates_are_clean_with_their_samples_and_with_the_demo_ca
     for local in found:
         assert lint(local.template, sample=local.sample) == []
         assert lint(local.template, names=campaign_names(flash.personalization)) == []
+
+
+@pytest.mark.parametrize("name", ["flash_sale.json", "newsletter_test_then_winner.json"])
+def test_the_demo_campaigns_lint_clean_stored_and_inline_templates_alike(name):
+    campaign = parse_campaign(json.loads((ROOT / "events/campaign" / name).read_text()))
+
+    found, inline = template_cli._lint_targets(ROOT / "templates", None, campaign)
+
+    assert len(found) + len(inline) == 2
+    assert template_cli.lint_all(found + inline, campaign) == []
