@@ -219,3 +219,13 @@ def test_ses_template_calls_on_a_stack_are_paced_to_once_a_second(monkeypatch):
     ses.get_email_template(TemplateName="b")
 
     assert calls == [("get", 100.0), ("create", 100.0), ("get", 101.0)] and slept == [0.75]
+
+
+def test_list_reads_every_page(stack, target, capsys):
+    ses = stack.client("sesv2")
+    for i in range(105):  # ListEmailTemplates gives at most 100 a page
+        ses.create_email_template(TemplateName=f"t{i:03d}", TemplateContent={"Subject": "s", "Text": "t"})
+
+    assert sesflow("list") == 0
+
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [f"t{i:03d}" for i in range(105)]
