@@ -5,7 +5,8 @@
 `sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow suppression
 import|export FILE` suppresses a CSV of addresses (audited) or writes the suppressed ones out; `sesflow events
 parse` shows what the feedback parser makes of SES feedback files and `sesflow events replay` sends them into the
-stack's feedback queue (the real ingestion path)."""
+stack's feedback queue (the real ingestion path); `sesflow template push|list|diff|preview|lint` keeps the project's
+SES templates in templates/, checks them and renders them with SES before a campaign sends them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sesflow import campaign_cli, contacts_cli, events_cli, recipient_cli, report, suppression_cli
+from sesflow import campaign_cli, contacts_cli, events_cli, recipient_cli, report, suppression_cli, template_cli
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -64,7 +65,7 @@ def local_up(args: argparse.Namespace) -> int:
         ses_identities=(parameters.get("SenderIdentity", "example.com"),),
     )
     if args.serve:
-        stack.ses_account = {**stack.ses_account, "feedback": served_feedback()}
+        stack.ses_account = {**stack.ses_account, "feedback": served_feedback(), "wall_time_passes": True}
     try:
         stack.up()
     except (TemplateError, OSError) as error:
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipient_cli.register(commands)
     suppression_cli.register(commands)
     contacts_cli.register(commands)
+    template_cli.register(commands)
     events = commands.add_parser("events", help="SES feedback events").add_subparsers(dest="action", required=True)
     parse = events.add_parser("parse", help="print the normalized events the feedback parser makes of each file, "
                               "one JSON object per line; unusable input is reported on stderr and exits 1")

@@ -1,4 +1,4 @@
-"""`sesflow demo`: real campaigns on the embedded engine, from template.yaml and events/campaign/.
+"""`sesflow demo`: real campaigns on the embedded engine, from template.yaml, events/campaign/ and templates/.
 
 One audience (list "newsletter", default 10,000 recipients) and two scenarios, run in this order:
 
@@ -39,6 +39,7 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
+from sesflow import template_cli
 from sesflow.engine import pricing
 from sesflow.engine.feedback_model import SIMULATOR_ADDRESSES, SIMULATOR_DOMAIN, FeedbackModel, Rates
 from sesflow.engine.patches import lambda_bridge
@@ -50,6 +51,7 @@ SCENARIOS = {
     "winner": Path("events/campaign/newsletter_test_then_winner.json"),
     "spike": Path("events/campaign/flash_sale.json"),
 }
+TEMPLATES = Path("templates")  # the campaigns' stored templates (sesflow template push)
 LIST_ID = "newsletter"
 # Who is on the list, by lifecycle state, before the first campaign.
 # The list as a team brings it: its contacts, and the suppression list of the provider it leaves (2.5%).
@@ -326,16 +328,11 @@ def run_demo(recipients: int = 10_000, seed: int = 1, scenarios: tuple[str, ...]
         # every send under it, and SES's per-second limit is enforced.
         simulator().configure(max_send_rate=1000, max_24h_send=1_000_000, feedback=model)
         imported = seed_audience(stack, statuses, first_names(statuses, seed), report_dir.parent / "demo")
-        for definition in definitions.values():
-            # Each recipient's own first name where the definition personalizes it ("there" where it has none).
-            greeting = "{{first_name}}" if "first_name" in definition.get("personalization", {}).get(
-                "fields", ()) else "there"
-            for variant in definition["variants"]:
-                if "template" in variant:
-                    body = f"Hello {greeting}, our sale is on."
-                    stack.client("sesv2").create_email_template(TemplateName=variant["template"], TemplateContent={
-                        "Subject": f"{greeting}, {definition['name']} ({variant['name']})",
-                        "Text": body, "Html": f"<p>{body}</p>"})
+        # The stored templates the campaigns name, from the project's templates/ folder, as `sesflow template
+        # push` creates them.
+        names = sorted({v["template"] for d in definitions.values() for v in d["variants"] if "template" in v})
+        template_cli.push(Target(name="demo", region=stack.region, outputs=stack.outputs),
+                          [template_cli.load_folder(TEMPLATES / name) for name in names])
         before = states(stack)
         virtual_start = stack.clock.now()
         stack.meter.reset()  # the campaigns' counts, not the seeding's

@@ -265,3 +265,20 @@ def test_render_email_template_is_refused_when_the_template_does_not_exist_or_ca
 
     assert missing.value.response["Error"]["Code"] == "NotFoundException"
     assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+
+
+def test_a_served_engine_renders_again_once_a_wall_second_has_passed(ses, monkeypatch):
+    """Served, the virtual clock stands still between an operator's commands: a second preview a real second later
+    is what SES would accept."""
+    wall = [1000.0]
+    monkeypatch.setattr(sesv2.time, "monotonic", lambda: wall[0])
+    simulator().configure(wall_time_passes=True)
+    data = json.dumps({"first_name": "A"})
+    ses.test_render_email_template(TemplateName="greeting", TemplateData=data)
+    wall[0] += 0.5
+    with pytest.raises(ClientError) as throttled:
+        ses.test_render_email_template(TemplateName="greeting", TemplateData=data)
+    wall[0] += 1.0
+
+    assert "Hello A" in ses.test_render_email_template(TemplateName="greeting", TemplateData=data)["RenderedTemplate"]
+    assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"

@@ -21,6 +21,7 @@ from email.utils import formataddr
 from typing import Any
 
 from app.domain.audience import CONTACT_FIELDS
+from app.domain.templates import UNSUBSCRIBE_URL
 from app.errors import CampaignDefinitionError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -648,12 +649,15 @@ def _personalization(check: _Check, raw: Any) -> Personalization:
         raw_fields = []
     if len(raw_fields) > MAX_TEMPLATE_FIELDS:
         check.fail("personalization.fields", f"at most {MAX_TEMPLATE_FIELDS} attributes, got {len(raw_fields)}")
+    if UNSUBSCRIBE_URL in defaults:
+        check.fail(f"personalization.defaults.{UNSUBSCRIBE_URL}", "sesflow's: every message's data has its "
+                   "recipient's one-click unsubscribe link under this name")
     fields: list[str] = []
     for i, name in enumerate(raw_fields):
         path = f"personalization.fields[{i}]"
         if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
             check.fail(path, f"not a valid attribute name: {_show(name)}")
-        elif name in RESERVED_TEMPLATE_FIELDS:
+        elif name in RESERVED_TEMPLATE_FIELDS or name == UNSUBSCRIBE_URL:
             check.fail(path, f"{name!r} is sesflow's bookkeeping, not template data")
         elif name in fields:
             check.fail(path, f"{name!r} is listed more than once")

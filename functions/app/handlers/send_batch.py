@@ -27,6 +27,7 @@ from app.contracts import SendBatchInput
 from app.domain import deferral
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
+from app.domain.templates import UNSUBSCRIBE_URL
 from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
 from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError
@@ -117,15 +118,16 @@ def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
               config: Settings, data: dict[str, str | None] | None = None) -> list[bool]:
-    """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058) and, when
-    the campaign personalizes, its own template data; True per recipient SES accepted (a recipient whose data is
-    None is not sent). Tagged with its batch and call (its first position in the batch), so feedback can
-    reconcile a call whose answer was lost."""
+    """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058), in its
+    headers and as {{unsubscribe_url}} in its template data (with, when the campaign personalizes, its own values);
+    True per recipient SES accepted (a recipient whose data is None is not sent). Tagged with its batch and call
+    (its first position in the batch), so feedback can reconcile a call whose answer was lost."""
     sendable = [a for a in addresses if data is None or data[a] is not None]
     if not sendable:
         return [False] * len(addresses)
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
-    content = {v.name: v for v in campaign.variants}[variant].ses_content(campaign.personalization.defaults)
+    defaults = campaign.personalization.defaults
+    content = {v.name: v for v in campaign.variants}[variant].ses_content(defaults)
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
     content["Template"]["Headers"] = [{"Name": CAMPAIGN_HEADER, "Value": campaign.id},
                                       {"Name": VARIANT_HEADER, "Value": variant}]
@@ -140,18 +142,23 @@ def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list
             {"Name": "call", "Value": str(call)},
         ],
         DefaultContent=content,
-        BulkEmailEntries=[_entry(a, unsubscribe.headers(base, key, campaign.id, a), data) for a in sendable],
+        BulkEmailEntries=[_entry(a, unsubscribe.headers(base, key, campaign.id, a), data, defaults)
+                          for a in sendable],
     )
     accepted = {a: r.get("Status") == "SUCCESS"
                 for a, r in zip(sendable, response["BulkEmailEntryResults"], strict=True)}
     return [accepted.get(a, False) for a in addresses]
 
 
-def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | None] | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Destination": {"ToAddresses": [address]}, "ReplacementHeaders": headers}
-    if data is not None:
-        entry["ReplacementEmailContent"] = {"ReplacementTemplate": {"ReplacementTemplateData": data[address]}}
-    return entry
+def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | None] | None,
+           defaults: dict[str, Any]) -> dict[str, Any]:
+    """One BulkEmailEntry: its unsubscribe headers, and its own template data (the recipient's, or the campaign's
+    defaults) with {{unsubscribe_url}}, the List-Unsubscribe link, for the template's visible unsubscribe link."""
+    values = json.loads(data[address] or "{}") if data is not None else defaults
+    link = headers[0]["Value"][1:-1]  # List-Unsubscribe: <link>
+    own = json.dumps({**values, UNSUBSCRIBE_URL: link}, separators=(",", ":"), ensure_ascii=False)
+    return {"Destination": {"ToAddresses": [address]}, "ReplacementHeaders": headers,
+            "ReplacementEmailContent": {"ReplacementTemplate": {"ReplacementTemplateData": own}}}
 
 
 @logger.inject_lambda_context

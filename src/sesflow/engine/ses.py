@@ -89,6 +89,9 @@ class SesConfig:
     # A feedback_model.FeedbackModel, or None (no events). When set, every accepted message sent with a
     # configuration set publishes the events the model gives it to that set's destinations, as SES does.
     feedback: Any = None
+    # Served (`sesflow local up --serve`): the virtual clock stands still between an operator's commands, so a
+    # once-a-second operation (TestRenderEmailTemplate) also counts the wall time since its last call.
+    wall_time_passes: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class SesAccount:
     event_destinations: dict[str, dict[str, dict]] = field(default_factory=dict)
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
     last_test_render: datetime | None = None  # TestRenderEmailTemplate's last call (at most one a second)
+    last_test_render_wall: float = 0.0  # ...and its time.monotonic(), for a served engine
     _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
     def sent_last_24h(self, now: datetime) -> int:

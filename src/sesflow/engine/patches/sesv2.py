@@ -31,7 +31,9 @@ Simulated:
 - TestRenderEmailTemplate: the stored template rendered with TemplateData, as a MIME message (Date, Subject,
   multipart/alternative text and HTML); unknown template -> NotFoundException; a variable the data lacks or a
   template that does not parse -> BadRequestException with the rendering's message; more than one call per
-  (virtual) second -> TooManyRequestsException, as the API reference says ("no more than once per second").
+  (virtual) second -> TooManyRequestsException, as the API reference says ("no more than once per second"); on a
+  served engine a wall-clock second since the last call counts too (its virtual clock stands still between
+  an operator's commands).
 - GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
 - Configuration set event destinations: Create/Get/Update/DeleteConfigurationSetEventDestination(s),
   kept in `engine.ses`; `ses.publish_event` delivers an event record to them as SES would. Checks:
@@ -55,6 +57,7 @@ import base64
 import email
 import email.policy
 import json
+import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
@@ -449,10 +452,12 @@ def test_render_email_template(self: SESV2Response) -> str:
     with sim.lock:  # "You can execute this operation no more than once per second." (API reference)
         now = _now()
         account = sim.account(self.current_account, self.region)
+        wall = time.monotonic()
         if sim.config.enforce_rate and account.last_test_render is not None \
-                and now - account.last_test_render < timedelta(seconds=1):
+                and now - account.last_test_render < timedelta(seconds=1) \
+                and not (sim.config.wall_time_passes and wall - account.last_test_render_wall >= 1):
             raise aws_error("TooManyRequestsException", "Too many requests.")
-        account.last_test_render = now
+        account.last_test_render, account.last_test_render_wall = now, wall
     rendered = _render(template, data)
     if rendered["rendering_failure"]:
         raise aws_error("BadRequestException", rendered["rendering_failure"])
