@@ -37,7 +37,9 @@ _SES_PARTS = {SUBJECT: "Subject", HTML: "Html", TEXT: "Text"}
 # every campaign message's data, beside the List-Unsubscribe header that carries the same link.
 UNSUBSCRIBE_URL = "unsubscribe_url"
 SESFLOW_NAMES = frozenset({UNSUBSCRIBE_URL})
-# A template's subject, HTML and text together (send-personalized-email-api.html: 500 KB a template).
+# A template's subject, HTML and text together: 500 KB, as the SES developer guide has long stated it (quoted so by
+# third parties); AWS's current quotas page (ses/latest/dg/quotas.html) does not list it, so this is a warning,
+# not a refusal.
 MAX_TEMPLATE_BYTES = 500 * 1024
 # A message after base64 encoding, through the SES v2 API (quotas.html).
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
