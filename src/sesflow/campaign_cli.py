@@ -1,8 +1,13 @@
 """`sesflow campaign start|status|pause|resume|cancel`: run and steer campaigns on the local engine
 (`sesflow local up --serve`) or a deployed stack (`--stack NAME`), through the Lambda code's own app.* modules.
 
-start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
-                one execution of CampaignStateMachine named after the campaign
+plan FILE       checks everything the campaign needs before it starts (sesflow/plan.py): the definition, the
+                start time, the sender, the configuration set, the account, the audience per variant, the templates
+                rendered for a sample of it, the quota, the time and the cost; a problem exits 1. Writes nothing.
+start FILE      runs the plan and, when it has no problem, starts one execution of CampaignStateMachine named after
+                the campaign (--now: a start_at already past starts now)
+test FILE       sends each variant once to --to ADDR[,ADDR...], rendered with --as CONTACT's data or the defaults,
+                marked as a test: counted toward no campaign (sesflow/test_send.py)
 list            every campaign: status, emails sent, when it started (newest first)
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
 watch ID        live progress bars per variant and the rates against the thresholds (sesflow/watch.py)
@@ -107,7 +112,27 @@ def campaign(args: argparse.Namespace) -> int:
                 hint = ("`sesflow campaign resume` continues it" if current in ("PAUSED", "HALTED") else
                         "a campaign id runs once: give the new run a new id")
                 raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
+            from sesflow.plan import make_plan
+
+            found = make_plan(target, definition, now_given=args.now)
+            if found.problems:  # nothing started, written or sent
+                raise ValueError("; ".join(line.message for line in found.problems) +
+                                 f" ({len(found.problems)} problem(s) in the plan: nothing started; "
+                                 f"`sesflow campaign plan {args.file}` shows it all)")
+            print(found.text())
             print(f"started {_start(target, definition, resume=False)}")
+        elif args.action == "plan":
+            from sesflow.plan import make_plan, print_plan
+
+            found = make_plan(target, _definition(args.file), now_given=args.now)
+            print_plan(found, args.json)
+            return 1 if found.problems else 0
+        elif args.action == "test":
+            from sesflow.test_send import send_tests
+
+            sent = send_tests(target, _definition(args.file), args.to, getattr(args, "as_contact", None))
+            for message in sent:
+                print(f"sent test of variant {message['variant']} to {message['to']} ({message['message_id']})")
         elif args.action == "list":
             app = _modules(target)
             shown = app["control"].list_campaigns(app["settings"])
@@ -157,10 +182,30 @@ def campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
+                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
+        parser.add_argument(option, default=None, help=text)
+
+
 def register(commands: Any) -> None:
-    """Add `campaign start|list|status|pause|resume|cancel|watch|report` to the CLI's subcommands."""
-    group = commands.add_parser("campaign", help="start, inspect and steer campaigns")
+    """Add `campaign plan|start|test|list|status|pause|resume|cancel|watch|report` to the CLI's subcommands."""
+    group = commands.add_parser("campaign", help="plan, start, inspect and steer campaigns")
     actions = group.add_subparsers(dest="action", required=True)
+    plan = actions.add_parser("plan", help="check a definition against the stack and show what it would do; "
+                                           "writes and sends nothing")
+    plan.add_argument("file", help="definition JSON")
+    plan.add_argument("--json", action="store_true", help="print one JSON document")
+    plan.add_argument("--now", action="store_true", help="a start_at already past is fine: it would start now")
+    _target_options(plan)
+    plan.set_defaults(func=campaign)
+    test = actions.add_parser("test", help="send each variant once to test addresses, marked as a test")
+    test.add_argument("file", help="definition JSON")
+    test.add_argument("--to", required=True, help="the addresses, comma-separated")
+    test.add_argument("--as", dest="as_contact", default=None,
+                      help="render with this contact's data (default: the personalization defaults)")
+    _target_options(test)
+    test.set_defaults(func=campaign)
     for name, text in (("start", "validate a definition and start its execution"),
                        ("status", "status, counts, breaker, decision"),
                        ("pause", "stop before the next SES call; resume later"),
@@ -171,6 +216,8 @@ def register(commands: Any) -> None:
                             else "the campaign id")
         if name == "resume":
             action.add_argument("--definition", default=None, help="a new definition (same id), e.g. new thresholds")
+        if name == "start":
+            action.add_argument("--now", action="store_true", help="a start_at already past is fine: start now")
         action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
         action.add_argument("--region", default=None, help="with --stack: its region")
         action.add_argument("--state-file", default=None, help="the local engine's state file")
