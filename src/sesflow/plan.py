@@ -317,8 +317,12 @@ def check_templates(ctx: Context) -> list[Line]:
         failures = [(a, failed) for a, data in cases if (failed := render_failure(content, data))]
         if failures:
             address, (part, message) = failures[0]
-            who = f"contact {address}" if address else "the personalization defaults"
-            counted = f" ({len(failures)} of {len(cases)} sampled contacts)" if address else ""
+            if not address:
+                who, counted = "the personalization defaults", ""
+            elif len(failures) == len(cases) > 1:
+                who, counted = f"any of the {len(cases)} sampled contacts (e.g. contact {address})", ""
+            else:
+                who, counted = f"contact {address}", f" ({len(failures)} of {len(cases)} sampled contacts)"
             lines.append(Line("templates", PROBLEM, f"variant {variant.name}: {what}, {part} does not render for "
                                                     f"{who}{counted}: {message}",
                               {"variant": variant.name, "part": part, "contact": address, "message": message,
@@ -344,9 +348,12 @@ def check_quota(ctx: Context) -> list[Line]:
                      transactional_reserve=reserve)
     ctx.plan.estimate = {**found.to_dict(), "ses_price": price.quoted, "ses_price_region": "us-east-1 list price"}
     waiting = f" plus the {duration_text(found.waiting_seconds)} evaluation window" if found.waiting_seconds else ""
-    lines = [Line("quota", OK, f"{found.recipients:,} emails at {found.rate:g}/s (rate_share "
+    left = ("no 24-hour limit" if found.daily_left is None else
+            f"24-hour quota left {found.daily_left:,} of {found.daily_cap:,}")
+    lines = [Line("quota", OK, f"{found.recipients:,} emails at {found.rate:,.1f}/s (rate_share "
                                f"{ctx.campaign.rate_share:g} of MaxSendRate {quota.get('MaxSendRate', 0):g}): about "
-                               f"{duration_text(found.sending_seconds)} of sending{waiting}", found.to_dict())]
+                               f"{duration_text(found.sending_seconds)} of sending{waiting}; {left}",
+                  found.to_dict())]
     if found.days == 0 and found.recipients:
         lines.append(Line("quota", PROBLEM, "the account's 24-hour quota is 0: nothing can be sent"))
     elif not found.quota_suffices:

@@ -152,9 +152,11 @@ def estimate(campaign: Campaign, recipients: int, *, max_send_rate: float, max_2
 
 
 def duration_text(seconds: float) -> str:
-    """3 h 25 min, 12 min 4 s, 38 s."""
+    """2 d 3 h, 3 h 25 min, 12 min 4 s, 38 s, under a second."""
     if math.isinf(seconds):
         return "never"
+    if seconds < 1:
+        return "under a second"
     seconds = round(seconds)
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
