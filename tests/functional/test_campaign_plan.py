@@ -185,3 +185,20 @@ def test_an_identity_not_yet_verified_is_a_problem(stack, target, tmp_path, caps
     assert code == 1
     assert "sender: news@example.com: identity example.com is not verified for sending (VerificationStatus " \
            "PENDING): SES would refuse every message" in lines(shown, "problem")
+
+
+def test_plan_start_and_test_take_the_same_target_options_as_the_other_commands():
+    from sesflow.cli import build_parser
+
+    parser = build_parser()
+    where = ["--stack", "prod", "--region", "eu-west-1", "--state-file", "s.json"]
+    planned = parser.parse_args(["campaign", "plan", "c.json", "--json", "--now", *where])
+    started = parser.parse_args(["campaign", "start", "c.json", "--now", *where])
+    tested = parser.parse_args(["campaign", "test", "c.json", "--to", "a@example.org,b@example.org",
+                                "--as", "ada@example.org", *where])
+
+    for args in (planned, started, tested):
+        assert (args.stack, args.region, args.state_file, args.file) == ("prod", "eu-west-1", "s.json", "c.json")
+    assert planned.json and planned.now and started.now
+    assert (tested.to, tested.as_contact) == ("a@example.org,b@example.org", "ada@example.org")
+    assert not parser.parse_args(["campaign", "start", "c.json"]).now
