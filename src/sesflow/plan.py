@@ -350,10 +350,11 @@ def check_quota(ctx: Context) -> list[Line]:
     waiting = f" plus the {duration_text(found.waiting_seconds)} evaluation window" if found.waiting_seconds else ""
     left = ("no 24-hour limit" if found.daily_left is None else
             f"24-hour quota left {found.daily_left:,} of {found.daily_cap:,}")
+    took = duration_text(found.sending_seconds)
+    took = took if took.startswith("under") else f"about {took}"
     lines = [Line("quota", OK, f"{found.recipients:,} emails at {found.rate:,.1f}/s (rate_share "
-                               f"{ctx.campaign.rate_share:g} of MaxSendRate {quota.get('MaxSendRate', 0):g}): about "
-                               f"{duration_text(found.sending_seconds)} of sending{waiting}; {left}",
-                  found.to_dict())]
+                               f"{ctx.campaign.rate_share:g} of MaxSendRate {quota.get('MaxSendRate', 0):g}): "
+                               f"{took} of sending{waiting}; {left}", found.to_dict())]
     if found.days == 0 and found.recipients:
         lines.append(Line("quota", PROBLEM, "the account's 24-hour quota is 0: nothing can be sent"))
     elif not found.quota_suffices:
@@ -361,7 +362,8 @@ def check_quota(ctx: Context) -> list[Line]:
                                             f"{quota.get('SentLast24Hours', 0):g} sent in the last 24 hours) is short "
                                             f"of {found.recipients:,}: the governor spreads the send over about "
                                             f"{found.days} days"))
-    lines.append(Line("cost", OK, f"about ${found.ses_usd:,.2f} at SES's {price.quoted} (us-east-1 list price, "
+    usd = f"${found.ses_usd:,.2f}" if found.ses_usd >= 0.01 or not found.ses_usd else f"${found.ses_usd:.4f}"
+    lines.append(Line("cost", OK, f"about {usd} at SES's {price.quoted} (us-east-1 list price, "
                                   f"checked {_checked()})"))
     return lines
 

@@ -202,3 +202,15 @@ def test_plan_start_and_test_take_the_same_target_options_as_the_other_commands(
     assert planned.json and planned.now and started.now
     assert (tested.to, tested.as_contact) == ("a@example.org,b@example.org", "ada@example.org")
     assert not parser.parse_args(["campaign", "start", "c.json"]).now
+
+
+def test_a_sender_verified_as_an_address_without_dkim_warns_but_may_send(stack, target, tmp_path, capsys):  # noqa: F811
+    stack.client("sesv2").create_email_identity(EmailIdentity="solo@other.example.net")
+    path = write(tmp_path, campaign(sender="solo@other.example.net"))
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0
+    assert "sender: solo@other.example.net: verified by identity solo@other.example.net" in lines(shown, "ok")
+    assert "sender: solo@other.example.net: DKIM is NOT_STARTED for solo@other.example.net: messages go out without " \
+           "your domain's DKIM signature" in lines(shown, "warning")
