@@ -231,20 +231,20 @@ def check_audience(ctx: Context) -> list[Line]:
     for _, variant in split.assigned:
         if variant != HOLDOUT:
             sent_by_variant[variant] += 1
-    ctx_audience = {"recipients": split.recipients, "by_variant": split.by_variant, "holdout": len(split.holdout),
+    shown = {"recipients": split.recipients, "by_variant": split.by_variant, "holdout": len(split.holdout),
                     "phases": cohorts, "left_out": left_out, "states": dict(sorted(read.selection.states.items()))}
-    ctx.plan.audience = ctx_audience
+    ctx.plan.audience = shown
     variants = ", ".join(f"{name} {n:,}" for name, n in sent_by_variant.items())
     left = ", ".join(f"{k} {v:,}" for k, v in left_out.items()) or "none"
     lines = []
     if split.recipients == 0:
         lines.append(Line("audience", PROBLEM, f"nobody to send to on {', '.join(ctx.campaign.audience.lists)} "
-                                               f"(holdout {len(split.holdout):,}; left out: {left})", ctx_audience))
+                                               f"(holdout {len(split.holdout):,}; left out: {left})", shown))
     else:
         phases = "" if set(cohorts) == {"all"} else (f"; test cohort {cohorts['test']:,} now, remainder "
                                                      f"{cohorts['remainder']:,} gets the winner")
         lines.append(Line("audience", OK, f"{split.recipients:,} recipients: {variants}; holdout "
-                                          f"{len(split.holdout):,}{phases}; left out: {left}", ctx_audience))
+                                          f"{len(split.holdout):,}{phases}; left out: {left}", shown))
     return lines
 
 
