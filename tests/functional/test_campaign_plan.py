@@ -214,3 +214,19 @@ def test_a_sender_verified_as_an_address_without_dkim_warns_but_may_send(stack, 
     assert "sender: solo@other.example.net: verified by identity solo@other.example.net" in lines(shown, "ok")
     assert "sender: solo@other.example.net: DKIM is NOT_STARTED for solo@other.example.net: messages go out without " \
            "your domain's DKIM signature" in lines(shown, "warning")
+
+
+def test_a_configuration_set_with_sending_paused_is_a_problem(stack, target, tmp_path, capsys):  # noqa: F811
+    from moto.sesv2.models import sesv2_backends
+
+    from sesflow.engine.template import ACCOUNT_ID
+
+    name = stack.outputs["ConfigurationSetName"]
+    sesv2_backends[ACCOUNT_ID][stack.region].core_backend.config_sets[name].enabled = {"SendingEnabled": False}
+    path = write(tmp_path, campaign())
+
+    code, shown = plan(path, capsys)
+
+    assert code == 1
+    assert f"configuration_set: {name}: sending is paused on it (SendingOptions.SendingEnabled false): SES would " \
+           f"refuse its messages" in lines(shown, "problem")
