@@ -166,8 +166,9 @@ def check_sender(ctx: Context) -> list[Line]:
                                         f"{identity.get('VerificationStatus', '?')}): SES would refuse every message")]
     name, identity = verified[0]
     lines = [Line("sender", OK, f"{sender}: verified by identity {name}")]
-    dkim = next((i.get("DkimAttributes") or {} for _, i in verified if (i.get("DkimAttributes") or {}).get("Status")),
-                {})
+    # An address identity and its domain's may both answer: the message is signed when either's DKIM works.
+    statuses = [i.get("DkimAttributes") or {} for _, i in verified if (i.get("DkimAttributes") or {}).get("Status")]
+    dkim = next((d for d in statuses if d.get("Status") == "SUCCESS"), statuses[0] if statuses else {})
     if dkim.get("Status") != "SUCCESS" or not dkim.get("SigningEnabled", True):
         lines.append(Line("sender", WARNING, f"{sender}: DKIM is {dkim.get('Status', 'not set up')} for {name}: "
                                              f"messages go out without your domain's DKIM signature"))

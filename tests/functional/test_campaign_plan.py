@@ -230,3 +230,13 @@ def test_a_configuration_set_with_sending_paused_is_a_problem(stack, target, tmp
     assert code == 1
     assert f"configuration_set: {name}: sending is paused on it (SendingOptions.SendingEnabled false): SES would " \
            f"refuse its messages" in lines(shown, "problem")
+
+
+def test_an_address_identity_under_a_dkim_verified_domain_does_not_warn(stack, target, tmp_path, capsys):  # noqa: F811
+    stack.client("sesv2").create_email_identity(EmailIdentity="news@example.com")  # example.com: verified, DKIM
+    path = write(tmp_path, campaign())
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0 and lines(shown, "warning") == []
+    assert "sender: news@example.com: verified by identity news@example.com" in lines(shown, "ok")
