@@ -1,9 +1,13 @@
 """`sesflow campaign start|status|pause|resume|cancel`: run and steer campaigns on the local engine
 (`sesflow local up --serve`) or a deployed stack (`--stack NAME`), through the Lambda code's own app.* modules.
 
-start FILE      validates the definition here first (the same parse_campaign the workflow runs), then starts
-                one execution of CampaignStateMachine named after the campaign; a start_at in the past is
-                refused unless --now says to start at once
+plan FILE       checks everything the campaign needs before it starts (sesflow/plan.py): the definition, the
+                start time, the sender, the configuration set, the account, the audience per variant, the templates
+                rendered for a sample of it, the quota, the time and the cost; a problem exits 1. Writes nothing.
+start FILE      runs the plan and, when it has no problem, starts one execution of CampaignStateMachine named after
+                the campaign (--now: a start_at already past starts now)
+test FILE       sends each variant once to --to ADDR[,ADDR...], rendered with --as CONTACT's data or the defaults,
+                marked as a test: counted toward no campaign (sesflow/test_send.py)
 list            every campaign: status, emails sent, when it started (newest first)
 status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
 watch ID        live progress per variant, the rates against the thresholds, the phase, the A/B decision, the
@@ -23,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,32 +63,6 @@ def _modules(target: Target) -> dict[str, Any]:
 
     return {"control": campaign_control, "sends": sends, "parse": parse_campaign, "check_resume": check_resume,
             "definition_error": CampaignDefinitionError, "settings": settings()}
-
-
-def _refuse_past_start(definition: dict[str, Any], now_flag: bool, now: datetime | None = None) -> str | None:
-    """Refuse (ValueError) a start_at already past, unless --now: then the campaign starts at once (its Wait for a
-    past time ends at once, as Step Functions does) and the returned line says so. None: nothing to say."""
-    start_at = definition.get("start_at")
-    if not isinstance(start_at, str):
-        if now_flag:
-            return "no start_at: the campaign starts now"
-        return None
-    try:
-        when = datetime.fromisoformat(start_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None  # parse_campaign names a malformed start_at
-    if when.tzinfo is None:
-        return None
-    now = now or datetime.now(UTC)
-    if when > now:
-        if now_flag:
-            raise ValueError(f"start_at {start_at} is in the future: the campaign waits for it; --now is for a "
-                             f"start_at already past (to start now, leave start_at out)")
-        return None
-    if not now_flag:
-        raise ValueError(f"start_at {start_at} is in the past (it is {now.isoformat(timespec='seconds')} now): "
-                         f"give --now to start the campaign at once, or set a later start_at")
-    return f"start_at {start_at} is past: the campaign starts now"
 
 
 def _start(target: Target, definition: dict[str, Any], resume: bool) -> str:
@@ -130,7 +107,6 @@ def campaign(args: argparse.Namespace) -> int:
         target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
         if args.action == "start":
             definition = _definition(args.file)
-            said = _refuse_past_start(definition, getattr(args, "now", False))
             app = _modules(target)
             # The workflow's claim refuses a second run anyway (CampaignAlreadyRunning), but only after it started.
             current = app["control"].read(str(definition.get("id")), app["settings"])[0].get("status")
@@ -138,10 +114,27 @@ def campaign(args: argparse.Namespace) -> int:
                 hint = ("`sesflow campaign resume` continues it" if current in ("PAUSED", "HALTED") else
                         "a campaign id runs once: give the new run a new id")
                 raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
-            arn = _start(target, definition, resume=False)
-            if said:
-                print(said)
-            print(f"started {arn}")
+            from sesflow.plan import make_plan
+
+            found = make_plan(target, definition, now_given=args.now)
+            if found.problems:  # nothing started, written or sent
+                raise ValueError("; ".join(line.message for line in found.problems) +
+                                 f" ({len(found.problems)} problem(s) in the plan: nothing started; "
+                                 f"`sesflow campaign plan {args.file}` shows it all)")
+            print(found.text())
+            print(f"started {_start(target, definition, resume=False)}")
+        elif args.action == "plan":
+            from sesflow.plan import make_plan, print_plan
+
+            found = make_plan(target, _definition(args.file), now_given=args.now)
+            print_plan(found, args.json)
+            return 1 if found.problems else 0
+        elif args.action == "test":
+            from sesflow.test_send import send_tests
+
+            sent = send_tests(target, _definition(args.file), args.to, getattr(args, "as_contact", None))
+            for message in sent:
+                print(f"sent test of variant {message['variant']} to {message['to']} ({message['message_id']})")
         elif args.action == "list":
             app = _modules(target)
             shown = app["control"].list_campaigns(app["settings"])
@@ -197,10 +190,30 @@ def campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
+                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
+        parser.add_argument(option, default=None, help=text)
+
+
 def register(commands: Any) -> None:
-    """Add `campaign start|list|status|pause|resume|cancel|watch|report` to the CLI's subcommands."""
-    group = commands.add_parser("campaign", help="start, inspect and steer campaigns")
+    """Add `campaign plan|start|test|list|status|pause|resume|cancel|watch|report` to the CLI's subcommands."""
+    group = commands.add_parser("campaign", help="plan, start, inspect and steer campaigns")
     actions = group.add_subparsers(dest="action", required=True)
+    plan = actions.add_parser("plan", help="check a definition against the stack and show what it would do; "
+                                           "writes and sends nothing")
+    plan.add_argument("file", help="definition JSON")
+    plan.add_argument("--json", action="store_true", help="print one JSON document")
+    plan.add_argument("--now", action="store_true", help="a start_at already past is fine: it would start now")
+    _target_options(plan)
+    plan.set_defaults(func=campaign)
+    test = actions.add_parser("test", help="send each variant once to test addresses, marked as a test")
+    test.add_argument("file", help="definition JSON")
+    test.add_argument("--to", required=True, help="the addresses, comma-separated")
+    test.add_argument("--as", dest="as_contact", default=None,
+                      help="render with this contact's data (default: the personalization defaults)")
+    _target_options(test)
+    test.set_defaults(func=campaign)
     for name, text in (("start", "validate a definition and start its execution"),
                        ("status", "status, counts, breaker, decision"),
                        ("pause", "stop before the next SES call; resume later"),

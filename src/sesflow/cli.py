@@ -1,7 +1,8 @@
 """sesflow: the operator command line. `sesflow demo` runs a real campaign on the embedded engine;
 `sesflow local up` brings the stack up and shows it (`--serve` keeps it running for other commands, until
 `sesflow local down`);
-`sesflow campaign start|status|watch|pause|resume|cancel|report` runs, watches, steers and reports campaigns;
+`sesflow campaign plan|start|test|status|watch|pause|resume|cancel|report` checks, runs, test-sends, watches, steers
+and reports campaigns;
 `sesflow recipient show|reinstate|suppress` looks up and changes a recipient's lifecycle; `sesflow suppression
 import|export FILE` suppresses a CSV of addresses (audited) or writes the suppressed ones out; `sesflow events
 parse` shows what the feedback parser makes of SES feedback files and `sesflow events replay` sends them into the

@@ -61,11 +61,11 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
     # parse_campaign; on a resume, app.campaign_control.stored_definition(): get_item of the control item
     "app.handlers.validate_campaign": [("dynamodb:GetItem", "{CampaignsTable.Arn}")],
     "app.handlers.snapshot_audience": [
-        # app.contacts.members(): query of each list's (and exclude list's) memberships
+        # app.audience.read() -> app.contacts.members(): query of each list's (and exclude list's) memberships
         ("dynamodb:Query", "{MembershipsTable.Arn}"),
         # app.contacts.read_contacts(): batch_get_item of the members' contacts and erased markers
         ("dynamodb:BatchGetItem", "{RecipientsTable.Arn}"),
-        # account_suppressed(): client("sesv2").list_suppressed_destinations(...)
+        # app.audience.account_suppressed(): client("sesv2").list_suppressed_destinations(...)
         ("ses:ListSuppressedDestinations", "*"),
         # client("s3").put_object(...) of campaigns/<id>/<run>/<phase>.json and holdout.json
         ("s3:PutObject", "{ManifestBucket.Arn}/campaigns/*"),

@@ -26,7 +26,7 @@ def target(stack, monkeypatch):
 
 def run(action, **options):
     args = argparse.Namespace(action=action, stack="test-stack", region=None, state_file=None,
-                              definition=None, file=None, id=None, **{})
+                              definition=None, file=None, id=None, now=False, json=False)
     for key, value in options.items():
         setattr(args, key, value)
     return campaign_cli.campaign(args)

@@ -163,7 +163,7 @@ def test_every_rfc_5322_dot_atom_address_is_accepted_as_itself_lower_cased(addre
 def test_an_ses_suppression_list_address_is_matched_as_recipients_table_keys_it():
     """The snapshot skips the account's SES suppression list: its addresses are keyed as RecipientsTable's are
     (an IDN domain in Punycode), and one normalize refuses is still compared lower-cased."""
-    from app.handlers.snapshot_audience import suppressed_key
+    from app.audience import suppressed_key
 
     assert suppressed_key("Jane@Bücher.de") == normalize("jane@xn--bcher-kva.de") == "jane@xn--bcher-kva.de"
     assert suppressed_key("Élodie@Example.fr") == "élodie@example.fr"

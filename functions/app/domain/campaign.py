@@ -790,6 +790,49 @@ def cohort(campaign: Campaign, address: str) -> str:
     return TEST if _point("cohort\x00", campaign, address) < campaign.ab.test_percent else REMAINDER
 
 
+@dataclass(frozen=True)
+class Split:
+    """Who of a campaign's eligible contacts goes where: what the snapshot freezes and the plan shows.
+
+    assigned: (address, variant or HOLDOUT) of every eligible contact not on the account's SES suppression list;
+    cohorts: phase name -> (address, variant) of those sent to ("all" in split mode; "test" and "remainder" in
+    test_then_winner, where the remainder's variant is replaced by the winner's); ses_suppressed: how many eligible
+    contacts the SES suppression list holds back."""
+
+    assigned: tuple[tuple[str, str], ...]
+    cohorts: dict[str, tuple[tuple[str, str], ...]]
+    ses_suppressed: int
+
+    @property
+    def holdout(self) -> tuple[str, ...]:
+        return tuple(a for a, v in self.assigned if v == HOLDOUT)
+
+    @property
+    def by_variant(self) -> dict[str, int]:
+        """Eligible contacts per assigned variant, the holdout included (the snapshot's by_variant)."""
+        counts: dict[str, int] = {}
+        for _, variant in self.assigned:
+            counts[variant] = counts.get(variant, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def recipients(self) -> int:
+        return sum(len(members) for members in self.cohorts.values())
+
+
+def split_audience(campaign: Campaign, eligible: Collection[str], suppressed: Collection[str]) -> Split:
+    """The eligible contacts (app.domain.audience.select's chosen) less the SES-suppressed ones, each with its
+    variant or the holdout, and the sent ones in their phases. Order: `eligible`'s."""
+    assigned = tuple((a, assign_variant(campaign, a)) for a in eligible if a not in suppressed)
+    sendable = tuple((a, v) for a, v in assigned if v != HOLDOUT)
+    if campaign.ab.mode == TEST_THEN_WINNER:
+        cohorts = {TEST: tuple(m for m in sendable if cohort(campaign, m[0]) == TEST),
+                   REMAINDER: tuple(m for m in sendable if cohort(campaign, m[0]) == REMAINDER)}
+    else:
+        cohorts = {"all": sendable}
+    return Split(assigned, cohorts, len(eligible) - len(assigned))
+
+
 def batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 

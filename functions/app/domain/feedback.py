@@ -32,6 +32,8 @@ What a missing field means (SES adds fields at will: unknown ones are ignored):
   (also the only one for delivery and delivery delay); an event with neither is refused, since it could not be
   told from the next one. The same bounce once with its mail and once without has two identities: a hard bounce or
   complaint applied twice changes nothing (the address is already SUPPRESSED); a soft bounce would count twice.
+- a test message (tag sesflow-test, or header X-Sesflow-Test): no campaign, variant, batch or call, so it counts
+  toward no campaign; its recipients' lifecycle still applies, as for any message.
 - mail.tags missing (identity notifications never have them): campaign and variant come from the original headers
   SendBatch writes (X-Sesflow-Campaign, X-Sesflow-Variant) when the identity includes headers; mail.headers
   missing too: no campaign. mail.commonHeaders is never read. mail.timestamp missing: the event's own timestamp,
@@ -114,6 +116,9 @@ _NOT_FEEDBACK = {
 
 
 CAMPAIGN_HEADER, VARIANT_HEADER = "X-Sesflow-Campaign", "X-Sesflow-Variant"  # written by SendBatch
+# A test message (`sesflow campaign test`) carries the campaign it previews in this tag and this header instead: its
+# events count for no campaign (no counter, no breaker, no reconciliation), whatever else the message carries.
+TEST_TAG, TEST_HEADER = "sesflow-test", "X-Sesflow-Test"
 
 @dataclass(frozen=True)
 class FeedbackEvent:
@@ -329,6 +334,9 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
         raise FeedbackParseError(f"{prefix}{obj_name}: no {what} and no mail.messageId: this event could not be "
                                  "told from another")
 
+    test = _tag(tags, TEST_TAG) is not None or _header(mail, TEST_HEADER) is not None
+    if test:
+        tags = {}
     events: dict[str, FeedbackEvent] = {}
     for recipient, extra in _recipients(kind, obj, mail, prefix):
         if recipient not in events:  # the same address twice in one event is one event
@@ -343,8 +351,8 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
                 message_id=message_id,
                 # Identity notifications carry no tags, only the original headers (when the identity includes
                 # them): SendBatch writes the campaign and variant in both.
-                campaign_id=_tag(tags, "campaign") or _header(mail, CAMPAIGN_HEADER),
-                variant=_tag(tags, "variant") or _header(mail, VARIANT_HEADER),
+                campaign_id=None if test else _tag(tags, "campaign") or _header(mail, CAMPAIGN_HEADER),
+                variant=None if test else _tag(tags, "variant") or _header(mail, VARIANT_HEADER),
                 timestamp=own_time or _text(mail.get("timestamp")),
                 source=source,
                 envelope=envelope,

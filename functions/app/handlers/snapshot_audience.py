@@ -17,56 +17,15 @@ import json
 from collections import Counter
 from typing import Any
 
-from app import contacts
+from app import audience as stored_audience
 from app.clients import client
 from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult
-from app.domain import addresses, audience
-from app.domain.campaign import (
-    HOLDOUT,
-    REMAINDER,
-    TEST,
-    TEST_THEN_WINNER,
-    assign_variant,
-    batches,
-    cohort,
-    interleave,
-)
+from app.domain import audience
+from app.domain.campaign import REMAINDER, batches, interleave, split_audience
 from app.observability import logger, metrics, tracer
 from app.settings import settings
 
 BATCH_SIZE = 50  # SES SendBulkEmail takes at most 50 entries
-
-
-def eligible(campaign: Any) -> audience.Selection:
-    """The campaign's audience: its lists' members (one Query each), less its exclude lists' members, read as
-    contacts (one BatchGetItem per 100) and chosen by app.domain.audience.select."""
-    config = settings()
-    memberships = {name: list(contacts.members(name, config)) for name in campaign.audience.lists}
-    excluded = {m.address for name in campaign.audience.exclude_lists for m in contacts.members(name, config)}
-    subscribed, left = audience.candidates(memberships, excluded)
-    stored = contacts.read_contacts(subscribed, config, with_markers=False)
-    matches = campaign.audience.matches if campaign.audience.attributes else None
-    return audience.select(subscribed, stored, left, matches)
-
-
-def account_suppressed() -> set[str]:
-    """The account-level SES suppression list: SES would not deliver to these anyway, and would count a bounce."""
-    ses, found, token = client("sesv2"), set(), None
-    while True:
-        page = ses.list_suppressed_destinations(**({"NextToken": token} if token else {}), PageSize=1000)
-        found |= {suppressed_key(s["EmailAddress"]) for s in page.get("SuppressedDestinationSummaries", [])}
-        token = page.get("NextToken")
-        if not token:
-            return found
-
-
-def suppressed_key(address: str) -> str:
-    """An SES suppression-list address as RecipientsTable keys it (app.domain.addresses.normalize). One that
-    normalize refuses can match no key it made, and is kept lower-cased, so it still matches a key made before."""
-    try:
-        return addresses.normalize(address)
-    except addresses.InvalidAddress:
-        return address.strip().lower()
 
 
 def row(address: str, variant: str | None, status: str) -> Recipient:
@@ -86,21 +45,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     campaign = request.campaign
     prefix = f"campaigns/{campaign.id}/{request.execution_name}"
     bucket = settings().manifest_bucket
-    suppressed = account_suppressed()
-    selection = eligible(campaign)
+    selection = stored_audience.eligible(campaign, settings())
     candidates = selection.chosen
-    assigned = [(a, assign_variant(campaign, a)) for a in candidates if a not in suppressed]
-    left_out = selection.left_out + Counter({audience.LEFT_SES_SUPPRESSED: len(candidates) - len(assigned)})
-    holdout = [a for a, v in assigned if v == HOLDOUT]
-    sendable = [(a, v) for a, v in assigned if v != HOLDOUT]
-    if campaign.ab.mode == TEST_THEN_WINNER:
-        cohorts = {TEST: [(a, v) for a, v in sendable if cohort(campaign, a) == TEST],
-                   REMAINDER: [(a, v) for a, v in sendable if cohort(campaign, a) == REMAINDER]}
-    else:
-        cohorts = {"all": sendable}
+    split = split_audience(campaign, candidates, stored_audience.account_suppressed())
+    left_out = selection.left_out + Counter({audience.LEFT_SES_SUPPRESSED: split.ses_suppressed})
+    holdout = list(split.holdout)
 
     phases = []
-    for name, members in cohorts.items():
+    for name, members in split.cohorts.items():
         # Recipients on probation go out through the probation configuration set (the only one that publishes
         # Delivery events, which end probation), so they are grouped after the others of their variant: one
         # extra SES call per variant at most, not one per probationer.
@@ -120,17 +72,16 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         phases.append(Phase(name, key, len(manifest), sum(map(len, chunks)), dict(sorted(per_variant.items()))))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
-    by_variant = Counter(v for _, v in assigned)
-    metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(assigned))
-    logger.info("audience snapshot", extra={"campaign_id": campaign.id, "by_variant": dict(by_variant),
-                                            "suppressed_by_ses": len(candidates) - len(assigned)})
+    metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(split.assigned))
+    logger.info("audience snapshot", extra={"campaign_id": campaign.id, "by_variant": split.by_variant,
+                                            "suppressed_by_ses": split.ses_suppressed})
     return SnapshotAudienceResult(
         phases=tuple(phases),
         holdout_key=f"{prefix}/holdout.json",
-        recipients=len(sendable),
+        recipients=split.recipients,
         holdout=len(holdout),
-        excluded_by_ses_suppression=len(candidates) - len(assigned),
-        by_variant=dict(sorted(by_variant.items())),
+        excluded_by_ses_suppression=split.ses_suppressed,
+        by_variant=split.by_variant,
         states=dict(sorted(selection.states.items())),
         left_out=dict(sorted(left_out.items())),
     ).to_dict()

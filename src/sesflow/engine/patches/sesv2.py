@@ -35,6 +35,11 @@ Simulated:
   served engine a wall-clock second since the last call counts too (its virtual clock stands still between
   an operator's commands).
 - GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
+- GetEmailIdentity: moto's answer, with VerifiedForSendingStatus true when the identity's VerificationStatus is
+  SUCCESS (moto says false for every identity, though it sends from all of them) and, for a verified domain, Easy
+  DKIM's DkimAttributes (SigningEnabled, Status SUCCESS): the engine's identities are verified when created.
+- GetConfigurationSet: moto's answer with SendingOptions.SendingEnabled a boolean, true unless the set was created
+  with it false (moto returns the SendingOptions object itself in its place).
 - Configuration set event destinations: Create/Get/Update/DeleteConfigurationSetEventDestination(s),
   kept in `engine.ses`; `ses.publish_event` delivers an event record to them as SES would. Checks:
   unknown configuration set or destination -> NotFoundException; duplicate name -> AlreadyExistsException;
@@ -576,6 +581,31 @@ def get_account(self: SESV2Response) -> str:
     )
 
 
+def get_email_identity(self: SESV2Response) -> str:
+    name = self._get_param("EmailIdentity")
+    identity = self.sesv2_backend.core_backend.email_identities.get(name)
+    if identity is None:
+        raise aws_error("NotFoundException", f"Email identity {name} does not exist.")
+    answer = dict(identity.get_response_object)
+    verified = identity.verification_status == "SUCCESS"
+    answer["VerifiedForSendingStatus"] = verified
+    if identity.identity_type == "DOMAIN" and verified and not identity.dkim_signing_attributes:
+        answer["DkimAttributes"] = {**answer.get("DkimAttributes", {}), "SigningEnabled": True, "Status": "SUCCESS",
+                                    "SigningAttributesOrigin": "AWS_SES"}
+    return json.dumps(answer)
+
+
+def get_configuration_set(self: SESV2Response) -> str:
+    name = self._get_param("ConfigurationSetName")
+    config_set = self.sesv2_backend.core_backend.config_sets.get(name)
+    if config_set is None:
+        raise aws_error("NotFoundException", f"Configuration set <{name}> does not exist.")
+    answer = config_set.to_dict_v2()
+    options = config_set.enabled if isinstance(config_set.enabled, dict) else {"SendingEnabled": config_set.enabled}
+    answer["SendingOptions"] = {"SendingEnabled": options.get("SendingEnabled", True) is not False}
+    return json.dumps({k: v for k, v in answer.items() if v is not None})
+
+
 # --- configuration set event destinations --------------------------------------------------------------
 
 _DESTINATION_KINDS = (
@@ -683,7 +713,8 @@ _ADDED = {
         delete_configuration_set_event_destination,
     )
 }
-_REPLACED = {"send_email": send_email}
+_REPLACED = {"send_email": send_email, "get_email_identity": get_email_identity,
+             "get_configuration_set": get_configuration_set}
 _USED = (
     (SESV2Response, _TARGET, ("sesv2_backend",)),
     (
