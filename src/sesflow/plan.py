@@ -278,17 +278,17 @@ def variant_content(ses: Any, variant: Any) -> dict[str, str]:
 
 def template_data(campaign: Any, attributes: dict[str, Any]) -> dict[str, Any]:
     """What SendBatchFunction sends a contact as template data: the personalization over its attributes (binary
-    values left out, as SendBatch leaves them). sesflow adds nothing to the data itself: its unsubscribe link
-    goes in headers."""
+    values left out, as SendBatch leaves them), and what sesflow adds to every message ({{unsubscribe_url}})."""
+    from app.domain.templates import sesflow_data
     from boto3.dynamodb.types import Binary
 
     own = {k: v for k, v in attributes.items() if k in campaign.personalization.fields and not isinstance(v, Binary)}
-    return campaign.personalization.template_data(own)
+    return {**campaign.personalization.template_data(own), **sesflow_data()}
 
 
 def render_failure(content: dict[str, str], data: dict[str, Any]) -> tuple[str, str] | None:
     """(part, SES's message) of the first part that does not render with `data`; None when all do."""
-    from sesflow.engine.rendering import RenderingError, render
+    from app.domain.rendering import RenderingError, render
 
     for key, part in PARTS:
         if key in content:
@@ -332,7 +332,23 @@ def check_templates(ctx: Context) -> list[Line]:
             tried = f"{len(addresses)} sampled contacts" if addresses else "the personalization defaults"
             lines.append(Line("templates", OK, f"variant {variant.name}: {what} renders for {tried} "
                                                f"({', '.join(p for k, p in PARTS if k in content)})"))
+        lines += lint_lines(ctx.campaign, variant, content)
     return lines
+
+
+def lint_lines(campaign: Any, variant: Any, content: dict[str, str]) -> list[Line]:
+    """`sesflow template lint` of the variant's content against the campaign: a part that does not parse is a
+    problem; a variable its data never has, a marketing body without a visible unsubscribe link, a size over
+    SES's limits are warnings (SES would still send; the rendering check above tells whether it renders)."""
+    from app.domain.campaign import MARKETING
+    from app.domain.templates import CONTENT, PARSE, EmailTemplate, campaign_names, lint
+
+    template = EmailTemplate.from_ses(variant.template or f"variant {variant.name} (inline)", content)
+    found = lint(template, names=campaign_names(campaign.personalization), marketing=campaign.stream == MARKETING)
+    return [Line("templates", PROBLEM if problem.kind in (PARSE, CONTENT) else WARNING,
+                 f"variant {variant.name}: {problem}",
+                 {"variant": variant.name, "part": problem.part, "variable": problem.variable, "kind": problem.kind})
+            for problem in found]
 
 
 def check_quota(ctx: Context) -> list[Line]:
@@ -386,7 +402,6 @@ CHECKS: list[Callable[[Context], list[Line]]] = [
     check_audience,
     check_filters,
     check_templates,
-    # TEMPLATE LINT: the lead adds the lint of each variant's template here at merge time.
     check_quota,
 ]
 

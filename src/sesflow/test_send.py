@@ -10,7 +10,8 @@ name instead of being accepted by SES and dropped as a Rendering Failure.
 A test is marked three ways: the subject starts with "[TEST] ", the message carries the tag `sesflow-test` (the
 campaign id) and the header X-Sesflow-Test, and it carries none of the campaign's own tags and headers. Feedback
 about it therefore counts toward no campaign (app.domain.feedback: TEST_TAG), and nothing is claimed in SendsTable
-or counted on the campaign. It has no one-click unsubscribe link: a tester clicking it would unsubscribe.
+or counted on the campaign. It has no one-click unsubscribe header, and its {{unsubscribe_url}} is a stand-in link
+(app.domain.templates.sesflow_data): a tester clicking it unsubscribes nobody.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: 
     from app.domain.addresses import InvalidAddress, normalize
     from app.domain.campaign import parse_campaign
     from app.domain.feedback import TEST_HEADER, TEST_TAG
+    from app.domain.templates import sesflow_data
     from app.errors import CampaignDefinitionError
     from app.settings import settings
 
@@ -65,7 +67,7 @@ def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: 
     except CampaignDefinitionError as error:
         raise ValueError(f"the campaign definition is not valid: {error}") from None
     recipients = addresses_of(to)
-    data = dict(campaign.personalization.defaults)
+    data = {**campaign.personalization.defaults, **sesflow_data()}  # its {{unsubscribe_url}} unsubscribes nobody
     if as_contact:
         try:
             key = normalize(as_contact)
@@ -93,7 +95,8 @@ def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: 
         for address in recipients:
             try:
                 response = ses.send_email(
-                    FromEmailAddress=campaign.sender,
+                    FromEmailAddress=campaign.from_header,
+                    **({"ReplyToAddresses": campaign.reply_to_addresses} if campaign.reply_to else {}),
                     Destination={"ToAddresses": [address]},
                     ConfigurationSetName=configuration_set,
                     EmailTags=[{"Name": TEST_TAG, "Value": campaign.id}, {"Name": VARIANT_TAG, "Value": variant.name}],

@@ -201,13 +201,13 @@ def test_start_refuses_a_start_at_in_the_past_unless_now_is_given(stack, target,
     path.write_text(json.dumps(campaign(start_at="2020-01-01T09:00:00Z")))
 
     assert run("start", file=str(path)) == 1
-    assert ("start_at 2020-01-01T09:00:00Z is in the past (it is " in capsys.readouterr().err)
+    assert "start_at 2020-01-01T09:00:00Z is in the past (it is now " in capsys.readouterr().err
     assert executions(stack) == []
 
     assert run("start", file=str(path), now=True) == 0
 
     out = capsys.readouterr().out
-    assert out.startswith("start_at 2020-01-01T09:00:00Z is past: the campaign starts now\nstarted ")
+    assert "start_at 2020-01-01T09:00:00Z is past: starts at once (--now)" in out
     assert stack.wait(out.split()[-1]).status == "SUCCEEDED" and simulator().outbox
 
 

@@ -240,3 +240,16 @@ def test_an_address_identity_under_a_dkim_verified_domain_does_not_warn(stack, t
 
     assert code == 0 and lines(shown, "warning") == []
     assert "sender: news@example.com: verified by identity news@example.com" in lines(shown, "ok")
+
+
+def test_the_plan_warns_of_a_marketing_template_without_a_visible_unsubscribe_link(stack, mixed, tmp_path, capsys):
+    stack.client("sesv2").create_email_template(TemplateName="bare", TemplateContent={
+        "Subject": "Spring", "Html": "<p>Hello{{#if first_name}} {{first_name}}{{/if}}</p>", "Text": "Hello"})
+    path = write(tmp_path, campaign(variants=[{"name": "a", "template": "bare"}]))
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0, lines(shown, "problem")  # SES would send it: a warning, not a problem
+    warned = lines(shown, "warning")
+    assert any("variant a: bare: html:" in w and "unsubscribe" in w for w in warned), warned
+    assert any("variant a: bare: text:" in w and "unsubscribe" in w for w in warned), warned

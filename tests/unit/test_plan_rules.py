@@ -28,6 +28,9 @@ def test_a_past_start_at_is_refused_unless_now_is_given_and_a_future_one_waits()
     assert start_problem("2026-12-04T11:59:59Z", NOW, now_given=True) is None
     assert start_problem("2026-12-04T12:00:01Z", NOW) is None
     assert start_problem(None, NOW) is None
+    assert start_problem(None, NOW, now_given=True) is None
+    assert start_problem("2026-12-04T12:00:01Z", NOW, now_given=True).startswith(
+        "start_at 2026-12-04T12:00:01Z is in the future: the campaign waits for it; --now is for")
 
 
 def test_a_number_filter_over_text_values_warns_and_a_matching_kind_does_not():

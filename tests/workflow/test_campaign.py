@@ -18,7 +18,8 @@ def seed(stack, statuses: dict[str, str], lists=(LIST,)) -> None:
     for name in ("spring-a", "spring-b", "spring-c"):
         ses.create_email_template(
             TemplateName=name,
-            TemplateContent={"Subject": f"Spring {name}", "Text": "Hello", "Html": "<p>Hello</p>"},
+            TemplateContent={"Subject": f"Spring {name}", "Text": "Hello\n\nUnsubscribe: {{unsubscribe_url}}",
+                             "Html": '<p>Hello</p><p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>'},
         )
 
 

@@ -21,11 +21,15 @@ SAMPLE_PER_VARIANT = 20
 
 def start_problem(start_at: str | None, now: datetime, *, now_given: bool = False) -> str | None:
     """The one rule for a campaign's start time: a start_at already past is refused (the workflow's Wait would go on
-    at once, which is rarely what a scheduled campaign meant) unless the operator says so with --now. None: fine."""
-    if start_at is None or now_given:
+    at once, which is rarely what a scheduled campaign meant) unless the operator says so with --now; --now with a
+    start_at still ahead is refused too (the campaign would wait for it all the same). None: fine."""
+    if start_at is None:
         return None
     at = datetime.fromisoformat(start_at.replace("Z", "+00:00"))
     if at >= now:
+        return (f"start_at {start_at} is in the future: the campaign waits for it; --now is for a start_at already "
+                f"past (to start now, leave start_at out)") if now_given else None
+    if now_given:
         return None
     return (f"start_at {start_at} is in the past (it is now {now.strftime('%Y-%m-%dT%H:%M:%SZ')}): the campaign would "
             f"start at once; give --now to start it now anyway, or set a later start_at")

@@ -124,7 +124,7 @@ def lint(template: EmailTemplate, *, names: Collection[str] | None = None, sampl
                                                   f"template (subject, HTML and text together)", SIZE))
     provided = frozenset(names) if names is not None else frozenset(sample or {}) | SESFLOW_NAMES
     where = "the campaign's personalization (a field or a default)" if names is not None else "the sample data"
-    data = {**{n: _placeholder(n) for n in SESFLOW_NAMES}, **(sample or {})} if sample is not None else None
+    data = {**sesflow_data(), **(sample or {})} if sample is not None else None
     rendered: dict[str, str] = {}
     for part, source in parts.items():
         error = compile_template(source).error
@@ -170,6 +170,11 @@ def _uncovered(name: str, part: str, source: str, provided: frozenset[str], wher
 
 def _has_unsubscribe_link(source: str) -> bool:
     return any(read.name == UNSUBSCRIBE_URL for read in reads(source)) or bool(_UNSUBSCRIBE_LINK.search(source))
+
+
+def sesflow_data() -> dict[str, str]:
+    """What sesflow adds to every message's data, with stand-in values (a rendering check's, a preview's)."""
+    return {name: _placeholder(name) for name in SESFLOW_NAMES}
 
 
 def _placeholder(name: str) -> str:
