@@ -4,6 +4,8 @@ stdout, the function's logs on stderr, exit 1 with Lambda's errorType and errorM
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -30,13 +32,20 @@ def invoke(capsys, *argv):
     return code, out, err
 
 
-def test_a_good_event_prints_the_functions_result_and_its_logs_apart(capsys):
-    code, out, err = invoke(capsys, "ValidateCampaignFunction", "-e", str(EVENTS / "validate_campaign/valid.json"))
+def test_a_good_event_prints_the_functions_result_and_its_logs_apart(tmp_path):
+    """As a user runs it, in a process of its own (the function's logger is made there, on its stderr)."""
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):  # the same sesflow as this process (PYTHONPATH=src)
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "sesflow.cli", "invoke", "ValidateCampaignFunction", "-e",
+         str(EVENTS / "validate_campaign/valid.json"), "--template", str(ROOT / "template.yaml")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
 
-    assert code == 0, err
-    result = json.loads(out)  # stdout is the result alone
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # stdout is the result alone
     assert [v["name"] for v in result["campaign"]["variants"]] == ["a", "b", "c"] and result["resume"] is False
-    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    logged = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert any(entry["message"] == "campaign valid" and entry["campaign_id"] == "spring-sale" for entry in logged)
 
 
