@@ -119,3 +119,52 @@ def test_pace_is_virtual_real_or_a_positive_number():
 
 def test_the_stack_is_on_virtual_time_unless_paced():
     assert LocalStack().pace is None
+
+
+def test_stopping_an_execution_ends_its_wait_on_a_paced_clock(monkeypatch):
+    """`aws stepfunctions stop-execution` on a campaign waiting for its start_at: the Wait ends then, as moto's own
+    Wait does, rather than sleeping out its hour in a thread of an execution that is over."""
+    import json
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    from sesflow.engine import runtime
+    from sesflow.engine.patches import sfn
+    from tests.engine.conftest import EXECUTING, REGION
+
+    ended = threading.Event()
+    original = PacedClock._sleep_to
+
+    def noting(self, end, stop):
+        try:
+            return original(self, end, stop)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(PacedClock, "_sleep_to", noting)
+    sfn.install()
+    clock = PacedClock(pace=1)
+    runtime.activate(runtime.Runtime(clock=clock))
+    try:
+        with mock_aws(config=EXECUTING):
+            client = boto3.client("stepfunctions", region_name=REGION)
+            arn = client.create_state_machine(
+                name="waits", roleArn="arn:aws:iam::123456789012:role/sfn", definition=json.dumps(
+                    {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
+            )["stateMachineArn"]
+            execution = client.start_execution(stateMachineArn=arn)["executionArn"]
+            deadline = time.monotonic() + 10
+            while ("Wait", 3600.0) not in clock.sleeps:
+                assert time.monotonic() < deadline, "the Wait never started"
+                time.sleep(0.01)
+
+            client.stop_execution(executionArn=execution)
+
+            assert ended.wait(timeout=5), "the Wait kept sleeping after the execution was stopped"
+            assert client.describe_execution(executionArn=execution)["status"] == "ABORTED"
+            assert clock.now() < datetime.now(UTC) + timedelta(minutes=1)
+    finally:
+        clock.close()
+        runtime.deactivate()
