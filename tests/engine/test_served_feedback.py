@@ -93,3 +93,46 @@ def test_local_up_refuses_a_bad_feedback_file_before_deploying_and_feedback_with
                                           "--pace", "fast"])
     assert cli.local_up(args) == 2
     assert "--pace 'fast': virtual, real, or a number more than 0" in capsys.readouterr().err
+
+
+def test_local_up_serves_with_the_pace_rate_and_feedback_asked_for(tmp_path, monkeypatch, capsys):
+    import os
+    import urllib.request
+
+    from sesflow.engine.server import EngineServer
+    from sesflow.engine.ses import simulator
+    from sesflow.target import STATUS_PATH, resolve_target
+
+    state_file = tmp_path / "local.json"
+    seen = {}
+
+    def serving(server):
+        saved = dict(os.environ)
+        try:
+            target = resolve_target(None, state_file)
+            seen["quota"] = target.client("sesv2").get_account()["SendQuota"]
+            with urllib.request.urlopen(server.endpoint_url + STATUS_PATH, timeout=5) as response:
+                seen["status"] = json.loads(response.read())
+            seen["feedback"] = simulator().config.feedback
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    monkeypatch.setattr(EngineServer, "serve_until_signalled", serving)
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps({"complaint": 0.02, "open": 0.5}))
+    args = cli.build_parser().parse_args(
+        ["local", "up", "--template", str(ROOT / "template.yaml"), "--serve", "--port", "0", "--state-file",
+         str(state_file), "--pace", "20", "--max-send-rate", "3", "--feedback", str(rates)])
+
+    assert cli.local_up(args) == 0
+
+    assert seen["quota"]["MaxSendRate"] == 3 and seen["status"]["pace"] == 20
+    assert (seen["feedback"].rates.complaint, seen["feedback"].rates.open) == (0.02, 0.5)
+    out = capsys.readouterr().out
+    assert f"every other address answers as the rates of {rates}: " in out and "complaint 2.000%" in out
+    assert "Time: 20 times real time (--pace 20)" in out and "SES sends at most 3 a second" in out
+    args = cli.build_parser().parse_args(["local", "up", "--serve", "--state-file", str(state_file),
+                                          "--max-send-rate", "0"])
+    assert cli.local_up(args) == 2
+    assert "--max-send-rate 0: SES's rate is more than 0 a second" in capsys.readouterr().err
