@@ -223,8 +223,9 @@ def _save_data(stack: LocalStack, data: Path, quiet: bool) -> None:
         print(f"Saved to {data}: {_counted(counts)}.")
     if running:
         print(f"sesflow: {len(running)} executions were running and do not survive a restart "
-              f"({', '.join(running[:5])}{', ...' if len(running) > 5 else ''}); their campaigns' items are kept as "
-              f"they were", file=sys.stderr)
+              f"({', '.join(running[:5])}{', ...' if len(running) > 5 else ''}); the items they wrote are kept as they "
+              f"were: a campaign that was sending stays RUNNING with no execution (pause one before stopping), a "
+              f"quarantined recipient's rest is no longer timed", file=sys.stderr)
 
 
 def events_parse(args: argparse.Namespace) -> int:
