@@ -16,11 +16,21 @@ import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sesflow import campaign_cli, contacts_cli, events_cli, recipient_cli, report, suppression_cli, template_cli
+from sesflow import (
+    campaign_cli,
+    contacts_cli,
+    events_cli,
+    invoke_cli,
+    recipient_cli,
+    report,
+    suppression_cli,
+    template_cli,
+)
 from sesflow.engine.stack import LocalStack
 from sesflow.engine.template import TemplateError
 
@@ -35,28 +45,73 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def served_feedback() -> Any:
-    """What the served engine's SES reports back, as SES does for every message sent with a configuration set:
-    the mailbox simulator's addresses answer as AWS documents (bounce@, complaint@, suppressionlist@, ooto@,
-    success@, and their +label forms), every other address is delivered. Published after the send, as SES
-    does, by the server's queue pump (deferred), not inside the sending Lambda's invocation."""
-    from sesflow.engine.feedback_model import FeedbackModel, Rates
+FEEDBACK_CHOICES = ("none", "default")
 
-    return FeedbackModel(rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0, complaint=0), deferred=True)
+
+def served_feedback(choice: str = "default") -> Any:
+    """What the served engine's SES reports back, as SES does for every message sent with a configuration set.
+    Always: the mailbox simulator's addresses answer as AWS documents (bounce@, complaint@, suppressionlist@,
+    ooto@, success@, and their +label forms). Every other address: "none" delivered, nothing more; "default" the
+    demo's population (sesflow.demo.population: its bounce, open, click and complaint rates, per variant); a
+    file's name, the rates it gives (feedback_model.model_from_file; raises FeedbackFileError). Published after
+    the send, as SES does, by the server's queue pump (deferred), not inside the sending Lambda's invocation."""
+    from sesflow.engine.feedback_model import FeedbackModel, Rates, model_from_file
+
+    if choice == "none":
+        return FeedbackModel(rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0, complaint=0), deferred=True)
+    if choice == "default":
+        from sesflow.demo import population
+
+        return population(seed=1, deferred=True)
+    return model_from_file(choice, deferred=True)
+
+
+def _feedback_text(choice: str, model: Any) -> str:
+    if choice == "none":
+        return "every other address is delivered, nothing more (--feedback none)"
+    r = model.rates
+    rates = (f"hard bounce {r.hard_bounce:.2%}, soft bounce {r.soft_bounce:.2%}, open {r.open:.0%}, "
+             f"click {r.click:.1%}, complaint {r.complaint:.3%}")
+    variants = f"; variants {', '.join(model.variants)} differ" if model.variants else ""
+    source = "the demo's population (--feedback default; none: delivered only; FILE: your rates)" \
+        if choice == "default" else f"the rates of {choice}"
+    return f"every other address answers as {source}: {rates}{variants}"
+
+
+def _pace_text(pace: float | None) -> str:
+    if pace is None:
+        return ("virtual (--pace virtual): Waits, SES's rate and Lambda sleeps end at once and move the clock, "
+                "so a campaign is over in seconds (--pace real to watch, pause or cancel it while it sends)")
+    if pace == 1:
+        return "real (--pace real): SES's rate, Wait states and Lambda sleeps take their time, as on AWS"
+    return f"{pace:g} times real time (--pace {pace:g}): SES's rate, Waits and sleeps take 1/{pace:g} of their time"
 
 
 def local_up(args: argparse.Namespace) -> int:
+    from sesflow.engine import data_dir
+    from sesflow.engine.clock import parse_pace
+    from sesflow.engine.feedback_model import FeedbackFileError
     from sesflow.engine.server import DEFAULT_PORT, EngineServer, ServerError, refuse_if_running
     from sesflow.target import DEFAULT_STATE_FILE
 
-    if (args.port is not None or args.state_file) and not args.serve:
-        print("sesflow: --port and --state-file go with --serve", file=sys.stderr)
+    serving_only = {"--port": args.port is not None, "--state-file": args.state_file, "--feedback": args.feedback,
+                    "--pace": args.pace, "--data": args.data, "--max-send-rate": args.max_send_rate is not None}
+    if not args.serve and any(serving_only.values()):
+        print(f"sesflow: {', '.join(k for k, v in serving_only.items() if v)} go with --serve", file=sys.stderr)
         return 2
     state_file = Path(args.state_file) if args.state_file else DEFAULT_STATE_FILE
+    feedback_choice = args.feedback or "default"
+    pace, model, saved = None, None, None
+    data = Path(args.data) if args.data else None
     if args.serve:
         try:
             refuse_if_running(state_file)  # before spending seconds on deployment
-        except ServerError as error:
+            pace = parse_pace(args.pace or "virtual")
+            model = served_feedback(feedback_choice)
+            saved = data_dir.manifest(data) if data else None
+            if args.max_send_rate is not None and not args.max_send_rate > 0:
+                raise ValueError(f"--max-send-rate {args.max_send_rate:g}: SES's rate is more than 0 a second")
+        except (ServerError, ValueError, FeedbackFileError, data_dir.DataDirError) as error:
             print(f"sesflow: {error}", file=sys.stderr)
             return 2
     parameters = _parameters(args.parameter_overrides)
@@ -64,16 +119,28 @@ def local_up(args: argparse.Namespace) -> int:
         template_path=Path(args.template),
         parameters=parameters,
         ses_identities=(parameters.get("SenderIdentity", "example.com"),),
+        pace=pace,
     )
+    resumed_at = data_dir.saved_time(saved)
+    if resumed_at is not None and resumed_at > datetime.now(UTC):
+        stack.start_time = resumed_at  # the engine's time never goes back across a restart
     if args.serve:
-        stack.ses_account = {**stack.ses_account, "feedback": served_feedback(), "wall_time_passes": True}
+        stack.ses_account = {**stack.ses_account, "feedback": model, "wall_time_passes": True,
+                             **({"max_send_rate": args.max_send_rate} if args.max_send_rate is not None else {})}
     try:
         stack.up()
     except (TemplateError, OSError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
         return 2
     server = None
+    loaded = None
     try:
+        if saved is not None:
+            try:
+                loaded = data_dir.load(stack, data, saved)
+            except (data_dir.DataDirError, OSError) as error:
+                print(f"sesflow: {error}", file=sys.stderr)
+                return 2
         if args.serve:
             try:
                 port = DEFAULT_PORT if args.port is None else args.port
@@ -93,8 +160,10 @@ def local_up(args: argparse.Namespace) -> int:
                 ],
                 "queue_triggers": [t.__dict__ for t in stack.triggers],
                 "outputs": stack.outputs,
-                **({"endpoint_url": server.endpoint_url, "state_file": str(state_file)} if server else {}),
-            }, indent=2), flush=True)
+                **({"endpoint_url": server.endpoint_url, "state_file": str(state_file), "feedback": feedback_choice,
+                    "pace": "virtual" if pace is None else pace,
+                    **({"data": str(data), "loaded": loaded} if data else {})} if server else {}),
+            }, indent=2, default=str), flush=True)
         else:
             created = [d for d in stack.deployed if not d.skipped]
             skipped = [d for d in stack.deployed if d.skipped]
@@ -120,16 +189,23 @@ def local_up(args: argparse.Namespace) -> int:
                       f"  sesflow commands run in this folder or below find it there; any other AWS tool or SDK: "
                       f"AWS_ENDPOINT_URL={server.endpoint_url}, any credentials, region {stack.region}\n"
                       f"  SES feedback: the mailbox simulator's addresses (bounce@, complaint@, suppressionlist@, "
-                      f"ooto@, success@simulator.amazonses.com) answer as on AWS; every other address is delivered",
-                      flush=True)
+                      f"ooto@, success@simulator.amazonses.com) answer as on AWS; "
+                      f"{_feedback_text(feedback_choice, model)}\n"
+                      f"  Time: {_pace_text(pace)}; SES sends at most "
+                      f"{stack.ses_account['max_send_rate']:g} a second (--max-send-rate)", flush=True)
+                if data:
+                    print(f"  Data: {_data_text(loaded, data)}", flush=True)
         if server:
             server.serve_until_signalled()
             if not args.json:
-                print("\nStopped; the local stack and everything in it are gone.")
+                print("\nStopped; " + ("saving the engine's state..." if data else
+                                       "the local stack and everything in it are gone."), flush=True)
         return 0
     finally:
         if server:
             server.stop()
+            if data:
+                _save_data(stack, data, quiet=args.json)
         stack.down()
 
 
@@ -176,6 +252,40 @@ def local_down(args: argparse.Namespace) -> int:
     print(f"stopped the local engine at {state.endpoint_url} (pid {state.pid}); its stack and everything in it "
           f"are gone")
     return 0
+
+
+def _data_text(loaded: dict[str, Any] | None, data: Path) -> str:
+    if loaded is None:
+        return f"{data} is new: the engine's state is written there when it stops (Ctrl-C)"
+    return (f"loaded from {data}: {_counted(loaded)}; written back there when it stops (Ctrl-C)")
+
+
+def _counted(counts: dict[str, Any]) -> str:
+    return (f"{sum(counts['items'].values()):,} items in {len(counts['items'])} tables, "
+            f"{sum(counts['objects'].values()):,} S3 objects, {counts['templates']} SES templates, "
+            f"{counts['suppressed']} on the SES suppression list")
+
+
+def _save_data(stack: LocalStack, data: Path, quiet: bool) -> None:
+    from sesflow.engine import data_dir
+
+    running = []
+    sfn = stack.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        running += [e["name"] for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                                           statusFilter="RUNNING")["executions"]]
+    try:
+        counts = data_dir.save(stack, data)
+    except (data_dir.DataDirError, OSError) as error:
+        print(f"sesflow: the engine's state was NOT saved: {error}", file=sys.stderr)
+        return
+    if not quiet:
+        print(f"Saved to {data}: {_counted(counts)}.")
+    if running:
+        print(f"sesflow: {len(running)} executions were running and do not survive a restart "
+              f"({', '.join(running[:5])}{', ...' if len(running) > 5 else ''}); the items they wrote are kept as they "
+              f"were: a campaign that was sending stays RUNNING with no execution (pause one before stopping), a "
+              f"quarantined recipient's rest is no longer timed", file=sys.stderr)
 
 
 def events_parse(args: argparse.Namespace) -> int:
@@ -228,6 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None, help="with --serve: the port (default 4599; 0 picks a free one)")
     up.add_argument("--state-file", default=None,
                     help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
+    up.add_argument("--feedback", default=None, metavar="none|default|FILE",
+                    help="with --serve: what SES reports back for addresses other than the mailbox simulator's: "
+                         "none (delivered), default (the demo's population: bounces, opens, clicks, complaints), "
+                         "or a JSON file of rates (docs/feedback-population.json) (default: default)")
+    up.add_argument("--pace", default=None, metavar="virtual|real|N",
+                    help="with --serve: virtual (waits end at once), real (SES's rate, Waits and sleeps take wall "
+                         "time, as on AWS) or N (N times faster than real) (default: virtual)")
+    up.add_argument("--max-send-rate", type=float, default=None, metavar="N",
+                    help="with --serve: the simulated SES account's MaxSendRate, emails a second (default: 14); "
+                         "out of the sandbox AWS sets it per account")
+    up.add_argument("--data", default=None, metavar="DIR",
+                    help="with --serve: keep the engine's tables, S3 objects, SES templates and suppression list in "
+                         "DIR: loaded at start if DIR holds them, written there at stop")
     up.set_defaults(func=local_up)
     down = local.add_parser("down", help="stop the engine `sesflow local up --serve` runs")
     down.add_argument("--state-file", default=None,
@@ -235,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--timeout", type=float, default=60.0,
                       help="seconds to wait for it to stop (default 60)")
     down.set_defaults(func=local_down)
+    invoke_cli.register(commands)  # `sesflow invoke FUNCTION -e EVENT`: sam local invoke on the engine
     campaign_cli.register(commands)
     report.register(commands)  # `sesflow report ID`: the same as `sesflow campaign report ID`
     recipient_cli.register(commands)

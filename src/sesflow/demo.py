@@ -69,11 +69,14 @@ NAMED = 0.8
 DAYS_BETWEEN = 2  # quarantine's first rest is a day: the recovering addresses are on probation by the flash sale
 
 
-def population(seed: int) -> FeedbackModel:
-    # Not deferred: each message's events are in the feedback queue when SES accepts it, and the poller thread
-    # only ingests. (Deferred, the one poller both publishes and ingests, and on the engine's one interpreter
-    # ingestion trails the send: the breaker would learn of the complaints after the campaign ended.)
-    return FeedbackModel(seed=seed, rates=POPULATION, variants=VARIANTS, recovering=RECOVERING)
+def population(seed: int, deferred: bool = False) -> FeedbackModel:
+    """The demo's population; also what `sesflow local up --serve` answers with by default (`--feedback default`,
+    deferred: published by the server's queue pump after the send).
+
+    The demo's is not deferred: each message's events are in the feedback queue when SES accepts it, and the
+    poller thread only ingests. (Deferred, the one poller both publishes and ingests, and on the engine's one
+    interpreter ingestion trails the send: the breaker would learn of the complaints after the campaign ended.)"""
+    return FeedbackModel(seed=seed, rates=POPULATION, variants=VARIANTS, recovering=RECOVERING, deferred=deferred)
 
 
 def audience(recipients: int, seed: int) -> dict[str, str]:

@@ -230,6 +230,9 @@ def test_local_up_serve_runs_until_ctrl_c_then_cleans_up(tmp_path):
             process.kill()
     assert process.returncode == 0, err
     assert f"Serving on {target.endpoint_url}" in out and str(state_file) in out
+    # What SES reports back and how time passes, said at startup (the defaults: the demo's population, virtual)
+    assert "every other address answers as the demo's population (--feedback default" in out
+    assert "Time: virtual (--pace virtual)" in out
     assert "Stopped" in out
     assert not state_file.exists()
 

@@ -98,7 +98,7 @@ class Rates:
             if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
                 raise ValueError(f"Rates.{name}: {value!r} is not a probability (0 to 1)")
         if self.hard_bounce + self.soft_bounce > 1.0:
-            raise ValueError(f"Rates: hard_bounce + soft_bounce = {self.hard_bounce + self.soft_bounce} > 1")
+            raise ValueError(f"Rates: hard_bounce + soft_bounce = {self.hard_bounce + self.soft_bounce:g} > 1")
         if self.click > self.open:
             raise ValueError(f"Rates: click {self.click} > open {self.open} (a click implies an open)")
 
@@ -168,7 +168,13 @@ class FeedbackModel:
         self._recovering_set = frozenset(a.lower() for a in self.recovering_addresses)
         for variant in (None, *self._variants):  # refuse bad combinations now, not at the first send
             for index in range(-1, len(self._classes)):
-                self.rates_for(variant, index)
+                try:
+                    self.rates_for(variant, index)
+                except ValueError as error:
+                    where = " with ".join(part for part in (
+                        f"variants.{variant}" if variant is not None else "",
+                        f"classes[{index}]" if index >= 0 else "") if part) or "rates"
+                    raise ValueError(f"{where}: {error}") from None
 
     # ------------------------------------------------------------------ rates and draws
 
@@ -389,3 +395,110 @@ def _log_uniform(u: float, low: float, high: float) -> timedelta:
 
 def _delivery(u: float) -> dict:
     return {**_DELIVERED, "processingTimeMillis": 500 + int(u * 3500)}
+
+
+# ---------------------------------------------------------------------------------------------- a model's file
+
+# What a feedback file may set besides the population's rates (Rates' fields, at the top level), and how.
+_FILE_FIELDS = ("seed", "variants", "classes", "recovering", "recovering_addresses", "recover_after", "links",
+                "auto_suppress", "campaign_tag", "variant_tag")
+
+
+class FeedbackFileError(ValueError):
+    """A feedback file that cannot be a FeedbackModel; the message names the file and the field."""
+
+
+def model_from_file(path: Any, *, deferred: bool = False) -> FeedbackModel:
+    """A FeedbackModel from a JSON object: the population's rates at the top level (hard_bounce, soft_bounce,
+    open, click, complaint; one left out keeps Rates()' default), and optionally
+
+        "seed": 7,                                        every draw is a hash of it (default 0)
+        "variants": {"b": {"open": 0.35, "click": 0.06}}  per value of the message's variant tag
+        "classes": [{"match": "*@old-list.example.org", "rates": {"hard_bounce": 0.2}}]   first match applies
+        "recovering": 0.005, "recover_after": 1           a share of addresses soft bounces that many times first
+        "recovering_addresses": ["a@example.org"], "links": ["https://example.com/"], "auto_suppress": false,
+        "campaign_tag": "campaign", "variant_tag": "variant"
+
+    Raises FeedbackFileError naming the file and the field (`variants.b.click`, `classes[0].match`)."""
+    import json
+    from pathlib import Path
+
+    name = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise FeedbackFileError(f"{name}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise FeedbackFileError(f"{name}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise FeedbackFileError(f"{name}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") \
+            from None
+    if not isinstance(data, dict):
+        raise FeedbackFileError(f"{name}: a feedback model is a JSON object of rates (e.g. {{\"complaint\": 0.001}})")
+
+    def fail(where: str, problem: str) -> FeedbackFileError:
+        return FeedbackFileError(f"{name}: {where}: {problem}")
+
+    def rates(value: Any, where: str) -> dict[str, float]:
+        if not isinstance(value, dict):
+            raise fail(where, f"{json.dumps(value)} is not an object of rates ({', '.join(sorted(_RATE_NAMES))})")
+        for key, rate in value.items():
+            if key not in _RATE_NAMES:
+                raise fail(f"{where}.{key}" if where else key, f"not a rate (rates: {', '.join(sorted(_RATE_NAMES))})")
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+                raise fail(f"{where}.{key}" if where else key, f"{json.dumps(rate)} is not a probability (0 to 1)")
+        return dict(value)
+
+    unknown = sorted(set(data) - _RATE_NAMES - set(_FILE_FIELDS))
+    if unknown:
+        raise fail(unknown[0], f"not a field of a feedback model (rates: {', '.join(sorted(_RATE_NAMES))}; "
+                               f"others: {', '.join(_FILE_FIELDS)})")
+    kwargs: dict[str, Any] = {"rates": rates({k: v for k, v in data.items() if k in _RATE_NAMES}, "")}
+    if "seed" in data:
+        if isinstance(data["seed"], bool) or not isinstance(data["seed"], int):
+            raise fail("seed", f"{json.dumps(data['seed'])} is not an integer")
+        kwargs["seed"] = data["seed"]
+    if "variants" in data:
+        if not isinstance(data["variants"], dict):
+            raise fail("variants", 'an object of variant name -> rates, e.g. {"b": {"click": 0.05}}')
+        kwargs["variants"] = {str(k): rates(v, f"variants.{k}") for k, v in data["variants"].items()}
+    if "classes" in data:
+        if not isinstance(data["classes"], list):
+            raise fail("classes", 'a list of {"match": GLOB, "rates": {...}}')
+        classes = []
+        for i, entry in enumerate(data["classes"]):
+            if not isinstance(entry, dict) or set(entry) != {"match", "rates"} or not isinstance(entry["match"], str):
+                raise fail(f"classes[{i}]", '{"match": GLOB, "rates": {...}} (match: an address glob, e.g. '
+                                            '"*@old-list.example.org")')
+            classes.append((entry["match"], rates(entry["rates"], f"classes[{i}].rates")))
+        kwargs["classes"] = classes
+    if "recovering" in data:
+        value = data["recovering"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            raise fail("recovering", f"{json.dumps(value)} is not a share (0 to 1)")
+        kwargs["recovering"] = value
+    if "recover_after" in data:
+        value = data["recover_after"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail("recover_after", f"{json.dumps(value)} is not a whole number of at least 1")
+        kwargs["recover_after"] = value
+    for key in ("recovering_addresses", "links"):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or \
+                    (key == "links" and not value):
+                raise fail(key, "a list of strings" + (" (at least one)" if key == "links" else ""))
+            kwargs[key] = tuple(value)
+    for key in ("campaign_tag", "variant_tag"):
+        if key in data:
+            if not isinstance(data[key], str) or not data[key]:
+                raise fail(key, "a message tag's name")
+            kwargs[key] = data[key]
+    if "auto_suppress" in data:
+        if not isinstance(data["auto_suppress"], bool):
+            raise fail("auto_suppress", f"{json.dumps(data['auto_suppress'])} is not true or false")
+        kwargs["auto_suppress"] = data["auto_suppress"]
+    try:
+        return FeedbackModel(deferred=deferred, **kwargs)
+    except ValueError as error:  # a combination: hard_bounce + soft_bounce > 1, click > open
+        raise FeedbackFileError(f"{name}: {error}") from None

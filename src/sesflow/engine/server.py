@@ -178,6 +178,7 @@ class EngineServer:
     def status(self) -> dict[str, Any]:
         assert self.state is not None
         return {**self.state.__dict__, "virtual_time": self.stack.clock.now().isoformat(timespec="milliseconds"),
+                "pace": "virtual" if self.stack.clock.pace is None else self.stack.clock.pace,
                 "queue_triggers": len(self.stack.triggers), "pump_errors": self.pump_errors,
                 "requests_served": self.requests_served,
                 "state_file": str(self.state_file.resolve()) if self.state_file is not None else None}
@@ -211,7 +212,7 @@ class EngineServer:
     def _queued(self) -> bool:
         """A look at moto's trigger queues (microseconds, where a delivery round costs milliseconds), so an idle
         engine idles; when in doubt, say yes."""
-        if self.stack._retries:  # failures waiting out their visibility timeout on the virtual clock
+        if self.stack.retries_due():  # failures whose visibility timeout is over (or is next, on virtual time)
             return True
         if getattr(ses.simulator().config.feedback, "pending", 0):  # SES events not yet published (deferred)
             return True

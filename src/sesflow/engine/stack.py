@@ -29,7 +29,7 @@ import boto3
 from moto import mock_aws
 
 from sesflow.engine import function_url, iam, runtime, ses
-from sesflow.engine.clock import VirtualClock
+from sesflow.engine.clock import PacedClock, VirtualClock
 from sesflow.engine.metering import Meter
 from sesflow.engine.patches import install_all, lambda_bridge
 from sesflow.engine.template import ACCOUNT_ID, Resource, Template, TemplateError, load_template
@@ -121,6 +121,9 @@ class LocalStack:
     region: str = "us-east-1"
     ses_identities: tuple[str, ...] = ()
     start_time: datetime | None = None
+    # None: virtual time (Waits and sleeps end at once and move the clock). A number: time passes, that many
+    # times faster than real time (1.0: real time), and sleeps take their share of it (clock.PacedClock).
+    pace: float | None = None
     # The share of EXPRESS Map children run twice, as AWS's at-least-once EXPRESS executions may (runtime.Runtime).
     express_redelivery: float = 0.0
     # The simulated SES account: a production account by default (a sandbox sends 200 a day).
@@ -160,7 +163,8 @@ class LocalStack:
             parameter_overrides=self.parameters,
         )
         install_all()
-        self.runtime = runtime.activate(runtime.Runtime(clock=VirtualClock(self.start_time), meter=Meter(),
+        clock = VirtualClock(self.start_time) if self.pace is None else PacedClock(self.pace, self.start_time)
+        self.runtime = runtime.activate(runtime.Runtime(clock=clock, meter=Meter(),
                                                         before_wait=self._deliver_before_wait,
                                                         express_redelivery=self.express_redelivery,
                                                         iam=iam.Roles.of(self.template)))
@@ -180,6 +184,8 @@ class LocalStack:
         return self
 
     def down(self) -> None:
+        if self.runtime is not None and isinstance(self.runtime.clock, PacedClock):
+            self.runtime.clock.close()  # threads still sleeping end now, not later on a stack that is gone
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -364,12 +370,17 @@ class LocalStack:
             self.deliver_queues()
 
     def _release_next_retries(self, sqs: Any) -> bool:
-        """Move the virtual clock to the earliest hidden failure and make everything due visible again."""
+        """Move the virtual clock to the earliest hidden failure and make everything due visible again. On a
+        paced clock time passes by itself: only the failures already due come back (the poller looks again)."""
         with self._retry_lock:
             if not self._retries:
                 return False
             due = min(at for at, _, _ in self._retries)
-            self.clock.sleep_until(due, reason="SQS visibility timeout")
+            if self.clock.pace is not None:
+                if due > self.clock.now():
+                    return False
+            else:
+                self.clock.sleep_until(due, reason="SQS visibility timeout")
             ready = [r for r in self._retries if r[0] <= due]
             self._retries = [r for r in self._retries if r[0] > due]
         for _, queue_url, receipt in ready:
@@ -417,6 +428,15 @@ class LocalStack:
         for start in range(0, len(done), 10):  # Lambda's poller deletes in batches of 10, as billed
             sqs.delete_message_batch(QueueUrl=trigger.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])])
+
+    def retries_due(self) -> bool:
+        """Failed messages waiting to come back that may come back now: any, on the virtual clock (the poller moves
+        it to them); those whose visibility timeout is over, on a paced one."""
+        with self._retry_lock:
+            if self.clock.pace is None:
+                return bool(self._retries)
+            now = self.clock.now()
+            return any(at <= now for at, _, _ in self._retries)
 
     def _queue_visibility(self, queue_name: str) -> int:
         assert self.template is not None

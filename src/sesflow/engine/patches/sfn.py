@@ -343,7 +343,9 @@ def _fix_wait() -> None:
     def _wait_interval(self, env: Environment, wait_seconds: float) -> None:
         entered = env.states.context_object.context_object_data["State"]["EnteredTime"]
         _before_wait()
-        _clock().sleep(wait_seconds, "Wait", since=datetime.fromisoformat(entered))
+        # A StopExecution ends the Wait (moto's own Wait waits on program_state_event for that): only a paced
+        # clock's sleep takes long enough to need it.
+        _clock().sleep(wait_seconds, "Wait", since=datetime.fromisoformat(entered), stop=lambda: not env.is_running())
 
     _patch(WaitFunction, "_wait_interval", original, _wait_interval)
 
@@ -362,7 +364,7 @@ def _fix_wait_timestamp() -> None:
         if moment is None:
             raise FailureEventException(self._create_failure_event(env, text))
         _before_wait()
-        _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait")
+        _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait", stop=lambda: not env.is_running())
 
     _patch(Timestamp, "_eval_body", original, _eval_body)
 
