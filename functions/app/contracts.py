@@ -397,8 +397,25 @@ class Halt(Contract):
 
 
 @dataclass(frozen=True)
+class Failure(Contract):
+    """What stopped a FAILED campaign (its control item's `failure`): SES's error code and message, and the batch
+    ("<phase>#<index>"), position in it and recipient the refused call began with (None when not known: a batch
+    that failed for good, whose code and message are the Map's Error and Cause). A failure for Rendering Failures
+    also has their count and the sends they were counted against."""
+
+    at: str
+    code: str
+    message: str
+    batch: str | None = None
+    position: int | None = None
+    recipient: str | None = None
+    rendering_failures: int | None = omitted_at_default(None)
+    sent: int | None = omitted_at_default(None)
+
+
+@dataclass(frozen=True)
 class FinalizeCampaignResult(Contract):
-    """The execution's output (and a halted one's Cause)."""
+    """The execution's output (and a halted or failed one's Cause)."""
 
     campaign_id: str
     status: str | None  # None only if the campaign's control item is gone
@@ -409,6 +426,7 @@ class FinalizeCampaignResult(Contract):
     holdout: int
     decision: PickWinnerResult | None
     halt: Halt | None
+    failure: Failure | None = None
 
 
 # ------------------------------------------------------------------------------ ImportContacts

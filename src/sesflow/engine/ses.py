@@ -145,6 +145,7 @@ class SesAccount:
     event_destinations: dict[str, dict[str, dict]] = field(default_factory=dict)
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
     last_test_render: datetime | None = None  # TestRenderEmailTemplate's last call (at most one a second)
+    sending_enabled: bool = True  # PutAccountSendingAttributes; False: every send is SendingPausedException
     _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
     def sent_last_24h(self, now: datetime) -> int:
