@@ -63,7 +63,9 @@ def check_by_id(campaign_id: str, settings: Settings) -> Control | None:
 
 def halt(campaign_id: str, found: breaker.Verdict, settings: Settings) -> bool:
     """Trip the breaker: RUNNING -> HALTED with the numbers, and one alert (from whoever wins the write)."""
-    details = {"halt": {**found.to_dict(), "at": clock.now().isoformat()}}
+    # The campaign's own sent at the halt (the verdict's may be one variant's): where the report marks the halt.
+    campaign_sent = read(campaign_id, settings)[1].get("sent", 0)
+    details = {"halt": {**found.to_dict(), "at": clock.now().isoformat(), "campaign_sent": campaign_sent}}
     if not change_status(campaign_id, HALTED, settings, details):
         return False
     # Once per campaign: only the write that moved it to HALTED counts. Both callers (SendBatch, IngestFeedback)

@@ -394,6 +394,7 @@ class Halt(Contract):
     events: int
     halt_level: float
     at: str
+    campaign_sent: int | None = omitted_at_default(None)  # the campaign's sent then (`sent` may be a variant's)
 
 
 @dataclass(frozen=True)

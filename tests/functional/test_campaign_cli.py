@@ -71,8 +71,8 @@ def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, caps
     assert run("pause", id="spring-sale") == 1
     assert "campaign spring-sale is COMPLETED: it cannot be paused" in capsys.readouterr().err
     assert run("resume", id="spring-sale") == 1  # what the workflow would refuse, refused before it starts
-    assert "campaign spring-sale is COMPLETED on test-stack: only a PAUSED or HALTED campaign resumes (every " \
-           "recipient was sent to" in capsys.readouterr().err
+    assert "campaign spring-sale is COMPLETED on test-stack: only a PAUSED, HALTED or FAILED campaign resumes " \
+           "(every recipient was sent to" in capsys.readouterr().err
     assert len(stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"]) == 1
     assert run("cancel", id="spring-sale") == 1
