@@ -6,6 +6,7 @@ the error as the campaign's `failure`, and one alert."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,8 @@ def verdict(campaign: Campaign, stats: dict[str, int]) -> breaker.Verdict:
     overall, by_variant = breaker.counts_from_stats(stats)
     verdicts = [breaker.evaluate(overall.sent, overall.bounces, overall.complaints, campaign.thresholds)]
     verdicts += breaker.evaluate_variants(by_variant, campaign.thresholds).values()
-    return breaker.worst(verdicts)
+    # with the campaign's own sent: where the report marks a halt decided on one variant's numbers
+    return dataclasses.replace(breaker.worst(verdicts), campaign_sent=overall.sent)
 
 
 def check(campaign: Campaign, settings: Settings) -> Control:
@@ -63,9 +65,7 @@ def check_by_id(campaign_id: str, settings: Settings) -> Control | None:
 
 def halt(campaign_id: str, found: breaker.Verdict, settings: Settings) -> bool:
     """Trip the breaker: RUNNING -> HALTED with the numbers, and one alert (from whoever wins the write)."""
-    # The campaign's own sent at the halt (the verdict's may be one variant's): where the report marks the halt.
-    campaign_sent = read(campaign_id, settings)[1].get("sent", 0)
-    details = {"halt": {**found.to_dict(), "at": clock.now().isoformat(), "campaign_sent": campaign_sent}}
+    details = {"halt": {**found.to_dict(), "at": clock.now().isoformat()}}
     if not change_status(campaign_id, HALTED, settings, details):
         return False
     # Once per campaign: only the write that moved it to HALTED counts. Both callers (SendBatch, IngestFeedback)

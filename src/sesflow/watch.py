@@ -41,7 +41,16 @@ def snapshot(target: Any, campaign_id: str) -> dict[str, Any]:
         "complaints": stats.get("complaints", 0),
         "thresholds": definition.get("thresholds") or {"bounce": {"warn": 0.02, "halt": 0.04},
                                                        "complaint": {"warn": 0.0005, "halt": 0.0008}},
+        "why": why_stopped(item),
     }
+
+
+def why_stopped(item: dict[str, Any]) -> str | None:
+    """SES's refusal of a FAILED campaign, or the breaker's reason for a HALTED one (None: neither)."""
+    if "failure" in item:
+        failure = json.loads(item["failure"])
+        return f"failed: {failure.get('code')}: {failure.get('message')}"
+    return f"halted: {json.loads(item['halt']).get('reason')}" if "halt" in item else None
 
 
 def progress_bar(done: int, total: int | None, width: int = BAR) -> str:
@@ -76,6 +85,7 @@ def render(shown: dict[str, Any]) -> list[str]:
     lines.append(f"  {'bounces':<{width}}  {rate_bar(shown['hard_bounces'], shown['sent'], **levels['bounce'])}")
     lines.append(f"  {'complaints':<{width}}  "
                  f"{rate_bar(shown['complaints'], shown['sent'], **levels['complaint'])}")
+    lines += [f"  {shown['why']}"] if shown.get("why") else []
     return lines
 
 

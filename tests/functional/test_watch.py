@@ -87,3 +87,9 @@ def test_start_twice_is_refused_with_the_campaign_status(stack, target, tmp_path
             "new id") in capsys.readouterr().err
     assert len(stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"]) == 1
+
+
+def test_render_says_why_a_campaign_stopped():
+    why = "failed: NotFoundException: Template spring-x does not exist."
+    assert watch.render(shown(status="FAILED", why=why))[-1] == f"  {why}"
+    assert watch.render(shown())[-1].split()[0] == "complaints"  # nothing to say while it runs

@@ -3,12 +3,15 @@
 at a time fails that recipient alone, with its reason."""
 
 import json
+import os
 from collections import Counter
 
 import pytest
 from app import campaign_control, sends
 
+from sesflow import campaign_cli, report, watch
 from sesflow.engine.ses import simulator
+from sesflow.target import Target
 from tests.workflow.test_campaign import LIST, seed
 from tests.workflow.test_campaign_faults import config
 
@@ -26,6 +29,15 @@ def audience(stack):
     statuses = {f"user{i:03d}@example.org": "ACTIVE" for i in range(RECIPIENTS)}
     seed(stack, statuses)
     return statuses
+
+
+@pytest.fixture
+def target(stack):
+    """The stack as the operator's CLI sees it (sesflow campaign status, report, watch)."""
+    saved = dict(os.environ)
+    yield Target(name="test-stack", region=stack.region, outputs=stack.outputs)
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
@@ -63,7 +75,7 @@ def events(item):
     ({"sender": "news@unverified.example.net"}, "MessageRejected", "Email address is not verified"),
 ], ids=["unknown template", "unverified sender"])
 def test_a_send_ses_refuses_as_a_whole_fails_the_campaign_with_ses_words_and_sends_nothing(
-        stack, audience, alerts, change, code, words):
+        stack, audience, alerts, target, change, code, words):
     result = stack.run("CampaignStateMachine", definition(**change))
 
     assert (result.status, result.error) == ("FAILED", "CampaignFailed"), (result.error, result.cause)
@@ -79,7 +91,14 @@ def test_a_send_ses_refuses_as_a_whole_fails_the_campaign_with_ses_words_and_sen
     assert campaign_control.history(item)[-1]["code"] == code
     (alert,) = alerts()
     assert alert["status"] == "FAILED" and alert["code"] == code and words in alert["message"]
-    assert f"sesflow campaign resume {'refused-sale'}" in alert["what_now"]
+    assert "sesflow campaign resume refused-sale" in alert["what_now"]
+
+    shown = campaign_cli.status(target, "refused-sale")  # what `sesflow campaign status` prints
+    assert shown["status"] == "FAILED" and shown["failure"] == failure and shown["sent"] == 0
+    assert [e["event"] for e in shown["history"]] == ["started", "failed"]
+    table = report.render_table(report.collect(target, "refused-sale"))
+    assert f"FAILED: {code}: " in table and words in table and "failed  " in table
+    assert watch.render(watch.snapshot(target, "refused-sale"))[-1].startswith(f"  failed: {code}: ")
 
 
 def test_a_refused_send_is_not_retried_and_the_other_batches_stop_before_calling_ses(stack, audience, monkeypatch):
@@ -155,3 +174,37 @@ def test_an_entry_ses_refuses_in_an_accepted_call_fails_alone_with_ses_status_an
     (refused,) = sends.refusals("refused-sale", config(stack))
     assert (refused["address"], refused["status"]) == ("user007@example.org", "INVALID_PARAMETER")
     assert refused["error"] == "Invalid email address <user007@example.org>: refused by SES."
+
+
+def test_a_template_that_renders_for_nobody_fails_the_campaign_with_ses_rendering_message(
+        stack, audience, alerts, target, monkeypatch):
+    from tests.contacts import add_contacts
+
+    add_contacts(stack, {f"more{i:04d}@example.org": "ACTIVE" for i in range(1000)}, (LIST,))
+    stack.client("sesv2").create_email_template(TemplateName="greeting", TemplateContent={
+        "Subject": "Hello {{first_name}}", "Text": "Hello {{first_name}}"})  # no campaign data gives first_name
+    real_add = campaign_control.add_counts
+
+    def add_counts(campaign_id, counts, settings):  # SES's Rendering Failures ingested once a batch is counted
+        real_add(campaign_id, counts, settings)
+        if "sent" in counts:
+            stack.deliver_queues()
+
+    monkeypatch.setattr(campaign_control, "add_counts", add_counts)
+    result = stack.run("CampaignStateMachine", definition(variants=[{"name": "a", "template": "greeting"}]))
+
+    assert (result.status, result.error) == ("FAILED", "CampaignFailed"), (result.error, result.cause)
+    cause = json.loads(result.cause)
+    assert cause["code"] == "RenderingFailure"
+    assert cause["message"] == "Attribute 'first_name' is not present in the rendering data."
+    accepted = len(simulator().outbox)
+    assert 0 < accepted < len(audience) + 1000, "the send went on to the end"
+    assert all(m.rendering_failure for m in simulator().outbox)  # SES sent none of them
+    shown = campaign_cli.status(target, "refused-sale")
+    assert shown["status"] == "FAILED" and shown["rendering_failures"] >= 10
+    assert 10 <= shown["failure"]["rendering_failures"] <= shown["rendering_failures"]
+    data = report.collect(target, "refused-sale")
+    assert data["funnel"]["all"]["sent"] == 0 and data["funnel"]["all"]["delivered"] == 0
+    assert data["funnel"]["all"]["not_rendered"] == shown["sent"]
+    (alert,) = alerts()
+    assert alert["code"] == "RenderingFailure"

@@ -51,6 +51,7 @@ class Verdict:
     sent: int = 0
     events: int = 0
     halt_level: float = 1.0  # what the bound was held against
+    campaign_sent: int | None = None  # the whole campaign's sent when judged (`sent` may be one variant's)
 
     @property
     def halted(self) -> bool:
@@ -58,7 +59,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "metric": self.metric, "rate": self.rate, "bound": self.bound,
-                "reason": self.reason, "sent": self.sent, "events": self.events, "halt_level": self.halt_level}
+                "reason": self.reason, "sent": self.sent, "events": self.events, "halt_level": self.halt_level,
+                **({"campaign_sent": self.campaign_sent} if self.campaign_sent is not None else {})}
 
 
 def lower_bound(events: int, trials: int, confidence: float) -> float:
