@@ -205,7 +205,7 @@ def _write(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ValidateCampaignInput(Contract):
-    """The execution's input: a campaign definition, with `"resume": true` to resume a PAUSED or HALTED one."""
+    """The execution's input: a campaign definition, with `"resume": true` to resume a PAUSED, HALTED or FAILED one."""
 
     error: ClassVar[type[SesflowError]] = CampaignDefinitionError
     campaign: Campaign

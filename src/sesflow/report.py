@@ -201,6 +201,7 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         "halt": halt,
         "halt_sent": halt_point(halt, points),
         # where on the send each halt came (a campaign halted, resumed and halted again has two)
+        "halts": every_halt,
         "halts_sent": [sent for sent in (halt_point(h, points) for h in every_halt) if sent],
         "failure": _json(item.get("failure")),
         "history": history,
@@ -474,6 +475,15 @@ _SCRIPT = r"""
 """
 
 
+def _earlier_halts_html(halts: list[dict[str, Any]]) -> str:
+    """For a campaign not halted now: the halts it was resumed from (the history has them), or that it had none."""
+    if not halts:
+        return "<p class=\"none\">The breaker did not halt this campaign.</p>"
+    items = "".join(f"<li>{_e(h.get('at', '?'))}: {_e(h.get('reason', ''))}</li>" for h in halts)
+    return (f"<p class=\"halt-note\" id=\"halt\">The breaker halted this campaign {len(halts)} "
+            f"time{'s' if len(halts) > 1 else ''}; it was resumed after each:</p><ul>{items}</ul>")
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -502,7 +512,7 @@ def render_html(data: dict[str, Any]) -> str:
     halt = data.get("halt")
     halt_html = (f"<p class=\"halt-note\" id=\"halt\">Halted on {_e(halt.get('metric'))} at "
                  f"{data.get('halt_sent') or 0:,} sent ({_e(halt.get('at', '?'))}): {_e(halt.get('reason', ''))}</p>"
-                 if halt else "<p class=\"none\">The breaker did not halt this campaign.</p>")
+                 if halt else _earlier_halts_html(data.get("halts") or []))
     failure = data.get("failure")
     failure_html = (f"<p class=\"halt-note\" id=\"failure\">Failed: SES refused the send: {_e(failure_text(failure))}"
                     "</p>" if failure else "")

@@ -178,3 +178,31 @@ def test_render_html_has_the_left_out_table_with_each_reason_escaped():
     assert "<b>new" not in page
     missing = report.render_html(data(left_out=None))
     assert 'id="left-out">Not recorded' in missing and '<table id="left-out">' not in missing
+
+
+def test_report_shows_the_failure_with_ses_message_and_the_history():
+    failure = {"at": "2026-01-01T10:00:05", "code": "NotFoundException", "message": "Template spring-x does not exist.",
+               "batch": "all#000000", "position": 0, "recipient": "ada@example.org"}
+    history = [{"at": "2026-01-01T10:00:00", "event": "started", "execution": "arn:x"},
+               {"at": "2026-01-01T10:00:05", "event": "failed", **{k: v for k, v in failure.items() if k != "at"}}]
+    shown = data(status="FAILED", failure=failure, history=history)
+
+    table = report.render_table(shown)
+    assert ("FAILED: NotFoundException: Template spring-x does not exist. (batch all#000000, position 0, recipient "
+            "ada@example.org) at 2026-01-01T10:00:05") in table
+    lines = table[table.index("\nhistory\n") + 1:].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[:2] for line in lines] == [["2026-01-01T10:00:00", "started"],
+                                                    ["2026-01-01T10:00:05", "failed"]]
+    assert lines[1].endswith("NotFoundException: Template spring-x does not exist.")
+    page = report.render_html(shown)
+    assert 'id="failure"' in page and "Template spring-x does not exist." in page and 'id="history"' in page
+
+
+def test_a_campaign_resumed_after_a_halt_does_not_read_as_never_halted():
+    halt = {"at": "2026-01-01T10:03:00", "event": "halted", "metric": "complaint", "sent": 700,
+            "reason": "complaint rate 0.43% (3 of 700 sends)"}
+    page = report.render_html(data(halt=None, halts=[halt], halts_sent=[700],
+                                   history=[{"at": "2026-01-01T10:00:00", "event": "started"}, halt]))
+    assert "did not halt" not in page
+    assert "halted this campaign 1 time; it was resumed after each" in page and halt["reason"] in page
+    assert "did not halt" in report.render_html(data())

@@ -1,6 +1,6 @@
 """ValidateCampaignFunction: refuse a bad definition (CampaignDefinitionError) before anything happens.
 
-Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED or HALTED campaign of that id
+Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED, HALTED or FAILED campaign of that id
 (e.g. with raised thresholds): it sends only what was not sent, from the frozen audience.
 """
 
