@@ -109,3 +109,32 @@ def test_campaign_list_shows_every_campaign_with_its_status_and_emails_sent(stac
 
     (shown,) = json.loads(capsys.readouterr().out)
     assert (shown["campaign_id"], shown["status"]) == ("spring-sale", "COMPLETED") and shown["sent"] > 0
+
+
+def test_a_campaign_failed_on_a_missing_template_shows_why_and_resumes_once_the_template_exists(
+        stack, target, tmp_path, capsys):
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign(variants=[{"name": "a", "template": "spring-new"}])))
+    assert run("start", file=str(path)) == 0
+    failed = stack.wait(capsys.readouterr().out.split()[-1])
+    assert (failed.status, failed.error) == ("FAILED", "CampaignFailed")
+    capsys.readouterr()  # what the run's functions logged
+
+    assert run("status", id="spring-sale") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "FAILED" and shown["sent"] == 0
+    assert shown["failure"]["code"] == "NotFoundException"
+    assert shown["failure"]["message"] == "Template spring-new does not exist."
+    assert [e["event"] for e in shown["history"]] == ["started", "failed"]
+
+    stack.client("sesv2").create_email_template(TemplateName="spring-new", TemplateContent={
+        "Subject": "Spring", "Text": "Hello"})  # the operator fixes the cause
+    assert run("resume", id="spring-sale") == 0
+    resumed = stack.wait(capsys.readouterr().out.split()[-1])
+    assert resumed.status == "SUCCEEDED", (resumed.error, resumed.cause)
+    capsys.readouterr()
+    assert run("status", id="spring-sale") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "COMPLETED" and shown["failure"] is None
+    assert shown["sent"] == len(simulator().outbox) > 0
+    assert [e["event"] for e in shown["history"]] == ["started", "failed", "resumed", "completed"]
