@@ -108,11 +108,12 @@ def configuration_set(campaign: Campaign, probation: bool, config: Settings) -> 
     return (probation and config.probation_configuration_set) or config.configuration_set
 
 
-def template_data(campaign: Campaign, addresses: list[str], config: Settings) -> dict[str, str | None] | None:
+def template_data(campaign: Campaign, addresses: list[str], config: Settings,
+                  problems: dict[str, str] | None = None) -> dict[str, str | None] | None:
     """Each recipient's ReplacementTemplateData (JSON), read from the recipients table now, so a change made since
     the snapshot counts; for a recipient whose data cannot go, None (it is not sent, and counts as failed, with
-    the reason in PROBLEMS). None when the campaign personalizes nothing per recipient: the defaults travel once,
-    in DefaultContent."""
+    the reason put in `problems`). None when the campaign personalizes nothing per recipient: the defaults travel
+    once, in DefaultContent."""
     personalization = campaign.personalization
     if not personalization.fields:
         return None
@@ -122,13 +123,12 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings) ->
         own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
         data[address], problem = _as_json(personalization.template_data(own))
         if problem:
-            PROBLEMS[address] = problem
+            if problems is not None:
+                problems[address] = problem
             logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "recipient": redact(address),
                                                         "reason": problem})
     return data
 
-
-PROBLEMS: dict[str, str] = {}  # why template_data() could not send a recipient, by address (this invocation's)
 
 
 def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -147,17 +147,18 @@ Refused = tuple[str, str] | None  # (SES's status for the entry, its Error text)
 
 
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
-              config: Settings, data: dict[str, str | None] | None = None) -> list[Refused]:
+              config: Settings, data: dict[str, str | None] | None = None,
+              problems: dict[str, str] | None = None) -> list[Refused]:
     """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058) and, when
     the campaign personalizes, its own template data; per recipient, None if SES accepted it, else why not (a
-    recipient whose data is None is not sent). Tagged with its batch and call (its first position in the batch),
-    so feedback can reconcile a call whose answer was lost."""
+    recipient whose data is None is not sent: `problems` says why). Tagged with its batch and call (its first
+    position in the batch), so feedback can reconcile a call whose answer was lost."""
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
     answers: dict[str, Refused] = {}
     headers: dict[str, list[dict[str, str]]] = {}
     for address in addresses:
         if data is not None and data[address] is None:
-            answers[address] = (DATA_REFUSED, PROBLEMS.get(address, ""))
+            answers[address] = (DATA_REFUSED, (problems or {}).get(address, ""))
             continue
         try:  # the link needs the address in its one spelling: one that has none is not one SES accepts either
             headers[address] = unsubscribe.headers(base, key, campaign.id, address)
@@ -218,8 +219,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The phase is already waiting in the campaign's execution: this child ends at once, claiming nothing.
         return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
-    PROBLEMS.clear()
-    data = template_data(campaign, [address for address, _, _ in todo], config)
+    problems: dict[str, str] = {}  # why a recipient's template data cannot go
+    data = template_data(campaign, [address for address, _, _ in todo], config, problems)
     owner = context.aws_request_id  # this invocation holds the claim: see sends.claim
     start, status = sends.claim(campaign.id, key, len(todo), config, owner=owner)
     if start is None:
@@ -262,7 +263,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 break
             unrecorded_failures = []
             try:
-                answers = send_call(campaign, variant, probation, group, key, position, config, data)
+                answers = send_call(campaign, variant, probation, group, key, position, config, data, problems)
             except ClientError as error:
                 code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
                 if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500:
