@@ -9,11 +9,13 @@ outcome is unknown: the claim stays SENDING and is never resent (feedback reconc
 SES's answers, by what a retry can do about them:
 - throttling (TooManyRequestsException, LimitExceededException) and 5xx: a retry or a wait fixes them (below, and
   the Map's Retry);
-- any other refusal of the call as a whole (NotFoundException: a template or configuration set that does not
-  exist; MessageRejected: e.g. a sender identity not verified; SendingPausedException, AccountSuspendedException,
-  MailFromDomainNotVerifiedException, BadRequestException, AccessDeniedException): every retry would be refused
-  alike, so none is made. The campaign becomes FAILED with SES's code and message, the batch and the recipient the
-  call began with (app.campaign_breaker.fail: one alert), and SendRefusedError ends the Map Run at once;
+- a refusal of the call as a whole that every retry would meet again (REFUSED: NotFoundException, a template or
+  configuration set that does not exist; MessageRejected, e.g. a sender identity not verified;
+  SendingPausedException, AccountSuspendedException, MailFromDomainNotVerifiedException, BadRequestException,
+  AccessDeniedException): none is made. The campaign becomes FAILED with SES's code and message, the batch and
+  the recipient the call began with (app.campaign_breaker.fail: one alert), and SendRefusedError ends the Map Run
+  at once. Another 4xx stops the batch for the Map's Retry, as a crash does (a phase that still fails ends the
+  campaign FAILED);
 - an entry refused in an accepted call (a BulkEmailEntryResult other than SUCCESS, e.g. INVALID_PARAMETER for a
   malformed address): that recipient is failed with SES's status and Error (app.sends), the others of the call are
   sent. A status that names the call's own setup (TEMPLATE_NOT_FOUND, ACCOUNT_SENDING_PAUSED, ...: ENTRY_FATAL)
@@ -49,6 +51,9 @@ from app.observability import logger, metrics, redact, tracer
 from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+# SendBulkEmail's errors (SES v2 API reference, SendBulkEmail) that every retry would meet again, and IAM's denial.
+REFUSED = {"NotFoundException", "MessageRejected", "SendingPausedException", "AccountSuspendedException",
+           "MailFromDomainNotVerifiedException", "BadRequestException", "AccessDeniedException"}
 # BulkEmailEntryResult statuses (SES v2 API reference, BulkEmailEntryResult) that say the call's sender, template,
 # configuration set or account is at fault, not the entry's recipient: every later call would be refused alike.
 ENTRY_FATAL = {"MAIL_FROM_DOMAIN_NOT_VERIFIED", "CONFIGURATION_SET_NOT_FOUND", "TEMPLATE_NOT_FOUND",
@@ -266,10 +271,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 answers = send_call(campaign, variant, probation, group, key, position, config, data, problems)
             except ClientError as error:
                 code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
-                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500:
-                    raise  # the outcome is unknown: below
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500 \
+                        or code not in THROTTLED | REFUSED:
+                    raise  # below: the outcome of a 5xx is unknown; another 4xx is the Map's Retry's
                 finish(sends.STOPPED)  # SES refused the call as a whole, so nothing of it was sent
-                if code not in THROTTLED:
+                if code in REFUSED:
                     refused = campaign_breaker.failure(code, message, key, position, group[0])
                     break
                 # SES refused the call for its rate or quota: stop the batch there, and wait.
