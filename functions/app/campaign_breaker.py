@@ -1,9 +1,12 @@
 """The campaign breaker's I/O side: evaluate app.domain.breaker on a campaign's counters, and act on the verdict
 (HALTED with one alert, or one warning alert per metric). SendBatch checks before each SES call; ingestion checks
-each campaign that just got a bounce or a complaint."""
+each campaign that just got a bounce or a complaint, and each that got Rendering Failures (too many of them fail
+the campaign: app.domain.breaker.rendering_failed). fail() records an SES error no retry can fix: FAILED, with
+the error as the campaign's `failure`, and one alert."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app import clock
-from app.campaign_control import HALTED, RUNNING, change_status, read
+from app.campaign_control import FAILED, HALTED, RUNNING, change_status, read
 from app.clients import client
 from app.domain import breaker
 from app.domain.campaign import Campaign, parse_campaign
@@ -33,7 +36,8 @@ def verdict(campaign: Campaign, stats: dict[str, int]) -> breaker.Verdict:
     overall, by_variant = breaker.counts_from_stats(stats)
     verdicts = [breaker.evaluate(overall.sent, overall.bounces, overall.complaints, campaign.thresholds)]
     verdicts += breaker.evaluate_variants(by_variant, campaign.thresholds).values()
-    return breaker.worst(verdicts)
+    # with the campaign's own sent: where the report marks a halt decided on one variant's numbers
+    return dataclasses.replace(breaker.worst(verdicts), campaign_sent=overall.sent)
 
 
 def check(campaign: Campaign, settings: Settings) -> Control:
@@ -70,6 +74,40 @@ def halt(campaign_id: str, found: breaker.Verdict, settings: Settings) -> bool:
     alert(settings, f"sesflow: campaign {campaign_id} HALTED ({found.metric})",
           {"campaign_id": campaign_id, "status": HALTED, **found.to_dict()})
     return True
+
+
+def failure(code: str, message: str, batch: str | None = None, position: int | None = None,
+            recipient: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The control item's `failure`: the SES error that stopped the send, and the batch and recipient it concerns."""
+    return {"at": clock.now().isoformat(), "code": code, "message": message, "batch": batch, "position": position,
+            "recipient": recipient, **extra}
+
+
+def fail(campaign_id: str, found: dict[str, Any], settings: Settings) -> bool:
+    """RUNNING -> FAILED with `found` (failure()) recorded and appended to the history, and one alert (from whoever
+    wins the write). False when the campaign was not RUNNING (already stopped: nothing recorded)."""
+    if not change_status(campaign_id, FAILED, settings, {"failure": found}):
+        return False
+    metrics.add_metric(name="CampaignsFailed", unit="Count", value=1)
+    where = f" in batch {found['batch']}" if found.get("batch") else ""
+    alert(settings, f"sesflow: campaign {campaign_id} FAILED ({found['code']})",
+          {"campaign_id": campaign_id, "status": FAILED, **found,
+           "what_now": f"SES refused the send{where}: fix the cause, then `sesflow campaign resume {campaign_id}` "
+                       "sends the recipients not yet sent"})
+    return True
+
+
+def check_rendering(campaign_id: str, example: dict[str, Any], settings: Settings) -> bool:
+    """After Rendering Failures were counted: fail the campaign (if RUNNING) when they are too many of its sends
+    (app.domain.breaker.rendering_failed). `example`: one of the failures, as failure() takes it (SES's
+    errorMessage, the batch and recipient). True if this call failed it."""
+    item, stats = read(campaign_id, settings)
+    if item.get("status") != RUNNING:
+        return False
+    failures, sent = stats.get("rendering_failures", 0), stats.get("sent", 0)
+    if not breaker.rendering_failed(failures, sent):
+        return False
+    return fail(campaign_id, failure(**example, rendering_failures=failures, sent=sent), settings)
 
 
 def warn(campaign_id: str, found: breaker.Verdict, settings: Settings) -> bool:

@@ -1,8 +1,11 @@
 """A campaign's control item and its counters (app.campaign_breaker trips it; operators pause, resume, cancel).
 
 CampaignsTable holds, per campaign:
-  <id>         the control item: status (RUNNING, PAUSED, HALTED, CANCELLED, COMPLETED), definition (JSON),
-               execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn details,
+  <id>         the control item: status (RUNNING, PAUSED, HALTED, FAILED, CANCELLED, COMPLETED), definition
+               (JSON), execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn
+               details, failure (the SES error that stopped the send: code, message, batch, position, recipient),
+               history (every start, halt, pause, resume, failure, cancel and completion, oldest first: a list of
+               JSON strings, appended, never rewritten; a resume removes `halt` and `failure`, history keeps them),
                deferred_until and deferral (while the campaign's execution waits for the send rate or the daily quota)
   <id>#stats   counters: sent (exact, by SendBatch after each SES call), hard_bounces, complaints, rejects
                (exact, by ingestion), delivered, opens, clicks, ... (at least once), and name#variant of each
@@ -22,14 +25,19 @@ from app import clock
 from app.clients import client
 from app.settings import Settings
 
-RUNNING, PAUSED, HALTED, CANCELLED, COMPLETED = "RUNNING", "PAUSED", "HALTED", "CANCELLED", "COMPLETED"
-# Which statuses each change may leave.
+RUNNING, PAUSED, HALTED, FAILED, CANCELLED, COMPLETED = (
+    "RUNNING", "PAUSED", "HALTED", "FAILED", "CANCELLED", "COMPLETED")
+# Which statuses each change may leave. FAILED (SES refused the send in a way no retry fixes) is resumable, like
+# HALTED, once the operator has fixed the cause (statemachines/campaign.asl.json, ResumeCampaign).
 LEAVES = {
     PAUSED: (RUNNING,),
     HALTED: (RUNNING,),
-    CANCELLED: (RUNNING, PAUSED, HALTED),
+    FAILED: (RUNNING,),
+    CANCELLED: (RUNNING, PAUSED, HALTED, FAILED),
     COMPLETED: (RUNNING,),
 }
+# The history entry's event for each change (the ASL writes "started" and "resumed" itself).
+EVENTS = {PAUSED: "paused", HALTED: "halted", FAILED: "failed", CANCELLED: "cancelled", COMPLETED: "completed"}
 
 
 STATS_SUFFIX = "#stats"
@@ -100,12 +108,42 @@ def audience_lists(campaign_id: str, settings: Settings) -> tuple[str, ...] | No
     return tuple(str(name) for name in lists) or None
 
 
-def change_status(campaign_id: str, to: str, settings: Settings, details: dict[str, Any] | None = None) -> bool:
-    """Move the campaign to `to` if it is in a status `to` may leave; False if it is not (or does not exist)."""
+def history_entry(event: str, at: str, details: dict[str, Any] | None = None) -> str:
+    """One `history` element: {"at", "event", ...details} as JSON (a halt's verdict and a failure are flattened in:
+    reason, metric, rate, sent, ... or code, message, batch, position, recipient)."""
+    flat: dict[str, Any] = {}
+    for value in (details or {}).values():
+        flat.update(value if isinstance(value, dict) else {})
+    flat.pop("at", None)
+    return json.dumps({"at": at, "event": event, **flat}, separators=(",", ":"))
+
+
+def history(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The control item's history (as read() gives it: a list of {"S": json}), oldest first; entries that are not
+    JSON objects are left out."""
+    out = []
+    for element in item.get("history") or []:
+        try:
+            entry = json.loads(element.get("S", "") if isinstance(element, dict) else element)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def change_status(campaign_id: str, to: str, settings: Settings, details: dict[str, Any] | None = None,
+                  note: dict[str, Any] | None = None) -> bool:
+    """Move the campaign to `to` if it is in a status `to` may leave, recording `details` on the item (JSON each)
+    and appending the change to its history (with `note`'s fields, e.g. who asked); False if it is not (or does
+    not exist)."""
     allowed = LEAVES[to]
-    values: dict[str, Any] = {":to": {"S": to}, ":at": {"S": clock.now().isoformat()}}
-    names = {"#s": "status"}
-    sets = ["#s = :to", "status_changed_at = :at"]
+    at = clock.now().isoformat()
+    entry = history_entry(EVENTS[to], at, {**(details or {}), "note": note or {}})
+    values: dict[str, Any] = {":to": {"S": to}, ":at": {"S": at}, ":entry": {"L": [{"S": entry}]},
+                              ":empty": {"L": []}}
+    names = {"#s": "status", "#h": "history"}
+    sets = ["#s = :to", "status_changed_at = :at", "#h = list_append(if_not_exists(#h, :empty), :entry)"]
     for i, status in enumerate(allowed):
         values[f":from{i}"] = {"S": status}
     for key, value in (details or {}).items():

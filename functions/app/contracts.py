@@ -205,7 +205,7 @@ def _write(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ValidateCampaignInput(Contract):
-    """The execution's input: a campaign definition, with `"resume": true` to resume a PAUSED or HALTED one."""
+    """The execution's input: a campaign definition, with `"resume": true` to resume a PAUSED, HALTED or FAILED one."""
 
     error: ClassVar[type[SesflowError]] = CampaignDefinitionError
     campaign: Campaign
@@ -396,11 +396,29 @@ class Halt(Contract):
     events: int
     halt_level: float
     at: str
+    campaign_sent: int | None = omitted_at_default(None)  # the campaign's sent then (`sent` may be a variant's)
+
+
+@dataclass(frozen=True)
+class Failure(Contract):
+    """What stopped a FAILED campaign (its control item's `failure`): SES's error code and message, and the batch
+    ("<phase>#<index>"), position in it and recipient the refused call began with (None when not known: a batch
+    that failed for good, whose code and message are the Map's Error and Cause). A failure for Rendering Failures
+    also has their count and the sends they were counted against."""
+
+    at: str
+    code: str
+    message: str
+    batch: str | None = None
+    position: int | None = None
+    recipient: str | None = None
+    rendering_failures: int | None = omitted_at_default(None)
+    sent: int | None = omitted_at_default(None)
 
 
 @dataclass(frozen=True)
 class FinalizeCampaignResult(Contract):
-    """The execution's output (and a halted one's Cause)."""
+    """The execution's output (and a halted or failed one's Cause)."""
 
     campaign_id: str
     status: str | None  # None only if the campaign's control item is gone
@@ -411,6 +429,7 @@ class FinalizeCampaignResult(Contract):
     holdout: int
     decision: PickWinnerResult | None
     halt: Halt | None
+    failure: Failure | None = None
 
 
 # ------------------------------------------------------------------------------ ImportContacts

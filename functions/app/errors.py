@@ -41,3 +41,9 @@ class DailyQuotaExhaustedError(SesflowError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SendRefusedError(SesflowError):
+    """SES refused a send in a way no retry can fix (a missing template or configuration set, an unverified sender,
+    the account's sending paused, ...). The campaign is already FAILED, with SES's code and message as its
+    `failure`; the error ends the Map Run at once rather than spending its retries."""

@@ -259,6 +259,13 @@ def reconcile(events: list[FeedbackEvent], settings: Settings) -> None:
         sends.confirm(campaign_id, batch, call, addresses, settings)
 
 
+def rendering_failure(event: FeedbackEvent) -> dict[str, Any]:
+    """A Rendering Failure as app.campaign_breaker.failure() takes it: SES's errorMessage, the batch and recipient."""
+    return {"code": "RenderingFailure",
+            "message": str(event.detail.get("errorMessage") or "SES could not render the message"),
+            "batch": event.batch.replace("-", "#", 1) if event.batch else None, "recipient": event.recipient}
+
+
 def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn: str,
                  policy: Policy | None = None) -> dict[str, int]:
     """Everything a batch changes. Safe to run again on the same events (SQS redelivery)."""
@@ -289,6 +296,11 @@ def apply_events(events: list[FeedbackEvent], settings: Settings, lifecycle_arn:
     # The breaker, as feedback arrives: a campaign that just got bounces or complaints is evaluated now.
     for campaign_id in sorted({e.campaign_id for e in events if e.kind in EXACT_KINDS and e.campaign_id}):
         campaign_breaker.check_by_id(campaign_id, settings)
+    # Messages SES accepted and could not render: too many of them fail the campaign (as a missing template would).
+    unrendered = {e.campaign_id: e for e in sorted(events, key=lambda e: e.event_id)
+                  if e.kind == "rendering_failure" and e.campaign_id}
+    for campaign_id, event in sorted(unrendered.items()):
+        campaign_breaker.check_rendering(campaign_id, rendering_failure(event), settings)
 
     started: set[str] = set()
     for before, decisions, episode in batch.moved:

@@ -9,7 +9,9 @@ Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the fr
               unknown_calls: those calls, by their first position (SendBatch tags each message with it, "call")
   confirmed   which of those unknown recipients SES feedback has since shown were sent (reconciliation): short
               hashes of their addresses, so a duplicate event counts once and only that call's recipients count
-  failed      how many recipients SES refused one by one in an accepted call; failed_addresses: which
+  failed      how many recipients SES refused one by one in an accepted call (a BulkEmailEntryResult other than
+              SUCCESS); failed_addresses: which; failed_reasons: why, one JSON string each {"address", "status",
+              "error"} (SES's status and Error text), never stopping the others of the batch
   recipients, claimed_at, sent_at, expires_at
 
 The claim is conditional: a new batch, a STOPPED one, or one SENDING with nothing in flight (its SendBatch died
@@ -23,6 +25,7 @@ Cost: three writes per batch in the common case (claim, in flight, finish), two 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,16 +122,40 @@ def settle_unknown(campaign_id: str, batch: str, position: int, inflight: int, s
                                        ":inflight": _n(inflight), ":zero": _n(0), ":call": {"NS": [str(position)]}})
 
 
-def _failures(failed: list[str]) -> tuple[str, dict[str, Any]]:
-    """The ADD clause recording the recipients SES refused one by one in the last call (their outcome)."""
+Refusal = tuple[str, str, str]  # (address, SES's status for its entry, SES's Error text)
+
+
+def _failures(failed: list[Refusal]) -> tuple[str, dict[str, Any]]:
+    """The ADD clause recording the recipients SES refused one by one in the last call (their outcome and why)."""
     if not failed:
         return "", {}
-    return " ADD failed :failed, failed_addresses :addresses", {":failed": _n(len(failed)),
-                                                                 ":addresses": {"SS": sorted(set(failed))}}
+    reasons = sorted({json.dumps({"address": a, "status": status, "error": error}, separators=(",", ":"))
+                      for a, status, error in failed})
+    return (" ADD failed :failed, failed_addresses :addresses, failed_reasons :reasons",
+            {":failed": _n(len(failed)), ":addresses": {"SS": sorted({a for a, _, _ in failed})},
+             ":reasons": {"SS": reasons}})
+
+
+def refusals(campaign_id: str, settings: Settings, limit: int = 100) -> list[dict[str, str]]:
+    """The recipients SES refused one by one, with SES's status and Error text, batch by batch (at most `limit`)."""
+    found: list[dict[str, str]] = []
+    query: dict[str, Any] = {
+        "TableName": settings.sends_table, "KeyConditionExpression": "campaign_id = :c",
+        "ProjectionExpression": "#b, failed_reasons", "ExpressionAttributeNames": {"#b": "batch"},
+        "ExpressionAttributeValues": {":c": {"S": campaign_id}}}
+    while len(found) < limit:
+        page = client("dynamodb").query(**query)
+        for item in page["Items"]:
+            for text in sorted(item.get("failed_reasons", {}).get("SS", ())):
+                found.append({"batch": item["batch"]["S"], **json.loads(text)})
+        if "LastEvaluatedKey" not in page:
+            break
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found[:limit]
 
 
 def in_flight(campaign_id: str, batch: str, position: int, count: int, settings: Settings,
-              failed: list[str] | None = None, owner: str = "") -> bool:
+              failed: list[Refusal] | None = None, owner: str = "") -> bool:
     """Record, before an SES call, that recipients [position, position + count) are in it (and the last
     call's refused recipients). False, recording nothing, when `owner` no longer holds the batch's claim: the call
     must not be made (another SendBatch holds the batch now, or it is done)."""
@@ -143,7 +170,7 @@ def in_flight(campaign_id: str, batch: str, position: int, count: int, settings:
 
 
 def finish(campaign_id: str, batch: str, status: str, position: int, settings: Settings,
-           failed: list[str] | None = None, observed: dict[str, int] | None = None, owner: str = "") -> None:
+           failed: list[Refusal] | None = None, observed: dict[str, int] | None = None, owner: str = "") -> None:
     """After the last call (SENT), or to stop before the next one (STOPPED): nothing is in flight. `observed`:
     the campaign's counters as the breaker last read them in this batch (kept for the report's rates over time)."""
     add, extra = _failures(failed or [])

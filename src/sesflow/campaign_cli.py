@@ -9,12 +9,13 @@ start FILE      runs the plan and, when it has no problem, starts one execution 
 test FILE       sends each variant once to --to ADDR[,ADDR...], rendered with --as CONTACT's data or the defaults,
                 marked as a test: counted toward no campaign (sesflow/test_send.py)
 list            every campaign: status, emails sent, when it started (newest first)
-status ID       status, sent per variant, feedback counters, the breaker's numbers, the A/B decision
+status ID       status, sent per variant, feedback counters (rendering failures among them), the breaker's
+                numbers, the failure (SES's code and message), the history, the A/B decision
 watch ID        live progress per variant, the rates against the thresholds, the phase, the A/B decision, the
                 send rate against its share, elapsed and ETA, why it stopped; waits for one about to start
                 (sesflow/watch.py)
 pause ID        RUNNING -> PAUSED: batches stop before their next SES call; the execution ends PAUSED
-resume ID       PAUSED or HALTED -> a new execution from the frozen audience, sending only what was not sent
+resume ID       PAUSED, HALTED or FAILED -> a new execution from the frozen audience, sending only what was not sent
                 (--definition FILE: new thresholds or rate_share; any other change is refused, field by field)
 cancel ID       ends the campaign for good
 report ID       writes a self-contained HTML report (funnel, rates over the send, decision) and prints its table
@@ -34,7 +35,7 @@ from sesflow.recipient_cli import lambda_code
 from sesflow.target import Target, TargetError, resolve_target
 
 # The statuses ResumeCampaign takes back to RUNNING (statemachines/campaign.asl.json), and why the others do not.
-RESUMABLE = ("PAUSED", "HALTED")
+RESUMABLE = ("PAUSED", "HALTED", "FAILED")
 NOT_RESUMABLE = {
     "RUNNING": "it is sending now: `sesflow campaign watch` follows it",
     "COMPLETED": "every recipient was sent to: a new send is a new campaign, with a new id",
@@ -92,13 +93,21 @@ def status(target: Target, campaign_id: str) -> dict[str, Any]:
         "sent": stats.get("sent", 0),
         "per_variant": {v: {k.split("#")[0]: n for k, n in stats.items() if k.endswith(f"#{v}")} for v in variants},
         "feedback": {k: n for k, n in stats.items() if "#" not in k and k != "sent"},
+        # accepted by SES, then dropped: a variable the template uses that the message's data lacks
+        "rendering_failures": stats.get("rendering_failures", 0),
         "thresholds": definition.get("thresholds"),
         "halt": json.loads(item["halt"]) if "halt" in item else None,
+        # the SES error that stopped the send (FAILED): code, message, batch, position, recipient
+        "failure": json.loads(item["failure"]) if "failure" in item else None,
+        # every start, halt, pause, resume, failure, cancel and completion, oldest first
+        "history": app["control"].history(item),
         # the execution waits for the send rate or the daily quota until `until`, then runs the phase again
         "waiting": json.loads(item["deferral"]) if "deferral" in item else None,
         "warnings": {k: json.loads(v) for k, v in item.items() if k.startswith("warned_")},
         "decision": json.loads(item["decision"]) if "decision" in item else None,
         "accounted": app["sends"].summary(campaign_id, app["settings"]),
+        # the recipients SES refused one by one, with SES's status and Error (the first 100)
+        "refused": app["sends"].refusals(campaign_id, app["settings"]),
     }
 
 
@@ -111,7 +120,7 @@ def campaign(args: argparse.Namespace) -> int:
             # The workflow's claim refuses a second run anyway (CampaignAlreadyRunning), but only after it started.
             current = app["control"].read(str(definition.get("id")), app["settings"])[0].get("status")
             if current:
-                hint = ("`sesflow campaign resume` continues it" if current in ("PAUSED", "HALTED") else
+                hint = ("`sesflow campaign resume` continues it" if current in RESUMABLE else
                         "a campaign id runs once: give the new run a new id")
                 raise ValueError(f"campaign {definition.get('id')} is already {current} on {target.name}: {hint}")
             from sesflow.plan import make_plan
@@ -161,7 +170,8 @@ def campaign(args: argparse.Namespace) -> int:
         elif args.action in ("pause", "cancel"):
             app = _modules(target)
             to = app["control"].PAUSED if args.action == "pause" else app["control"].CANCELLED
-            if not app["control"].change_status(args.id, to, app["settings"]):
+            if not app["control"].change_status(args.id, to, app["settings"],
+                                                note={"by": f"sesflow campaign {args.action}"}):
                 current = app["control"].read(args.id, app["settings"])[0].get("status")
                 raise LookupError(f"campaign {args.id} is {current or 'unknown here'}: it cannot be {to.lower()}")
             print(f"campaign {args.id}: {to} (batches in flight stop before their next SES call)")
@@ -172,8 +182,8 @@ def campaign(args: argparse.Namespace) -> int:
                 raise LookupError(f"no campaign {args.id} on {target.name}")
             current = item.get("status")
             if current not in RESUMABLE:  # what the workflow's ResumeCampaign would refuse, said before it starts
-                raise ValueError(f"campaign {args.id} is {current} on {target.name}: only a PAUSED or HALTED campaign "
-                                 f"resumes ({NOT_RESUMABLE.get(str(current), 'nothing was started')})")
+                raise ValueError(f"campaign {args.id} is {current} on {target.name}: only a PAUSED, HALTED or FAILED "
+                                 f"campaign resumes ({NOT_RESUMABLE.get(str(current), 'nothing was started')})")
             stored = json.loads(item["definition"])
             definition = _definition(args.definition) if args.definition else stored
             if definition.get("id") != args.id:
@@ -217,7 +227,7 @@ def register(commands: Any) -> None:
     for name, text in (("start", "validate a definition and start its execution"),
                        ("status", "status, counts, breaker, decision"),
                        ("pause", "stop before the next SES call; resume later"),
-                       ("resume", "send what was not sent (PAUSED or HALTED)"),
+                       ("resume", "send what was not sent (PAUSED, HALTED or FAILED)"),
                        ("cancel", "end the campaign for good")):
         action = actions.add_parser(name, help=text)
         action.add_argument("file" if name == "start" else "id", help="definition JSON" if name == "start"

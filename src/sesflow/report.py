@@ -1,15 +1,17 @@
 """`sesflow report ID [--out FILE]` (also `sesflow campaign report ID`): one campaign's report.
 
 collect() reads what the report shows, through the Lambda code's own app.* modules as `campaign status` does:
-the control item (status, definition, the A/B decision, the halt, the audience snapshot and whom it left out), the
+the control item (status, definition, the A/B decision, the halt, the failure and SES's message, the history of
+every start, halt, pause, resume, failure, cancel and completion, the audience snapshot and whom it left out), the
 counters item, the breaker's readings kept on each SendsTable batch (`observed`), and the campaign's lists' members
 by lifecycle status now (MembershipsTable, then their contacts: app.contacts). render_html() makes one
 self-contained page of it (inline CSS, inline script that draws the charts as SVG, no network needed to view it);
 render_table() the same essentials for the terminal. Both are pure.
 
-Delivered is estimated as sent less bounces, rejects and rendering failures: the configuration set publishes
-Delivery events only for recipients on probation, so the `delivered` counter undercounts (app.domain.winner counts
-it the same way).
+Sent is what SES accepted less the messages it could not render (Rendering Failure events: SES sends nothing for
+them; shown as "not rendered"). Delivered is estimated as sent less bounces and rejects: the configuration set
+publishes Delivery events only for recipients on probation, so the `delivered` counter undercounts
+(app.domain.winner counts it the same way).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 
 # domain/campaign.py's Thresholds defaults, for a definition that cannot be parsed any more (an older version).
 DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}}
-STAGES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
-STAGE_LABELS = {"delivered": "delivered (est.)"}
+STAGES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed", "not_rendered")
+STAGE_LABELS = {"delivered": "delivered (est.)", "not_rendered": "not rendered"}
 ALL = "all"  # the funnel's row for the whole campaign
 # Why the snapshot left a member of the campaign's lists out (SnapshotAudienceResult.left_out; app.domain.audience
 # LEFT_*), each with what it means, in the order the snapshot decides them: a member is counted once, for the first
@@ -51,15 +53,17 @@ def funnel(stats: dict[str, int], suffix: str = "") -> dict[str, int]:
     """One funnel from the counters (`name` for the campaign, `name#variant` with suffix "#variant")."""
     def n(name: str) -> int:
         return int(stats.get(name + suffix, 0))
-    sent = n("sent")
+    # SES accepted the message, then sent nothing: it failed to render (a Rendering Failure event). Not sent, so
+    # not delivered either. (The counter is at least once: a duplicate event can count twice, hence the floor.)
+    not_rendered = min(n("rendering_failures"), n("sent"))
+    sent = n("sent") - not_rendered
     return {"sent": sent,
-            # SES sends nothing for a message that failed to render (a Rendering Failure event)
-            "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects") - n("rendering_failures")),
+            "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects")),
             # SES's Open and Click events (at least once). Unique openers and clickers are counted only while a
             # test-then-winner test is open (what the decision compares): most campaigns have none.
             "opened": n("opens"), "clicked": n("clicks"),
             "bounced": n("hard_bounces") + n("soft_bounces"), "complained": n("complaints"),
-            "unsubscribed": n("unsubscribes")}
+            "unsubscribed": n("unsubscribes"), "not_rendered": not_rendered}
 
 
 def series(observed: list[dict[str, Any]], stats: dict[str, int], final_at: str) -> list[dict[str, Any]]:
@@ -81,14 +85,26 @@ def series(observed: list[dict[str, Any]], stats: dict[str, int], final_at: str)
 
 
 def halt_point(halt: dict[str, Any] | None, points: list[dict[str, Any]]) -> int | None:
-    """Where on the send (cumulative sent) the breaker halted the campaign: the sent it judged, unless a reading
-    taken strictly before the halt's time already had more. The verdict can be a variant's, and its sent is then
+    """Where on the send (cumulative sent) the breaker halted the campaign: the campaign's sent the halt recorded;
+    for a halt that did not record it, the sent it judged, unless a reading taken strictly before the halt's time
+    already had more. The verdict can be a variant's, and its sent is then
     that variant's alone; the campaign had sent at least what any earlier reading saw."""
     if not halt:
         return None
+    if isinstance(halt.get("campaign_sent"), int):  # recorded at the halt: the campaign's own sent then
+        return max(halt["campaign_sent"], int(halt.get("sent") or 0)) or None
     at = str(halt.get("at") or "")
     earlier = max((p["sent"] for p in points if at and p["at"] < at and not p.get("final")), default=0)
     return max(int(halt.get("sent") or 0), earlier) or None
+
+
+def halts(history: list[dict[str, Any]], current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every halt of the campaign, oldest first: the history's "halted" entries, and the current halt when the
+    history does not have it (an item from before sesflow kept one)."""
+    found = [entry for entry in history if entry.get("event") == "halted"]
+    if current and not any(entry.get("at") == current.get("at") for entry in found):
+        found.append(current)
+    return found
 
 
 def audience_after(lists: list[str], exclude_lists: list[str], settings: Any) -> dict[str, int]:
@@ -164,6 +180,8 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
     points = series(observed_readings(campaign_id, app["settings"]), stats,
                     str(item.get("status_changed_at") or generated))
     halt = _json(item.get("halt"))
+    history = app["control"].history(item)
+    every_halt = halts(history, halt)
     return {
         "campaign_id": campaign_id,
         "name": definition.get("name") or campaign_id,
@@ -182,6 +200,11 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         "series": points,
         "halt": halt,
         "halt_sent": halt_point(halt, points),
+        # where on the send each halt came (a campaign halted, resumed and halted again has two)
+        "halts": every_halt,
+        "halts_sent": [sent for sent in (halt_point(h, points) for h in every_halt) if sent],
+        "failure": _json(item.get("failure")),
+        "history": history,
         "warnings": {k.removeprefix("warned_"): _json(v) for k, v in item.items() if k.startswith("warned_")},
         "decision": _json(item.get("decision")),
         "audience_before": before,
@@ -247,6 +270,11 @@ def render_table(data: dict[str, Any]) -> str:
     if halt:
         lines.append(f"  HALTED on {_plain(halt.get('metric'))} at {data.get('halt_sent') or 0:,} sent"
                      f" ({_plain(halt.get('at', '?'))}): {_plain(halt.get('reason', ''))}")
+    failure = data.get("failure")
+    if failure:
+        lines += ["", f"FAILED: {_plain(failure_text(failure))}"]
+    lines += ["", "history"]
+    lines += [f"  {_plain(line)}" for line in history_lines(data.get("history") or [])] or ["  not recorded"]
     lines += ["", "A/B decision"]
     lines += _decision_lines(data.get("decision"))
     lines += ["", "left out of the audience (at the snapshot)"]
@@ -262,6 +290,33 @@ def render_table(data: dict[str, Any]) -> str:
     lines += _grid(["state", "before", "after"], [[s, "-" if before is None else f"{before.get(s, 0):,}",
                                                    f"{after.get(s, 0):,}"] for s in states])
     return "\n".join(lines) + "\n"
+
+
+def failure_text(failure: dict[str, Any]) -> str:
+    """"SES refused the send: NotFoundException: Template x does not exist. (batch all#000000, position 0, ...)"."""
+    where = ", ".join(f"{name} {failure[name]}" for name in ("batch", "position", "recipient")
+                      if failure.get(name) is not None)
+    counted = (f"; {failure['rendering_failures']:,} of {failure.get('sent', 0):,} sends did not render"
+               if failure.get("rendering_failures") else "")
+    return (f"{failure.get('code', '?')}: {failure.get('message', '')}" + (f" ({where})" if where else "")
+            + counted + f" at {failure.get('at', '?')}")
+
+
+def history_why(entry: dict[str, Any]) -> str:
+    """What a history entry says beyond its event: a halt's reason, a failure's code and message, who paused or
+    cancelled, the execution that started or resumed."""
+    event = entry.get("event")
+    if event == "halted":
+        return str(entry.get("reason") or "")
+    if event == "failed":
+        return f"{entry.get('code')}: {entry.get('message')}"
+    return str(entry.get("by") or entry.get("execution") or "")
+
+
+def history_lines(history: list[dict[str, Any]]) -> list[str]:
+    """One line per history entry: when, what, and why."""
+    return [f"{entry.get('at', '?')}  {str(entry.get('event', '?')):<9}  {history_why(entry)}".rstrip()
+            for entry in history]
 
 
 def audience_text(data: dict[str, Any]) -> str:
@@ -307,7 +362,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1040px;color:#1d2330}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea}
 .meta{color:#5b6577}.status{display:inline-block;padding:1px 8px;border-radius:10px;background:#e4e8ef;font-weight:600}
-.status.HALTED,.status.CANCELLED{background:#fbe0df;color:#9b1c1c}.status.COMPLETED{background:#dff3e4;color:#1b6b34}
+.status.HALTED,.status.FAILED,.status.CANCELLED{background:#fbe0df;color:#9b1c1c}.status.COMPLETED{background:#dff3e4;color:#1b6b34}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eef0f4;text-align:right}
 td:first-child,th:first-child{text-align:left}th{font-weight:600;color:#5b6577}
 .charts{display:flex;flex-wrap:wrap;gap:16px}svg{background:#fbfcfd;border:1px solid #e4e8ef;border-radius:6px}
@@ -376,7 +431,7 @@ _SCRIPT = r"""
       el("text", {x: W / 2, y: H / 2, "text-anchor": "middle", "class": "no-data"}, svg, "no data yet");
       return;
     }
-    var maxX = Math.max.apply(null, points.map(function (p) { return p.sent; }).concat([data.halt_sent || 0, 1]));
+    var maxX = Math.max.apply(null, points.map(function (p) { return p.sent; }).concat(data.halts_sent, [1]));
     var maxY = Math.max.apply(null, points.map(function (p) { return p.rate; }).concat([levels.halt * 1.5]));
     function x(v) { return left + (W - left - right) * v / maxX; }
     function y(v) { return H - bottom - (H - top - bottom) * v / maxY; }
@@ -400,14 +455,15 @@ _SCRIPT = r"""
                               "data-sent": p.sent, "data-rate": p.rate}, svg);
       el("title", {}, dot, p.sent.toLocaleString() + " sent: " + pct(p.rate));
     });
-    if (data.halt_sent !== null) {
-      var hx = x(data.halt_sent);
+    data.halts_sent.forEach(function (sent, i) {  // every halt, oldest first (a resume can be halted again)
+      var hx = x(sent), late = hx > W / 2;
       el("line", {x1: hx, x2: hx, y1: top, y2: y(0), stroke: "#c62828", "stroke-width": 2,
-                  "stroke-dasharray": "3 3", "class": "halt-marker", "data-sent": data.halt_sent}, svg);
-      var late = hx > W / 2;
-      el("text", {x: late ? hx - 4 : hx + 4, y: top + 10, fill: "#c62828", "text-anchor": late ? "end" : "start"},
-         svg, "halted at " + data.halt_sent.toLocaleString() + " sent");
-    }
+                  "stroke-dasharray": "3 3", "class": "halt-marker", "data-sent": sent, "data-halt": i + 1}, svg);
+      el("text", {x: late ? hx - 4 : hx + 4, y: top + 10 + 12 * i, fill: "#c62828",
+                  "text-anchor": late ? "end" : "start"}, svg,
+         (data.halts_sent.length > 1 ? "halt " + (i + 1) + ": " : "") + "halted at " + sent.toLocaleString() +
+         " sent");
+    });
   }
   var drawn = 0;
   [function () { funnel(); }, function () { rates("bounce", "bounces", "Hard bounces / sent"); },
@@ -417,6 +473,15 @@ _SCRIPT = r"""
   document.body.dataset.rendered = "charts:" + drawn;
 })();
 """
+
+
+def _earlier_halts_html(halts: list[dict[str, Any]]) -> str:
+    """For a campaign not halted now: the halts it was resumed from (the history has them), or that it had none."""
+    if not halts:
+        return "<p class=\"none\">The breaker did not halt this campaign.</p>"
+    items = "".join(f"<li>{_e(h.get('at', '?'))}: {_e(h.get('reason', ''))}</li>" for h in halts)
+    return (f"<p class=\"halt-note\" id=\"halt\">The breaker halted this campaign {len(halts)} "
+            f"time{'s' if len(halts) > 1 else ''}; it was resumed after each:</p><ul>{items}</ul>")
 
 
 def _e(value: Any) -> str:
@@ -447,7 +512,14 @@ def render_html(data: dict[str, Any]) -> str:
     halt = data.get("halt")
     halt_html = (f"<p class=\"halt-note\" id=\"halt\">Halted on {_e(halt.get('metric'))} at "
                  f"{data.get('halt_sent') or 0:,} sent ({_e(halt.get('at', '?'))}): {_e(halt.get('reason', ''))}</p>"
-                 if halt else "<p class=\"none\">The breaker did not halt this campaign.</p>")
+                 if halt else _earlier_halts_html(data.get("halts") or []))
+    failure = data.get("failure")
+    failure_html = (f"<p class=\"halt-note\" id=\"failure\">Failed: SES refused the send: {_e(failure_text(failure))}"
+                    "</p>" if failure else "")
+    history_rows = [[entry.get("at", "?"), entry.get("event", "?"), history_why(entry)]
+                    for entry in data.get("history") or []]
+    history_html = (_html_table(["at", "event", "why"], history_rows, table_id="history") if history_rows
+                    else "<p class=\"none\" id=\"history\">Not recorded.</p>")
     decision = data.get("decision")
     if decision:
         decision_html = "<pre>" + _e("\n".join(line[2:] for line in _decision_lines(decision))) + "</pre>"
@@ -463,7 +535,8 @@ def render_html(data: dict[str, Any]) -> str:
                       "sesflow counted who it left out).</p>")
     times = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in data.get("times", {}).items())
     chart_data = {"funnel": data["funnel"], "stages": list(STAGES), "stage_labels": STAGE_LABELS,
-                  "thresholds": data["thresholds"], "series": data["series"], "halt_sent": data.get("halt_sent")}
+                  "thresholds": data["thresholds"], "series": data["series"], "halt_sent": data.get("halt_sent"),
+                  "halts_sent": data.get("halts_sent") or ([data["halt_sent"]] if data.get("halt_sent") else [])}
     status = str(data["status"])
     status_class = status if status.isalnum() else ""
     return f"""<!DOCTYPE html>
@@ -480,13 +553,17 @@ def render_html(data: dict[str, Any]) -> str:
 <h2>Funnel per variant</h2>
 <div id="chart-funnel"></div>
 {_html_table(["variant", *[STAGE_LABELS.get(s, s) for s in STAGES]], funnel_rows)}
-<p class="meta">delivered (est.) is sent less bounces, rejects and rendering failures: Delivery events are
-published only for recipients on probation. Opened and clicked count SES's Open and Click events (a recipient who
+<p class="meta">sent is what SES accepted less what it could not render (not rendered: a Rendering Failure,
+nothing sent); delivered (est.) is sent less bounces and rejects: Delivery events are published only for recipients
+on probation. Opened and clicked count SES's Open and Click events (a recipient who
 opens twice counts twice); the A/B decision below compares unique openers or clickers, counted during the test.</p>
 <h2>Bounce and complaint rates over the send</h2>
 <div class="charts"><div id="chart-bounce"></div><div id="chart-complaint"></div></div>
 {_html_table(["metric", "events", "rate", "warn", "halt", "warned"], rate_rows)}
 {halt_html}
+{failure_html}
+<h2>History</h2>
+{history_html}
 <h2>A/B decision</h2>
 {decision_html}
 <h2>Left out of the audience</h2>

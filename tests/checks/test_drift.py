@@ -31,8 +31,10 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")  # the same syntax the engine
 # any more is a failure too, so the list cannot rot.
 WORKFLOW_OUTCOMES = {
     "CampaignAlreadyRunning": "ClaimCampaign's conditional put found the campaign id already claimed",
-    "CampaignNotResumable": "ResumeCampaign found the campaign neither PAUSED nor HALTED (or with no audience)",
+    "CampaignNotResumable": "ResumeCampaign found the campaign neither PAUSED, HALTED nor FAILED (or with no audience)",
     "CampaignHalted": "the breaker halted the campaign: the execution ends with its numbers in the cause",
+    "CampaignFailed": "SES refused the send in a way no retry fixes, or a batch failed for good: the execution ends "
+                      "with SES's code and message in the cause",
     "BatchDeferred": "a SendPhase child must wait longer than its five minutes allow: the campaign's execution waits",
 }
 

@@ -292,8 +292,14 @@ def test_every_call_of_a_campaign_is_checked_against_the_role_that_makes_it(stac
     assert set(send_batch._decisions.values()) == set(machine._decisions.values()) == {"allowed"}
 
 
+def _control(stack):
+    item = stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"],
+                                             Key={"campaign_id": {"S": "iam-campaign"}})["Item"]
+    return item["status"]["S"], json.loads(item["failure"]["S"])
+
+
 @pytest.mark.slow
-def test_campaign_pauses_having_sent_nothing_when_send_batch_may_not_send_bulk_email(monkeypatch):
+def test_campaign_fails_having_sent_nothing_when_send_batch_may_not_send_bulk_email(monkeypatch):
     _without(monkeypatch, "SendBatchFunction", _drop_action("ses:SendBulkEmail"))
     with _real_stack() as stack:
         from sesflow.engine.ses import simulator
@@ -301,24 +307,25 @@ def test_campaign_pauses_having_sent_nothing_when_send_batch_may_not_send_bulk_e
         result = _small_campaign(stack)
         decisions = stack.runtime.iam.functions[stack.physical_id("SendBatchFunction")]._decisions
 
-        # the batch's Map fails past its tolerance: the campaign pauses, nobody is sent anything
-        assert result.output["status"] == "PAUSED"
-        assert result.output["sent"] == 0
+        # the denial is no retry's to fix: the campaign fails with it, nobody is sent anything
+        assert (result.status, result.error) == ("FAILED", "CampaignFailed"), result.cause
+        assert json.loads(result.cause)["sent"] == 0
+        status, failure = _control(stack)
+        assert status == "FAILED" and "ses:SendBulkEmail" in failure["message"]
         assert simulator().outbox == []
         assert {d for (a, _), d in decisions.items() if a == "ses:SendBulkEmail"} == {"implicit"}
 
 
 @pytest.mark.slow
-def test_campaign_pauses_with_the_denial_when_the_state_machine_may_not_read_its_manifests(monkeypatch):
+def test_campaign_fails_with_the_denial_when_the_state_machine_may_not_read_its_manifests(monkeypatch):
     _without(monkeypatch, "CampaignStateMachine", _drop_policy_template("S3ReadPolicy"))
     with _real_stack() as stack:
         result = _small_campaign(stack)
 
-        assert result.output["status"] == "PAUSED"
-        assert result.output["sent"] == 0
-        failure = json.loads(stack.client("dynamodb").get_item(
-            TableName=stack.outputs["CampaignsTableName"], Key={"campaign_id": {"S": "iam-campaign"}}
-        )["Item"]["failure"]["S"])
-        assert failure["Error"] == "States.Runtime"  # moto's name for a failed ItemReader
-        assert "(AccessDenied) when calling the GetObject operation" in failure["Cause"]
-        assert "CampaignStateMachineRole" in failure["Cause"] and "s3:GetObject" in failure["Cause"]
+        assert (result.status, result.error) == ("FAILED", "CampaignFailed"), result.cause
+        assert json.loads(result.cause)["sent"] == 0
+        status, failure = _control(stack)
+        assert status == "FAILED"
+        assert failure["code"] == "States.Runtime"  # moto's name for a failed ItemReader
+        assert "(AccessDenied) when calling the GetObject operation" in failure["message"]
+        assert "CampaignStateMachineRole" in failure["message"] and "s3:GetObject" in failure["message"]

@@ -261,6 +261,37 @@ def test_a_display_name_not_mime_encoded_loses_its_non_ascii_characters_as_on_se
     send_bulk(ses, 1, FromEmailAddress="Zoë Café <news@example.com>")
     assert simulator().outbox[0].from_address == "Zo Caf <news@example.com>"
 
+def test_a_bulk_entry_whose_address_is_not_one_is_refused_alone_and_the_others_are_sent(ses):
+    entries = [{"Destination": {"ToAddresses": [to]}} for to in ("r0@x.com", "legacy@localhost", "r2@x.com",
+                                                                  "no-domain@")]
+    results = ses.send_bulk_email(
+        FromEmailAddress=SENDER, ConfigurationSetName="campaigns",
+        DefaultContent={"Template": {"TemplateName": "welcome", "TemplateData": json.dumps({"code": "X"})}},
+        BulkEmailEntries=entries)["BulkEmailEntryResults"]
+
+    assert [r["Status"] for r in results] == ["SUCCESS", "INVALID_PARAMETER", "SUCCESS", "INVALID_PARAMETER"]
+    assert "legacy@localhost" in results[1]["Error"] and "MessageId" not in results[1]
+    assert [m.to for m in simulator().outbox] == [("r0@x.com",), ("r2@x.com",)]
+    assert [r["MessageId"] for r in (results[0], results[2])] == [m.message_id for m in simulator().outbox]
+
+
+def test_send_email_to_an_address_that_is_not_one_is_refused_as_a_whole(ses):
+    code, _, message = error_of(lambda: send_simple(ses, to="legacy@localhost"))
+
+    assert code == "BadRequestException" and "legacy@localhost" in message
+    assert simulator().outbox == []
+
+
+def test_every_send_is_refused_while_the_accounts_sending_is_paused(ses):
+    ses.put_account_sending_attributes(SendingEnabled=False)
+
+    assert not ses.get_account()["SendingEnabled"]
+    assert error_of(lambda: send_bulk(ses, 2))[0] == "SendingPausedException"
+    assert error_of(lambda: send_simple(ses))[0] == "SendingPausedException"
+    ses.put_account_sending_attributes(SendingEnabled=True)
+    assert [r["Status"] for r in send_bulk(ses, 2)["BulkEmailEntryResults"]] == ["SUCCESS", "SUCCESS"]
+    assert len(simulator().outbox) == 2
+
 
 def test_send_is_accepted_but_not_delivered_when_the_recipient_is_suppressed(ses):
     ses.put_suppressed_destination(EmailAddress="Gone@x.com", Reason="BOUNCE")

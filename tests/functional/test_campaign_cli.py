@@ -71,8 +71,8 @@ def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, caps
     assert run("pause", id="spring-sale") == 1
     assert "campaign spring-sale is COMPLETED: it cannot be paused" in capsys.readouterr().err
     assert run("resume", id="spring-sale") == 1  # what the workflow would refuse, refused before it starts
-    assert "campaign spring-sale is COMPLETED on test-stack: only a PAUSED or HALTED campaign resumes (every " \
-           "recipient was sent to" in capsys.readouterr().err
+    assert "campaign spring-sale is COMPLETED on test-stack: only a PAUSED, HALTED or FAILED campaign resumes " \
+           "(every recipient was sent to" in capsys.readouterr().err
     assert len(stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"]) == 1
     assert run("cancel", id="spring-sale") == 1
@@ -219,3 +219,31 @@ def test_start_now_with_a_start_at_still_ahead_is_refused(stack, target, tmp_pat
 
     assert "start_at 2999-01-01T09:00:00Z is in the future: the campaign waits for it" in capsys.readouterr().err
     assert executions(stack) == []
+
+def test_a_campaign_failed_on_a_missing_template_shows_why_and_resumes_once_the_template_exists(
+        stack, target, tmp_path, capsys):
+    path = tmp_path / "spring.json"
+    path.write_text(json.dumps(campaign(variants=[{"name": "a", "template": "spring-new"}])))
+    assert run("start", file=str(path)) == 0
+    failed = stack.wait(capsys.readouterr().out.split()[-1])
+    assert (failed.status, failed.error) == ("FAILED", "CampaignFailed")
+    capsys.readouterr()  # what the run's functions logged
+
+    assert run("status", id="spring-sale") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "FAILED" and shown["sent"] == 0
+    assert shown["failure"]["code"] == "NotFoundException"
+    assert shown["failure"]["message"] == "Template spring-new does not exist."
+    assert [e["event"] for e in shown["history"]] == ["started", "failed"]
+
+    stack.client("sesv2").create_email_template(TemplateName="spring-new", TemplateContent={
+        "Subject": "Spring", "Text": "Hello"})  # the operator fixes the cause
+    assert run("resume", id="spring-sale") == 0
+    resumed = stack.wait(capsys.readouterr().out.split()[-1])
+    assert resumed.status == "SUCCEEDED", (resumed.error, resumed.cause)
+    capsys.readouterr()
+    assert run("status", id="spring-sale") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "COMPLETED" and shown["failure"] is None
+    assert shown["sent"] == len(simulator().outbox) > 0
+    assert [e["event"] for e in shown["history"]] == ["started", "failed", "resumed", "completed"]

@@ -40,5 +40,5 @@ def test_finalize_answers_in_its_result_shape_when_the_campaign_never_sent(stack
     failed, body = invoke(stack, "FinalizeCampaignFunction", {"campaign": CAMPAIGN, "holdout": 0, "recipients": 0})
     assert failed is None, body
     assert set(body) == {"campaign_id", "status", "sent", "per_variant", "feedback", "accounted", "holdout",
-                         "decision", "halt"}
+                         "decision", "halt", "failure"}
     assert body["accounted"] == {"sent": 0, "failed": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}

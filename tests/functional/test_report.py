@@ -130,7 +130,8 @@ def test_report_of_a_halted_campaign_renders_its_charts_in_chromium_with_the_cou
     (marker,) = [a for t, a in complaint if t == "line" and a.get("class") == "halt-marker"]
     halt = json.loads(stack.client("dynamodb").get_item(TableName=stack.outputs["CampaignsTableName"], Key={
         "campaign_id": {"S": "autumn-sale"}})["Item"]["halt"]["S"])
-    assert 200 <= int(marker["data-sent"]) == halt["sent"] <= stats["sent"]  # min_sends; batches in flight go on
+    # at the campaign's sent when it halted (the verdict's own sent is variant b's); batches in flight go on
+    assert 200 <= halt["sent"] <= int(marker["data-sent"]) == halt["campaign_sent"] <= stats["sent"]
     bounce = dom.inside("bounce")
     assert sorted(float(a["data-level"]) for t, a in bounce if "data-level" in a) == [0.02, 0.04]  # the defaults
     assert [a for t, a in bounce if a.get("class") == "halt-marker"]
@@ -231,3 +232,70 @@ def test_report_of_a_campaign_on_two_lists_counts_each_contact_once_and_whom_the
     assert "lists news, offers less staff" in page
     left_table = page.split('<table id="left-out">')[1].split("</table>")[0]
     assert "<tr><td>excluded</td><td>6</td>" in left_table and "<tr><td>filtered_out</td><td>7</td>" in left_table
+
+
+def test_report_of_a_campaign_halted_resumed_and_halted_again_marks_both_halts_and_lists_its_history(
+        stack, target, tmp_path, monkeypatch, capsys):
+    from tests.contacts import add_contacts
+
+    # enough left after the first halt (batches in flight go on) for the resumed run to halt again mid-send
+    add_contacts(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS, 4 * RECIPIENTS)}, [LIST])
+    with Feedback(stack, every_tenth_b_complains):
+        first = stack.run("CampaignStateMachine", definition())
+    assert (first.status, first.error) == ("FAILED", "CampaignHalted"), first.cause
+
+    import threading
+
+    import app.handlers.send_batch as send_batch
+    from app import campaign_control
+
+    from tests.workflow.test_campaign_faults import feed
+
+    real_call, real_add, mine = send_batch.send_call, campaign_control.add_counts, threading.local()
+
+    def send_call(campaign, variant, probation, addresses, *rest):  # half of the resumed run bounces...
+        answers = real_call(campaign, variant, probation, addresses, *rest)
+        bouncing = {a for a, why in zip(addresses, answers, strict=True) if why is None and int(a[4:8]) % 2 == 0}
+        mine.pending = getattr(mine, "pending", []) + [m for m in simulator().outbox if m.to[0] in bouncing]
+        return answers
+
+    def add_counts(campaign_id, counts, settings):  # ...fed back once SendBatch has counted its sends
+        real_add(campaign_id, counts, settings)
+        pending, mine.pending = getattr(mine, "pending", []), []
+        if pending:
+            feed(stack, "hard_bounce", pending)
+
+    monkeypatch.setattr(send_batch, "send_call", send_call)
+    monkeypatch.setattr(campaign_control, "add_counts", add_counts)
+    sent_before = counters(stack, "autumn-sale")["sent"]
+    raised = {"complaint": {"warn": 0.2, "halt": 0.5}, "min_sends": 200}
+    second = stack.run("CampaignStateMachine", definition(thresholds=raised, resume=True))
+    assert (second.status, second.error) == ("FAILED", "CampaignHalted"), second.cause
+    assert json.loads(second.cause)["reason"].startswith("bounce rate")
+    stats = counters(stack, "autumn-sale")
+    assert stats["sent"] > sent_before
+
+    assert cli.main(["campaign", "status", "autumn-sale"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [e["event"] for e in shown["history"]] == ["started", "halted", "resumed", "halted"]
+    first_halt, second_halt = (e for e in shown["history"] if e["event"] == "halted")
+    assert "complaint" in first_halt["reason"] and "bounce" in second_halt["reason"]
+    assert shown["halt"]["metric"] == "bounce"  # the current halt; the history keeps the first
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report", "autumn-sale"]) == 0
+    table = capsys.readouterr().out
+    history = table[table.index("\nhistory\n") + 1:].split("\n\n")[0]
+    assert [line.split()[1] for line in history.splitlines()[1:]] == ["started", "halted", "resumed", "halted"]
+    dom = Dom(dump_dom(tmp_path / "sesflow-report-autumn-sale.html", tmp_path))
+
+    assert dom.find("body")[0]["data-rendered"] == "charts:3"
+    for chart in ("bounce", "complaint"):
+        markers = [a for t, a in dom.inside(chart) if t == "line" and a.get("class") == "halt-marker"]
+        assert [m["data-halt"] for m in markers] == ["1", "2"]
+        at = [int(m["data-sent"]) for m in markers]
+        assert 200 <= at[0] <= sent_before < at[1] <= stats["sent"]  # min_sends; the second after the resume
+    text = "".join(dom.text)
+    assert "halt 1: halted at" in text and "halt 2: halted at" in text
+    rows = [a for t, a in dom.elements if t == "table" and a.get("id") == "history"]
+    assert rows and first_halt["reason"] in text and second_halt["reason"] in text

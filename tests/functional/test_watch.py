@@ -228,3 +228,4 @@ def test_watch_shows_the_failure_and_the_halt_the_control_item_holds(stack, targ
     assert line(lines, "failed") == ("MessageRejected: Sending paused for this account. (batch all#0, recipient "
                                      "user001@example.org)")
     assert line(lines, "halted") == halt["reason"]
+

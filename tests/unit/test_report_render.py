@@ -36,16 +36,19 @@ def rows(table, title):
 def test_funnel_estimates_delivered_as_sent_less_bounces_and_rejects_not_from_delivery_events():
     # opens and clicks are SES's events, which every campaign has (unique ones exist only during an A/B test)
     assert report.funnel(STATS, "#a") == {"sent": 600, "delivered": 587, "opened": 260, "clicked": 25, "bounced": 12,
-                                          "complained": 0, "unsubscribed": 0}
+                                          "complained": 0, "unsubscribed": 0, "not_rendered": 0}
     assert report.funnel(STATS)["delivered"] == 1000 - 12 - 3 - 1  # not the 7 Delivery events
     assert report.funnel({}, "#c")["delivered"] == 0
 
 
-def test_funnel_does_not_count_a_message_that_failed_to_render_as_delivered():
+def test_funnel_does_not_count_a_message_that_failed_to_render_as_sent_or_delivered():
     stats = {"sent": 100, "sent#a": 100, "rendering_failures": 30, "rendering_failures#a": 30, "hard_bounces": 2}
 
     assert report.funnel(stats, "#a")["delivered"] == 70
     assert report.funnel(stats)["delivered"] == 68
+    assert report.funnel(stats)["sent"] == 70 and report.funnel(stats)["not_rendered"] == 30
+    # the counter is at least once: a duplicate Rendering Failure never makes sent negative
+    assert report.funnel({"sent": 3, "rendering_failures": 4}) == {**report.funnel({}), "not_rendered": 3}
 
 
 def test_series_sorts_dedupes_skips_empty_readings_and_ends_with_the_counters():
@@ -87,8 +90,8 @@ def test_render_table_shows_the_funnel_rates_and_recipients_before_and_after():
     assert "audience 1,000 to send, holdout 50" in table
     funnel = rows(table, "funnel")
     assert funnel["variant"][:3] == ["sent", "delivered", "(est.)"]
-    assert funnel["a"] == ["600", "587", "260", "25", "12", "0", "0"]
-    assert funnel["b"] == ["400", "397", "190", "0", "3", "2", "4"]
+    assert funnel["a"] == ["600", "587", "260", "25", "12", "0", "0", "0"]
+    assert funnel["b"] == ["400", "397", "190", "0", "3", "2", "4", "0"]
     assert funnel["all"][:2] == ["1,000", "984"]
     rates = rows(table, "rates")
     assert rates["bounce"] == ["12", "1.200%", "2%", "4%"] and rates["complaint"] == ["2", "0.200%", "0.05%", "0.08%"]
@@ -175,3 +178,31 @@ def test_render_html_has_the_left_out_table_with_each_reason_escaped():
     assert "<b>new" not in page
     missing = report.render_html(data(left_out=None))
     assert 'id="left-out">Not recorded' in missing and '<table id="left-out">' not in missing
+
+
+def test_report_shows_the_failure_with_ses_message_and_the_history():
+    failure = {"at": "2026-01-01T10:00:05", "code": "NotFoundException", "message": "Template spring-x does not exist.",
+               "batch": "all#000000", "position": 0, "recipient": "ada@example.org"}
+    history = [{"at": "2026-01-01T10:00:00", "event": "started", "execution": "arn:x"},
+               {"at": "2026-01-01T10:00:05", "event": "failed", **{k: v for k, v in failure.items() if k != "at"}}]
+    shown = data(status="FAILED", failure=failure, history=history)
+
+    table = report.render_table(shown)
+    assert ("FAILED: NotFoundException: Template spring-x does not exist. (batch all#000000, position 0, recipient "
+            "ada@example.org) at 2026-01-01T10:00:05") in table
+    lines = table[table.index("\nhistory\n") + 1:].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[:2] for line in lines] == [["2026-01-01T10:00:00", "started"],
+                                                    ["2026-01-01T10:00:05", "failed"]]
+    assert lines[1].endswith("NotFoundException: Template spring-x does not exist.")
+    page = report.render_html(shown)
+    assert 'id="failure"' in page and "Template spring-x does not exist." in page and 'id="history"' in page
+
+
+def test_a_campaign_resumed_after_a_halt_does_not_read_as_never_halted():
+    halt = {"at": "2026-01-01T10:03:00", "event": "halted", "metric": "complaint", "sent": 700,
+            "reason": "complaint rate 0.43% (3 of 700 sends)"}
+    page = report.render_html(data(halt=None, halts=[halt], halts_sent=[700],
+                                   history=[{"at": "2026-01-01T10:00:00", "event": "started"}, halt]))
+    assert "did not halt" not in page
+    assert "halted this campaign 1 time; it was resumed after each" in page and halt["reason"] in page
+    assert "did not halt" in report.render_html(data())

@@ -67,4 +67,4 @@ def test_everyone_gets_one_email_at_the_account_rate_when_batches_must_wait_for_
     times = sorted(m.sent_at for m in simulator().outbox)
     busiest = max(sum(1 for u in times if t - timedelta(seconds=1) < u <= t) for t in sorted(set(times)))
     assert busiest <= rate
-    assert states_entered(stack, result.arn)["PauseAfterFailure"] == 0
+    assert states_entered(stack, result.arn)["RecordFailure"] == 0

@@ -78,6 +78,14 @@ def test_a_recipient_whose_data_cannot_go_is_not_sent_and_is_counted_failed(stac
     sent = Counter(r for m in simulator().outbox for r in m.to)
     assert set(sent) == set(members) - held_back and set(sent.values()) == {1}
     assert (result.output["accounted"]["sent"], result.output["accounted"]["failed"]) == (len(members) - 2, 2)
+    from app import sends
+
+    from tests.workflow.test_campaign_faults import config
+
+    reasons = {r["address"]: (r["status"], r["error"]) for r in sends.refusals(campaign()["id"], config(stack))}
+    too_big = ("TEMPLATE_DATA_REFUSED", "template data is 20065 bytes, at most 10000")
+    assert reasons == {"member007@example.org": too_big,
+                       "member008@example.org": ("TEMPLATE_DATA_REFUSED", "template data holds a binary value")}
 
 
 def test_without_personalization_a_template_variable_fails_to_render_as_on_ses(stack, members):

@@ -51,6 +51,7 @@ class Verdict:
     sent: int = 0
     events: int = 0
     halt_level: float = 1.0  # what the bound was held against
+    campaign_sent: int | None = None  # the whole campaign's sent when judged (`sent` may be one variant's)
 
     @property
     def halted(self) -> bool:
@@ -58,7 +59,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "metric": self.metric, "rate": self.rate, "bound": self.bound,
-                "reason": self.reason, "sent": self.sent, "events": self.events, "halt_level": self.halt_level}
+                "reason": self.reason, "sent": self.sent, "events": self.events, "halt_level": self.halt_level,
+                **({"campaign_sent": self.campaign_sent} if self.campaign_sent is not None else {})}
 
 
 def lower_bound(events: int, trials: int, confidence: float) -> float:
@@ -134,3 +136,20 @@ def counts_from_stats(stats: Mapping[str, Any]) -> tuple[Counts, dict[str, Count
 
 def _pct(fraction: float) -> str:
     return f"{fraction * 100:.3g}%"
+
+
+# A message SES accepts but cannot render (a variable the template uses that the message's data lacks) is dropped,
+# and SES publishes a Rendering Failure: nothing reaches the recipient. A few are a data problem of a few
+# recipients; more than this share of the sends is the template or the campaign's data, as bad as a missing
+# template, and the campaign FAILS (app.campaign_breaker.check_rendering) rather than drop its whole audience.
+RENDERING_FAILURE_SHARE = 0.02
+# ... once at least this many failed (or every message sent so far, when fewer were sent): one odd recipient early
+# in a send is not the template's fault.
+RENDERING_FAILURE_MIN = 10
+
+
+def rendering_failed(failures: int, sent: int) -> bool:
+    """Too many Rendering Failures for the sends (counters, at least once: a duplicate event may count twice)."""
+    if failures <= 0 or sent <= 0:
+        return False
+    return failures >= min(RENDERING_FAILURE_MIN, sent) and failures > RENDERING_FAILURE_SHARE * sent

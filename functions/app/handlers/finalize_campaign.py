@@ -1,20 +1,20 @@
 """FinalizeCampaignFunction: the campaign's outcome, with every recipient accounted for.
 
-A campaign still RUNNING becomes COMPLETED; PAUSED, HALTED and CANCELLED stay as they are. The summary: emails
+A campaign still RUNNING becomes COMPLETED; PAUSED, HALTED, FAILED and CANCELLED stay as they are. The summary: emails
 sent per variant (exact, SendBatch's counters), the claims' accounting (sent, failed, not sent, unknown and
-confirmed by feedback), feedback so far, the A/B decision and the halt, if any.
+confirmed by feedback), feedback so far, the A/B decision, and the halt or the failure, if any.
 """
 
 import json
 from typing import Any
 
 from app import campaign_control, sends
-from app.contracts import Accounting, FinalizeCampaignInput, FinalizeCampaignResult, Halt, PickWinnerResult
+from app.contracts import Accounting, Failure, FinalizeCampaignInput, FinalizeCampaignResult, Halt, PickWinnerResult
 from app.observability import logger, tracer
 from app.settings import settings
 
 FEEDBACK = ("delivered", "hard_bounces", "soft_bounces", "complaints", "rejects", "opens", "clicks",
-            "unique_opens", "unique_clicks", "unsubscribes", "failed")
+            "unique_opens", "unique_clicks", "unsubscribes", "failed", "rendering_failures")
 
 
 @logger.inject_lambda_context
@@ -37,6 +37,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         holdout=request.holdout,
         decision=PickWinnerResult.from_dict(json.loads(item["decision"])) if "decision" in item else None,
         halt=Halt.from_dict(json.loads(item["halt"])) if "halt" in item else None,
+        failure=Failure.from_dict(json.loads(item["failure"])) if "failure" in item else None,
     )
     logger.info("campaign finalized", extra={"campaign_id": campaign.id, "status": summary.status,
                                              "sent": summary.sent})

@@ -6,6 +6,21 @@ the governor grants how many sends may go now. A pause, a halt or a cancel stops
 (the batch is STOPPED at that recipient, and a resume sends from there). After a 5xx or a timeout the call's
 outcome is unknown: the claim stays SENDING and is never resent (feedback reconciles it).
 
+SES's answers, by what a retry can do about them:
+- throttling (TooManyRequestsException, LimitExceededException) and 5xx: a retry or a wait fixes them (below, and
+  the Map's Retry);
+- a refusal of the call as a whole that every retry would meet again (REFUSED: NotFoundException, a template or
+  configuration set that does not exist; MessageRejected, e.g. a sender identity not verified;
+  SendingPausedException, AccountSuspendedException, MailFromDomainNotVerifiedException, BadRequestException,
+  AccessDeniedException): none is made. The campaign becomes FAILED with SES's code and message, the batch and
+  the recipient the call began with (app.campaign_breaker.fail: one alert), and SendRefusedError ends the Map Run
+  at once. Another 4xx stops the batch for the Map's Retry, as a crash does (a phase that still fails ends the
+  campaign FAILED);
+- an entry refused in an accepted call (a BulkEmailEntryResult other than SUCCESS, e.g. INVALID_PARAMETER for a
+  malformed address): that recipient is failed with SES's status and Error (app.sends), the others of the call are
+  sent. A status that names the call's own setup (TEMPLATE_NOT_FOUND, ACCOUNT_SENDING_PAUSED, ...: ENTRY_FATAL)
+  would refuse every later call too: it fails the campaign as a refused call does, after recording the entries.
+
 Waiting for the send rate or the daily quota never happens here beyond a few seconds: the batch stops where it is
 and the result says where the wait belongs (app.domain.deferral): `wait_seconds` for the Distributed Map child to
 Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again.
@@ -25,17 +40,30 @@ from app import attributes, campaign_breaker, campaign_control, clock, sends, un
 from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
 from app.domain import deferral
+from app.domain.addresses import InvalidAddress
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.templates import UNSUBSCRIBE_URL
 from app.domain.token_bucket import Policy
 from app.domain.winner import remainder_variant
-from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError
+from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError, SendRefusedError
 from app.governor import Governor
 from app.observability import logger, metrics, redact, tracer
 from app.settings import Settings, settings
 
 THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
+# SendBulkEmail's errors (SES v2 API reference, SendBulkEmail) that every retry would meet again, and IAM's denial.
+REFUSED = {"NotFoundException", "MessageRejected", "SendingPausedException", "AccountSuspendedException",
+           "MailFromDomainNotVerifiedException", "BadRequestException", "AccessDeniedException"}
+# BulkEmailEntryResult statuses (SES v2 API reference, BulkEmailEntryResult) that say the call's sender, template,
+# configuration set or account is at fault, not the entry's recipient: every later call would be refused alike.
+ENTRY_FATAL = {"MAIL_FROM_DOMAIN_NOT_VERIFIED", "CONFIGURATION_SET_NOT_FOUND", "TEMPLATE_NOT_FOUND",
+               "ACCOUNT_SUSPENDED", "INVALID_SENDING_POOL_NAME", "ACCOUNT_SENDING_PAUSED",
+               "CONFIGURATION_SET_SENDING_PAUSED"}
+# Why a recipient is not sent when its template data cannot go (the status sesflow records in place of SES's).
+DATA_REFUSED = "TEMPLATE_DATA_REFUSED"
+# ... and when its address is not one (a row no import checked): SES would refuse its entry (INVALID_PARAMETER).
+NOT_AN_ADDRESS = "INVALID_ADDRESS"
 # Left of the invocation's time for the SES call and the writes after a governor's grant; also the longest a grant
 # may be waited for in one invocation.
 CALL_RESERVE_SECONDS = 5.0
@@ -86,10 +114,12 @@ def configuration_set(campaign: Campaign, probation: bool, config: Settings) -> 
     return (probation and config.probation_configuration_set) or config.configuration_set
 
 
-def template_data(campaign: Campaign, addresses: list[str], config: Settings) -> dict[str, str | None] | None:
+def template_data(campaign: Campaign, addresses: list[str], config: Settings,
+                  problems: dict[str, str] | None = None) -> dict[str, str | None] | None:
     """Each recipient's ReplacementTemplateData (JSON), read from the recipients table now, so a change made since
-    the snapshot counts; None for a recipient whose data cannot go (it is not sent, and counts as failed). None
-    when the campaign personalizes nothing per recipient: the defaults travel once, in DefaultContent."""
+    the snapshot counts; for a recipient whose data cannot go, None (it is not sent, and counts as failed, with
+    the reason put in `problems`). None when the campaign personalizes nothing per recipient: the defaults travel
+    once, in DefaultContent."""
     personalization = campaign.personalization
     if not personalization.fields:
         return None
@@ -99,9 +129,12 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings) ->
         own = {k: v for k, v in found.get(address, {}).items() if not isinstance(v, Binary)}
         data[address], problem = _as_json(personalization.template_data(own))
         if problem:
+            if problems is not None:
+                problems[address] = problem
             logger.warning("recipient not sent", extra={"campaign_id": campaign.id, "recipient": redact(address),
                                                         "reason": problem})
     return data
+
 
 
 def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -116,16 +149,33 @@ def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
     return text, None
 
 
+Refused = tuple[str, str] | None  # (SES's status for the entry, its Error text); None: accepted
+
+
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
-              config: Settings, data: dict[str, str | None] | None = None) -> list[bool]:
+              config: Settings, data: dict[str, str | None] | None = None,
+              problems: dict[str, str] | None = None) -> list[Refused]:
     """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058), in its
     headers and as {{unsubscribe_url}} in its template data (with, when the campaign personalizes, its own values);
-    True per recipient SES accepted (a recipient whose data is None is not sent). Tagged with its batch and call
-    (its first position in the batch), so feedback can reconcile a call whose answer was lost."""
-    sendable = [a for a in addresses if data is None or data[a] is not None]
-    if not sendable:
-        return [False] * len(addresses)
+    per recipient, None if SES accepted it, else why not (a
+    recipient whose data is None is not sent: `problems` says why). Tagged with its batch and call (its first
+    position in the batch), so feedback can reconcile a call whose answer was lost."""
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
+    answers: dict[str, Refused] = {}
+    headers: dict[str, list[dict[str, str]]] = {}
+    for address in addresses:
+        if data is not None and data[address] is None:
+            answers[address] = (DATA_REFUSED, (problems or {}).get(address, ""))
+            continue
+        try:  # the link needs the address in its one spelling: one that has none is not one SES accepts either
+            headers[address] = unsubscribe.headers(base, key, campaign.id, address)
+        except InvalidAddress as error:
+            answers[address] = (NOT_AN_ADDRESS, f"not an address SES accepts: {error}")
+        except ValueError as error:  # its List-Unsubscribe header would be longer than SES takes
+            answers[address] = (NOT_AN_ADDRESS, str(error))
+    sendable = [a for a in addresses if a in headers]
+    if not sendable:
+        return [answers[a] for a in addresses]
     defaults = campaign.personalization.defaults
     content = {v.name: v for v in campaign.variants}[variant].ses_content(defaults)
     # Identity notifications (no tags) find their campaign from these, when the identity includes headers.
@@ -142,12 +192,12 @@ def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list
             {"Name": "call", "Value": str(call)},
         ],
         DefaultContent=content,
-        BulkEmailEntries=[_entry(a, unsubscribe.headers(base, key, campaign.id, a), data, defaults)
-                          for a in sendable],
+        BulkEmailEntries=[_entry(a, headers[a], data, defaults) for a in sendable],
     )
-    accepted = {a: r.get("Status") == "SUCCESS"
-                for a, r in zip(sendable, response["BulkEmailEntryResults"], strict=True)}
-    return [accepted.get(a, False) for a in addresses]
+    for address, r in zip(sendable, response["BulkEmailEntryResults"], strict=True):
+        answers[address] = None if r.get("Status") == "SUCCESS" else (str(r.get("Status") or "FAILED"),
+                                                                       str(r.get("Error") or ""))
+    return [answers[a] for a in addresses]
 
 
 def _entry(address: str, headers: list[dict[str, str]], data: dict[str, str | None] | None,
@@ -182,7 +232,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The phase is already waiting in the campaign's execution: this child ends at once, claiming nothing.
         return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
-    data = template_data(campaign, [address for address, _, _ in todo], config)
+    problems: dict[str, str] = {}  # why a recipient's template data cannot go
+    data = template_data(campaign, [address for address, _, _ in todo], config, problems)
     owner = context.aws_request_id  # this invocation holds the claim: see sends.claim
     start, status = sends.claim(campaign.id, key, len(todo), config, owner=owner)
     if start is None:
@@ -196,6 +247,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     counts: Counter[str] = Counter()  # for the campaign's stats item
     position, unrecorded_failures = start, []
     wait: deferral.Wait | None = None
+    refused: dict[str, Any] | None = None  # an SES refusal no retry fixes (campaign_breaker.failure)
 
     def finish(status: str) -> None:  # with the counters the breaker last saw: the report's rates over the send
         sends.finish(campaign.id, key, status, position, config, failed=unrecorded_failures, observed=control.stats,
@@ -224,23 +276,33 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 break
             unrecorded_failures = []
             try:
-                accepted = send_call(campaign, variant, probation, group, key, position, config, data)
+                answers = send_call(campaign, variant, probation, group, key, position, config, data, problems)
             except ClientError as error:
                 code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
                 if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500 \
-                        or code not in THROTTLED:
-                    raise
-                # SES refused the call for its rate or quota, so nothing of it was sent: stop the batch there.
-                finish(sends.STOPPED)
+                        or code not in THROTTLED | REFUSED:
+                    raise  # below: the outcome of a 5xx is unknown; another 4xx is the Map's Retry's
+                finish(sends.STOPPED)  # SES refused the call as a whole, so nothing of it was sent
+                if code in REFUSED:
+                    refused = campaign_breaker.failure(code, message, key, position, group[0])
+                    break
+                # SES refused the call for its rate or quota: stop the batch there, and wait.
                 wait = (deferral.for_daily_quota(0, f"SES: {message}") if "daily" in message.lower()
                         else deferral.Wait(2.0, deferral.RATE, f"SES: {message}"))
                 break
-            position += len(group)
             # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
-            unrecorded_failures = [a for a, ok in zip(group, accepted, strict=True) if not ok]
-            counts["sent"] += sum(accepted)
-            counts[f"sent#{variant}"] += sum(accepted)
+            unrecorded_failures = [(a, *why) for a, why in zip(group, answers, strict=True) if why is not None]
+            accepted = len(group) - len(unrecorded_failures)
+            counts["sent"] += accepted
+            counts[f"sent#{variant}"] += accepted
             counts["failed"] += len(unrecorded_failures)
+            fatal = next(((i, why) for i, why in enumerate(answers) if why and why[0] in ENTRY_FATAL), None)
+            position += len(group)
+            if fatal:
+                finish(sends.STOPPED)
+                refused = campaign_breaker.failure(fatal[1][0], fatal[1][1], key, position - len(group) + fatal[0],
+                                                   group[fatal[0]])
+                break
         else:
             finish(sends.SENT)
     except ClientError as error:
@@ -251,6 +313,16 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         campaign_control.add_counts(campaign.id, dict(counts), config)
         raise
     campaign_control.add_counts(campaign.id, dict(counts), config)
+    if refused is not None:
+        metrics.add_metric(name="EmailsSent", unit="Count", value=counts["sent"])
+        logger.error("SES refused the send: the campaign fails", extra={
+            "campaign_id": campaign.id, "code": refused["code"], "ses_message": refused["message"], "batch": key,
+            "position": refused["position"]})
+        if not campaign_breaker.fail(campaign.id, refused, config):
+            result["stopped"] = campaign_control.read(campaign.id, config)[0].get("status")
+            return {**result, "sent": counts["sent"], "failed": counts["failed"]}
+        raise SendRefusedError(f"campaign {campaign.id} FAILED: SES refused batch {key} at position "
+                               f"{refused['position']}: {refused['code']}: {refused['message']}")
     if counts["sent"]:
         # Feedback about this batch's calls may have been ingested before these sends were counted, and the breaker
         # never counts more events than sends, so ingestion's check let it pass. Counters first, check second, on

@@ -1,7 +1,7 @@
 """ValidateCampaignFunction: refuse a bad definition (CampaignDefinitionError) before anything happens.
 
-Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED or HALTED campaign of that id
-(e.g. with raised thresholds): it sends only what was not sent, from the frozen audience. A resume's definition may
+Input: the campaign definition; `"resume": true` in it asks to resume a PAUSED, HALTED or FAILED campaign of that
+id (e.g. with raised thresholds): it sends only what was not sent, from the frozen audience. A resume's definition may
 change only what app.domain.campaign.RESUME_MAY_CHANGE lists against the stored one: any other change is refused
 here (CampaignDefinitionError naming each changed field), before ResumeCampaign replaces the stored definition.
 """

@@ -150,6 +150,7 @@ class SesAccount:
     _sends: deque[tuple[datetime, int]] = field(default_factory=deque)  # (virtual time, recipients)
     last_test_render: datetime | None = None  # TestRenderEmailTemplate's last call (at most one a second)
     last_test_render_wall: float = 0.0  # ...and its time.monotonic(), for a served engine
+    sending_enabled: bool = True  # PutAccountSendingAttributes; False: every send is SendingPausedException
     _sent_in_window: int = 0  # recipients in _sends, which holds the last 24 hours only
 
     def sent_last_24h(self, now: datetime) -> int:

@@ -12,12 +12,17 @@ Simulated:
   data, which is used for an entry without its own or with an empty object ("If a Destination object contains
   an empty JSON object in the ReplacementTemplateData property, the values in the DefaultTemplateData property
   are used", send-personalized-email-api.html); its tags and headers are merged over the defaults by name;
-  one outbox record and one BulkEmailEntryResult (SUCCESS) per entry.
+  one outbox record and one BulkEmailEntryResult per entry, in order: SUCCESS with a MessageId, or, for an
+  entry with an address that is not one, INVALID_PARAMETER with an Error naming it, and nothing sent or counted
+  against the quota for that entry only (SendBulkTemplatedEmail's API reference: an invalid recipient address
+  rejects "the entire message", that is the destination's; BulkEmailEntryResult lists the per-entry statuses).
 - Checks before accepting: unknown configuration set or contact list -> NotFoundException; unknown
   template -> NotFoundException; unverified sender (the address inside "Name <address>") -> MessageRejected;
-  a sender or reply-to address that is not 7-bit ASCII or lacks its @domain -> BadRequestException; 0 or more
-  than 50 recipients per message, or more than 50 bulk entries -> BadRequestException. The outbox record keeps
-  the From header (`from_address`, display name included) and ReplyToAddresses (`reply_to`).
+  a sender or reply-to address that is not 7-bit ASCII or lacks its @domain -> BadRequestException; the
+  account's sending disabled (PutAccountSendingAttributes SendingEnabled false) -> SendingPausedException; 0 or
+  more than 50 recipients per message, or more than 50 bulk entries -> BadRequestException; in SendEmail (one
+  message) an address that is not one -> BadRequestException. The outbox record keeps the From header
+  (`from_address`, display name included) and ReplyToAddresses (`reply_to`).
 - Sending quota on the virtual clock, counted in recipients (quotas.html): more than MaxSendRate in one
   second -> TooManyRequestsException "Maximum sending rate exceeded."; more than Max24HourSend in a
   rolling 24 hours -> LimitExceededException "Daily message quota exceeded."
@@ -34,7 +39,8 @@ Simulated:
   (virtual) second -> TooManyRequestsException, as the API reference says ("no more than once per second"); on a
   served engine a wall-clock second since the last call counts too (its virtual clock stands still between
   an operator's commands).
-- GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes.
+- GetAccount: SendQuota, ProductionAccessEnabled, SendingEnabled, SuppressionAttributes;
+  PutAccountSendingAttributes (SendingEnabled).
 - GetEmailIdentity: moto's answer, with VerifiedForSendingStatus true when the identity's VerificationStatus is
   SUCCESS (moto says false for every identity, though it sends from all of them) and, for a verified domain, Easy
   DKIM's DkimAttributes (SigningEnabled, Status SUCCESS): the engine's identities are verified when created.
@@ -287,20 +293,49 @@ def _check_sender(self: SESV2Response, params: dict, from_address: str | None) -
             "Email address is not verified. The following identities failed the check in region "
             f"{self.region.upper()}: {address}",
         )
+    with simulator().lock:
+        enabled = simulator().account(self.current_account, self.region).sending_enabled
+    if not enabled:
+        raise aws_error("SendingPausedException", "Sending is paused for this account.")
     if from_address.isascii():
         return from_address
     return f"{''.join(c for c in name if c.isascii()).strip()} <{address}>"
 
 
-def _check_recipients(message: dict) -> None:
+def _check_counts(message: dict) -> None:
     recipients = message["to"] + message["cc"] + message["bcc"]
     if not recipients:
         raise aws_error("BadRequestException", "Destination must include at least one recipient.")
     if len(recipients) > limits.SES_RECIPIENTS_PER_MESSAGE_LIMIT:
         raise aws_error("BadRequestException", "Recipient count exceeds 50.")
-    for address in recipients:
-        if problem := ses_utils.is_valid_address(address):
-            raise aws_error("BadRequestException", f"Invalid email address <{address}>: {problem}.")
+
+
+def _check_recipients(message: dict) -> None:
+    _check_counts(message)
+    if problem := _invalid_address(message):
+        raise aws_error("BadRequestException", problem)
+
+
+def _invalid_address(message: dict) -> str | None:
+    """Why the message's first address that is not one is refused; None when every address is one. SES wants
+    UserName@[SubDomain.]Domain.TopLevelDomain with a 7-bit ASCII local part (SendBulkTemplatedEmail and
+    BulkEmailDestination, SES API reference): stricter than moto's check, which only wants a domain."""
+    for address in message["to"] + message["cc"] + message["bcc"]:
+        if problem := ses_utils.is_valid_address(address) or _address_problem(parseaddr(address)[1]):
+            return f"Invalid email address <{address}>: {problem}."
+    return None
+
+
+def _address_problem(address: str) -> str | None:
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return "Missing local part"
+    if not local.isascii():
+        return "the local part must be 7-bit ASCII (SES does not support SMTPUTF8)"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(labels) or any(c.isspace() for c in address):
+        return "not UserName@[SubDomain.]Domain.TopLevelDomain"
+    return None
 
 
 def _accept(
@@ -443,10 +478,23 @@ def send_bulk_email(self: SESV2Response) -> str:
     def deliver(m: dict) -> str:
         return _deliver_rendered(core, from_address, name, m)
 
-    records = _accept(self, "SendBulkEmail", params, header, messages, deliver)
-    return json.dumps(
-        {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": r.message_id} for r in records]}
-    )
+    for message in messages:
+        _check_counts(message)  # refuses the call; an address that is not one refuses its own entry alone
+    refused = [_invalid_address(m) for m in messages]
+    accepted = [m for m, why in zip(messages, refused, strict=True) if why is None]
+    records = iter(_accept(self, "SendBulkEmail", params, header, accepted, deliver))
+    results = [{"Status": "INVALID_PARAMETER", "Error": why} if why else
+               {"Status": "SUCCESS", "MessageId": next(records).message_id} for why in refused]
+    return json.dumps({"BulkEmailEntryResults": results})
+
+
+def put_account_sending_attributes(self: SESV2Response) -> str:
+    """SendingEnabled false pauses every send of the account (SendingPausedException) until it is true again."""
+    enabled = _params(self).get("SendingEnabled", True)
+    sim = simulator()
+    with sim.lock:
+        sim.account(self.current_account, self.region).sending_enabled = bool(enabled)
+    return "{}"
 
 
 def test_render_email_template(self: SESV2Response) -> str:
@@ -565,12 +613,13 @@ def get_account(self: SESV2Response) -> str:
         config, account = sim.config, sim.account(self.current_account, self.region)
         sent = account.sent_last_24h(_now())
         reasons = list(account.suppressed_reasons)
+        enabled = account.sending_enabled
     return json.dumps(
         {
             "DedicatedIpAutoWarmupEnabled": False,
             "EnforcementStatus": "HEALTHY",
             "ProductionAccessEnabled": config.production_access,
-            "SendingEnabled": True,
+            "SendingEnabled": enabled,
             "SendQuota": {
                 "Max24HourSend": float(config.max_24h_send),
                 "MaxSendRate": float(config.max_send_rate),
@@ -707,6 +756,7 @@ _ADDED = {
         list_suppressed_destinations,
         put_account_suppression_attributes,
         get_account,
+        put_account_sending_attributes,
         create_configuration_set_event_destination,
         get_configuration_set_event_destinations,
         update_configuration_set_event_destination,
