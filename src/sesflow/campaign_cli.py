@@ -28,11 +28,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from sesflow.recipient_cli import lambda_code
-from sesflow.target import Target, TargetError, resolve_target
+from sesflow.campaign_view import read_campaign
+from sesflow.files import read_json_object
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 # The statuses ResumeCampaign takes back to RUNNING (statemachines/campaign.asl.json), and why the others do not.
 RESUMABLE = ("PAUSED", "HALTED", "FAILED")
@@ -44,26 +44,17 @@ NOT_RESUMABLE = {
 
 
 def _definition(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a campaign definition is a JSON object")
-    return data
+    return read_json_object(path, "a campaign definition is a JSON object")
 
 
 def _modules(target: Target) -> dict[str, Any]:
-    lambda_code(target)  # the target's environment, before app.clients makes a client
+    settings = target.lambda_settings()
     from app import campaign_control, sends
     from app.domain.campaign import check_resume, parse_campaign
     from app.errors import CampaignDefinitionError
-    from app.settings import settings
 
     return {"control": campaign_control, "sends": sends, "parse": parse_campaign, "check_resume": check_resume,
-            "definition_error": CampaignDefinitionError, "settings": settings()}
+            "definition_error": CampaignDefinitionError, "settings": settings}
 
 
 def _start(target: Target, definition: dict[str, Any], resume: bool) -> str:
@@ -80,40 +71,41 @@ def _start(target: Target, definition: dict[str, Any], resume: bool) -> str:
 
 
 def status(target: Target, campaign_id: str) -> dict[str, Any]:
-    app = _modules(target)
-    item, stats = app["control"].read(campaign_id, app["settings"])
-    if not item:
+    view = read_campaign(target, campaign_id)
+    if view is None:
         raise LookupError(f"no campaign {campaign_id} on {target.name}")
-    definition = json.loads(item.get("definition", "{}"))
-    variants = [v["name"] for v in definition.get("variants", [])]
+    from app import sends
+
+    stats = view.stats
     return {
         "campaign_id": campaign_id,
-        "status": item.get("status"),
-        "execution_arn": item.get("execution_arn"),
+        "status": view.item.get("status"),
+        "execution_arn": view.item.get("execution_arn"),
         "sent": stats.get("sent", 0),
-        "per_variant": {v: {k.split("#")[0]: n for k, n in stats.items() if k.endswith(f"#{v}")} for v in variants},
+        "per_variant": {v: {k.split("#")[0]: n for k, n in stats.items() if k.endswith(f"#{v}")}
+                        for v in view.variants},
         "feedback": {k: n for k, n in stats.items() if "#" not in k and k != "sent"},
         # accepted by SES, then dropped: a variable the template uses that the message's data lacks
         "rendering_failures": stats.get("rendering_failures", 0),
-        "thresholds": definition.get("thresholds"),
-        "halt": json.loads(item["halt"]) if "halt" in item else None,
+        "thresholds": view.definition.get("thresholds"),
+        "halt": view.halt,
         # the SES error that stopped the send (FAILED): code, message, batch, position, recipient
-        "failure": json.loads(item["failure"]) if "failure" in item else None,
+        "failure": view.failure,
         # every start, halt, pause, resume, failure, cancel and completion, oldest first
-        "history": app["control"].history(item),
+        "history": view.history,
         # the execution waits for the send rate or the daily quota until `until`, then runs the phase again
-        "waiting": json.loads(item["deferral"]) if "deferral" in item else None,
-        "warnings": {k: json.loads(v) for k, v in item.items() if k.startswith("warned_")},
-        "decision": json.loads(item["decision"]) if "decision" in item else None,
-        "accounted": app["sends"].summary(campaign_id, app["settings"]),
+        "waiting": view.deferral,
+        "warnings": view.warnings,
+        "decision": view.decision,
+        "accounted": sends.summary(campaign_id, view.settings),
         # the recipients SES refused one by one, with SES's status and Error (the first 100)
-        "refused": app["sends"].refusals(campaign_id, app["settings"]),
+        "refused": sends.refusals(campaign_id, view.settings),
     }
 
 
 def campaign(args: argparse.Namespace) -> int:
     try:
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         if args.action == "start":
             definition = _definition(args.file)
             app = _modules(target)
@@ -201,9 +193,7 @@ def campaign(args: argparse.Namespace) -> int:
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
-    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
-                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
-        parser.add_argument(option, default=None, help=text)
+    add_target_options(parser)
 
 
 def register(commands: Any) -> None:
@@ -238,26 +228,24 @@ def register(commands: Any) -> None:
         if name == "start":
             action.add_argument("--now", action="store_true",
                                 help="start at once even though the definition's start_at is past")
-        action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-        action.add_argument("--region", default=None, help="with --stack: its region")
-        action.add_argument("--state-file", default=None, help="the local engine's state file")
+        add_target_options(action)
         action.set_defaults(func=campaign)
     listing = actions.add_parser("list", help="every campaign: status, emails sent, when it started")
     listing.add_argument("--json", action="store_true", help="print one JSON document")
-    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
-                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
-        listing.add_argument(option, default=None, help=text)
+    add_target_options(listing)
     listing.set_defaults(func=campaign)
     watch = actions.add_parser("watch", help="live progress per variant, bounce and complaint rates vs thresholds")
     watch.add_argument("id", help="the campaign id")
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between redraws (default 2)")
     watch.add_argument("--once", action="store_true", help="draw once and exit")
-    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
-                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
-        watch.add_argument(option, default=None, help=text)
+    add_target_options(watch)
     watch.set_defaults(func=campaign)
     from sesflow.report import add_arguments
 
     report = actions.add_parser("report", help="write the campaign's HTML report and print its essentials")
     add_arguments(report)
     report.set_defaults(func=campaign)
+    alias = commands.add_parser("report", help="write a campaign's HTML report and print its essentials "
+                                "(the same as `sesflow campaign report`)")
+    add_arguments(alias)
+    alias.set_defaults(func=campaign, action="report")

@@ -27,12 +27,9 @@ from sesflow import (
     events_cli,
     invoke_cli,
     recipient_cli,
-    report,
     suppression_cli,
     template_cli,
 )
-from sesflow.engine.stack import LocalStack
-from sesflow.engine.template import TemplateError
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -92,6 +89,8 @@ def local_up(args: argparse.Namespace) -> int:
     from sesflow.engine.clock import parse_pace
     from sesflow.engine.feedback_model import FeedbackFileError
     from sesflow.engine.server import DEFAULT_PORT, EngineServer, ServerError, refuse_if_running
+    from sesflow.engine.stack import LocalStack
+    from sesflow.engine.template import TemplateError
     from sesflow.target import DEFAULT_STATE_FILE
 
     serving_only = {"--port": args.port is not None, "--state-file": args.state_file, "--feedback": args.feedback,
@@ -266,7 +265,7 @@ def _counted(counts: dict[str, Any]) -> str:
             f"{counts['suppressed']} on the SES suppression list")
 
 
-def _save_data(stack: LocalStack, data: Path, quiet: bool) -> None:
+def _save_data(stack: Any, data: Path, quiet: bool) -> None:
     from sesflow.engine import data_dir
 
     running = []
@@ -360,7 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=local_down)
     invoke_cli.register(commands)  # `sesflow invoke FUNCTION -e EVENT`: sam local invoke on the engine
     campaign_cli.register(commands)
-    report.register(commands)  # `sesflow report ID`: the same as `sesflow campaign report ID`
     recipient_cli.register(commands)
     suppression_cli.register(commands)
     contacts_cli.register(commands)

@@ -34,19 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from sesflow import migrate_cli
-from sesflow.target import Target, TargetError, resolve_target
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
 def _code(target: Target) -> dict[str, Any]:
-    """The Lambda code's modules with the target's environment (set before app.clients builds a client)."""
-    target.apply_env()
-    from app import clients, contacts, imports, recipients
+    """The Lambda code's modules an import uses, with the Settings they have on `target`."""
+    config = target.lambda_settings()
+    from app import contacts, imports, recipients
     from app.domain import audience, contact_file
-    from app.settings import settings
 
-    clients.client.cache_clear()
     return {"contacts": contacts, "imports": imports, "recipients": recipients, "audience": audience,
-            "file": contact_file, "settings": settings()}
+            "file": contact_file, "settings": config}
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -450,7 +448,7 @@ def print_lists(shown: list[dict[str, Any]]) -> None:
 def contacts(args: argparse.Namespace) -> int:
     code = 1
     try:
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         code = _run(args, target)
     except (TargetError, LookupError, ValueError) as error:
         print(f"sesflow: {error}", file=sys.stderr)
@@ -502,9 +500,7 @@ def _run(args: argparse.Namespace, target: Target) -> int:
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-    parser.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-    parser.add_argument("--state-file", default=None, help="the local engine's state file")
+    add_target_options(parser)
 
 
 def register(commands: Any) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sesflow.target import Target, TargetError, resolve_target
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
 def split(text: str) -> list[tuple[str, Any]]:
@@ -179,7 +179,7 @@ def replay(args: argparse.Namespace, settle: Callable[[Target], bool] | None = N
             print(f"dry run: {len(found)} messages, {len(found) - len(refused)} usable, {len(refused)} would go "
                   f"to the DLQ; nothing sent")
             return 1 if refused else 0
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         sent = send(target, found)
         print(f"sent {len(sent)} messages to {target.output('FeedbackQueueUrl').rsplit('/', 1)[-1]} ({target.name})")
         settle = settle or (drained if target.is_local else None)
@@ -206,7 +206,5 @@ def register(events: Any) -> None:
     action.add_argument("files", nargs="+", metavar="FILE",
                         help="a queue message body (SES event, SNS, EventBridge), a Lambda SQS event, or JSON Lines")
     action.add_argument("--dry-run", action="store_true", help="parse every message, send nothing")
-    action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-    action.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-    action.add_argument("--state-file", default=None, help="the local engine's state file")
+    add_target_options(action)
     action.set_defaults(func=replay)

@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sesflow.files import read_json_object
+
 FUNCTION_TYPE = "AWS::Serverless::Function"
 
 
@@ -97,18 +99,8 @@ def read_env_vars(path: str | None) -> dict[str, dict[str, str]]:
     """sam's env-vars file: an object of objects of variable -> value (strings, numbers or booleans)."""
     if path is None:
         return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InvokeError(f"--env-vars {path}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise InvokeError(f"--env-vars {path}: not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise InvokeError(f"--env-vars {path}: not JSON ({error.msg} at line {error.lineno}, column "
-                          f"{error.colno})") from None
-    if not isinstance(data, dict):
-        raise InvokeError(f'--env-vars {path}: an object of {{"FunctionLogicalId" or "Parameters": {{"VAR": '
-                          f'"value"}}}}')
+    data = read_json_object(path, 'an object of {"FunctionLogicalId" or "Parameters": {"VAR": "value"}}',
+                            error=InvokeError, label=f"--env-vars {path}")
     found: dict[str, dict[str, str]] = {}
     for scope, variables in data.items():
         if not isinstance(variables, dict):

@@ -19,13 +19,12 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import botocore.exceptions
 from app.contracts import MAX_MIGRATION_SEGMENTS as MAX_SEGMENTS
 
-from sesflow.target import Target, TargetError, resolve_target
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 DEFAULT_SEGMENTS = 4
 POLL_SECONDS = 2.0  # between two looks at the execution; each reads its history, a page per 1,000 events
@@ -42,9 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "migrate", help="move contacts of the one-list model (list_id on the contact) to memberships",
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-    parser.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-    parser.add_argument("--state-file", default=None, help="the local engine's state file")
+    add_target_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="count what it would do; write nothing")
     parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS,
                         help=f"scan RecipientsTable in this many parallel segments, 1 to {MAX_SEGMENTS} "
@@ -59,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not 1 <= args.segments <= MAX_SEGMENTS:
             raise MigrationError(f"--segments: must be 1 to {MAX_SEGMENTS}, got {args.segments}")
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         arn = start(target, args.segments, args.dry_run)
         print(f"started {arn}", file=sys.stderr, flush=True)
         summary = {"target": target.name, "execution_arn": arn, **follow(target, arn, sys.stderr)}

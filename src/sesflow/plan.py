@@ -16,7 +16,7 @@ Each check prints one or more lines, ok / warning / problem:
                code SnapshotAudienceFunction runs (app.audience, app.domain.campaign.split_audience); nobody to send
                to is a problem; a filter whose values are of another kind than every stored value warns
 - templates    each variant's template (stored: GetEmailTemplate; inline: the definition's) rendered as SES renders
-               it (sesflow.engine.rendering, no moto) with the template data of up to 20 contacts per variant: what
+               it (app.domain.rendering) with the template data of up to 20 contacts per variant: what
                SendBatchFunction sends them (personalization.template_data of their attributes); a variable missing
                for a contact is a problem naming the variant, the part and the contact
 - quota        GetAccount SendQuota: the time at the campaign's share of the send rate (the governor's limits), whether
@@ -37,7 +37,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sesflow.recipient_cli import lambda_code
 from sesflow.target import Target
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
@@ -409,7 +408,7 @@ CHECKS: list[Callable[[Context], list[Line]]] = [
 def make_plan(target: Target, definition: dict[str, Any], *, now_given: bool = False,
               now: datetime | None = None) -> Plan:
     """Every check of the campaign `definition` on `target`. Reads only."""
-    lambda_code(target)  # the target's environment, before app.clients makes a client
+    target.lambda_settings()  # the target's environment, before app.clients makes a client
     from app import clock
     from app.domain.campaign import parse_campaign
     from app.errors import CampaignDefinitionError

@@ -9,22 +9,11 @@ import argparse
 import getpass
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from sesflow.target import Target, TargetError, resolve_target
+from app import recipients
 
-
-def lambda_code(target: Target) -> tuple[Any, Any]:
-    """app.recipients and the Settings the functions would have on `target`.
-
-    functions/app (the Lambda CodeUri) is a package of this install, so this is the very code the functions run.
-    The environment is the target's, set before app.clients builds (and caches) a client."""
-    target.apply_env()
-    from app import clients, recipients, settings
-
-    clients.client.cache_clear()
-    return recipients, settings.settings()
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
 def normalized(recipients: Any, address: str) -> str:
@@ -37,7 +26,7 @@ def normalized(recipients: Any, address: str) -> str:
 
 
 def describe(address: str, target: Target) -> dict[str, Any]:
-    recipients, config = lambda_code(target)
+    config = target.lambda_settings()
     address = normalized(recipients, address)
     stored = recipients.read({address}, config)[address]
     if not stored.exists:
@@ -82,7 +71,7 @@ def print_recipient(shown: dict[str, Any]) -> None:
 
 def recipient(args: argparse.Namespace) -> int:
     try:
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         if args.action == "show":
             shown = describe(args.address, target)
             if args.json:
@@ -90,7 +79,7 @@ def recipient(args: argparse.Namespace) -> int:
             else:
                 print_recipient(shown)
             return 0
-        recipients, config = lambda_code(target)
+        config = target.lambda_settings()
         address = normalized(recipients, args.address)
         decision = recipients.operator_change(address, args.action, args.reason, config,
                                               actor=f"operator:{args.actor or getpass.getuser()}")
@@ -119,7 +108,5 @@ def register(commands: Any) -> None:
         else:
             action.add_argument("--reason", required=True, help="why, for the audit record")
             action.add_argument("--actor", default=None, help="who, for the audit record (default: your login)")
-        action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-        action.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-        action.add_argument("--state-file", default=None, help="the local engine's state file")
+        add_target_options(action)
         action.set_defaults(func=recipient)

@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sesflow.campaign_view import read_campaign
+from sesflow.target import add_target_options
+
 # domain/campaign.py's Thresholds defaults, for a definition that cannot be parsed any more (an older version).
 DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}}
 STAGES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed", "not_rendered")
@@ -159,28 +162,26 @@ def observed_readings(campaign_id: str, settings: Any) -> list[dict[str, Any]]:
 
 def collect(target: Any, campaign_id: str) -> dict[str, Any]:
     """Everything the report shows, as plain data (render_html and render_table take it)."""
-    from sesflow.campaign_cli import _modules
-
-    app = _modules(target)
-    item, stats = app["control"].read(campaign_id, app["settings"])
-    if not item:
+    view = read_campaign(target, campaign_id)
+    if view is None:
         raise LookupError(f"no campaign {campaign_id} on {target.name}")
-    definition = _json(item.get("definition")) or {}
+    from app.domain.campaign import parse_campaign
+    from app.errors import CampaignDefinitionError
+
+    item, stats, definition, audience, settings = view.item, view.stats, view.definition, view.audience, view.settings
     try:
-        thresholds = app["parse"](definition).thresholds.to_dict()  # the defaults filled in, as the breaker had them
-    except app["definition_error"]:
+        thresholds = parse_campaign(definition).thresholds.to_dict()  # the defaults filled in, as the breaker had them
+    except CampaignDefinitionError:
         thresholds = {**DEFAULT_LEVELS, **(definition.get("thresholds") or {})}
-    variants = [str(v.get("name")) for v in definition.get("variants", []) if isinstance(v, dict)]
-    audience = _json(item.get("audience")) or {}
+    variants = view.variants
     before = _json(item.get("audience_states"))
     if before is None and isinstance(audience.get("states"), dict):  # the snapshot's own count of the list
         before = audience["states"]
-    lists, exclude_lists = audience_lists(definition, app["parse"], app["definition_error"])
+    lists, exclude_lists = audience_lists(definition, parse_campaign, CampaignDefinitionError)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    points = series(observed_readings(campaign_id, app["settings"]), stats,
+    points = series(observed_readings(campaign_id, settings), stats,
                     str(item.get("status_changed_at") or generated))
-    halt = _json(item.get("halt"))
-    history = app["control"].history(item)
+    halt, history = view.halt, view.history
     every_halt = halts(history, halt)
     return {
         "campaign_id": campaign_id,
@@ -203,12 +204,12 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         # where on the send each halt came (a campaign halted, resumed and halted again has two)
         "halts": every_halt,
         "halts_sent": [sent for sent in (halt_point(h, points) for h in every_halt) if sent],
-        "failure": _json(item.get("failure")),
+        "failure": view.failure,
         "history": history,
-        "warnings": {k.removeprefix("warned_"): _json(v) for k, v in item.items() if k.startswith("warned_")},
-        "decision": _json(item.get("decision")),
+        "warnings": {k.removeprefix("warned_"): v for k, v in view.warnings.items()},
+        "decision": view.decision,
         "audience_before": before,
-        "audience_after": audience_after(lists, exclude_lists, app["settings"]) if lists else {},
+        "audience_after": audience_after(lists, exclude_lists, settings) if lists else {},
         # the snapshot's count of the members it left out, by reason (None: no snapshot, or one before they were
         # counted)
         "left_out": audience.get("left_out") if isinstance(audience.get("left_out"), dict) else None,
@@ -594,15 +595,4 @@ def write_report(target: Any, campaign_id: str, out: str | None = None) -> str:
 def add_arguments(parser: Any) -> None:
     parser.add_argument("id", help="the campaign id")
     parser.add_argument("--out", default=None, help="the HTML file (default: sesflow-report-ID.html here)")
-    for option, text in (("--stack", "a deployed stack's name (default: the local engine)"),
-                         ("--region", "with --stack: its region"), ("--state-file", "the local engine's state file")):
-        parser.add_argument(option, default=None, help=text)
-
-
-def register(commands: Any) -> None:
-    """The top-level alias `sesflow report ID`, the same command as `sesflow campaign report ID`."""
-    from sesflow.campaign_cli import campaign
-
-    parser = commands.add_parser("report", help="write a campaign's HTML report and print its essentials")
-    add_arguments(parser)
-    parser.set_defaults(func=campaign, action="report")
+    add_target_options(parser)

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sesflow.recipient_cli import lambda_code
-from sesflow.target import Target, TargetError, resolve_target
+from app import recipients
+
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 COLUMNS = ("address", "email", "emailaddress", "email_address")
 
@@ -106,7 +107,7 @@ def import_file(target: Target, path: str | None, reason: str, actor: str, *, pu
         found, refused = [(i + 1, row["address"]) for i, row in enumerate(ses_suppressed(target))], []
     else:
         found, refused = read_addresses(path or "")
-    recipients, config = lambda_code(target)
+    config = target.lambda_settings()
     tally = Tally(refused=refused)
     ses = target.client("sesv2") if push_to_ses else None
     for number, address in found:
@@ -125,7 +126,7 @@ def import_file(target: Target, path: str | None, reason: str, actor: str, *, pu
 
 def suppressed(target: Target) -> list[dict[str, str]]:
     """Every SUPPRESSED recipient: address, reason, since; by address."""
-    _, config = lambda_code(target)
+    config = target.lambda_settings()
     ddb = target.client("dynamodb")
     rows, request = [], {
         "TableName": config.recipients_table, "FilterExpression": "#s = :s",
@@ -141,7 +142,7 @@ def suppressed(target: Target) -> list[dict[str, str]]:
 
 def suppression(args: argparse.Namespace) -> int:
     try:
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         if args.action == "export":
             rows = suppressed(target)
             if args.ses:
@@ -195,7 +196,5 @@ def register(commands: Any) -> None:
             action.add_argument("file", metavar="FILE")
             action.add_argument("--ses", action="store_true",
                                 help="also the addresses on the account's SES suppression list")
-        action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-        action.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-        action.add_argument("--state-file", default=None, help="the local engine's state file")
+        add_target_options(action)
         action.set_defaults(func=suppression)

@@ -38,7 +38,8 @@ from typing import Any
 import botocore.config
 import botocore.exceptions
 
-from sesflow.target import Target, TargetError, resolve_target
+from sesflow.files import read_json_object
+from sesflow.target import Target, TargetError, add_target_options, target_of
 
 DEFAULT_DIR = "templates"
 SUBJECT_FILE, HTML_FILE, TEXT_FILE, SAMPLE_FILE = "subject.txt", "body.html", "body.txt", "sample.json"
@@ -250,9 +251,8 @@ def contact_data(target: Target, address: str, campaign: Any | None) -> dict[str
     """The template data a campaign's message to `address` has: the contact's attributes (RecipientsTable) merged
     by the campaign's personalization (its fields over its defaults), or without a campaign every attribute the
     contact has, and its address; with sesflow's unsubscribe_url."""
-    from sesflow.recipient_cli import lambda_code
 
-    _, config = lambda_code(target)
+    config = target.lambda_settings()
     from app import contacts
     from app.domain.addresses import InvalidAddress, normalize
     from app.domain.campaign import Personalization
@@ -398,12 +398,11 @@ def template(args: argparse.Namespace) -> int:
                 names = sorted({p.template for p in fatal})
                 print(f"sesflow: nothing pushed: {', '.join(names)} would fail every message", file=sys.stderr)
                 return 1
-            target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None,
-                                    region=args.region)
+            target = target_of(args)
             for name, outcome in push(target, locals_):
                 print(f"{name}: {outcome}")
             return 0
-        target = resolve_target(args.stack, Path(args.state_file) if args.state_file else None, region=args.region)
+        target = target_of(args)
         if args.action == "list":
             entries = listed(_ses(target))
             if not entries:
@@ -440,17 +439,7 @@ def template(args: argparse.Namespace) -> int:
 
 
 def _data_file(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: template data is a JSON object (of variable: value)")
-    return data
+    return read_json_object(path, "template data is a JSON object (of variable: value)")
 
 
 def register(commands: Any) -> None:
@@ -489,7 +478,5 @@ def register(commands: Any) -> None:
             action.add_argument("--transactional", action="store_true",
                                 help="no unsubscribe link needed (without --campaign)")
         if name != "lint":
-            action.add_argument("--stack", default=None, help="a deployed stack's name (default: the local engine)")
-            action.add_argument("--region", default=None, help="with --stack: its region (default: your AWS config)")
-            action.add_argument("--state-file", default=None, help="the local engine's state file")
+            add_target_options(action)
         action.set_defaults(func=template)

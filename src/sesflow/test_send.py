@@ -22,7 +22,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sesflow.plan import PARTS, render_failure, template_data, variant_content
-from sesflow.recipient_cli import lambda_code
 from sesflow.target import Target
 
 SUBJECT_PREFIX = "[TEST] "
@@ -52,7 +51,7 @@ def addresses_of(given: str) -> list[str]:
 def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: str | None = None,
                ) -> list[dict[str, Any]]:
     """Send every variant to every address of `to`; returns one {variant, to, message_id} per message."""
-    lambda_code(target)
+    target.lambda_settings()
     from app import clients, contacts
     from app.domain.addresses import InvalidAddress, normalize
     from app.domain.campaign import parse_campaign

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from sesflow.campaign_view import read_campaign
+
 LIVE = {"RUNNING", "SCHEDULED"}
 WAITING = "WAITING"  # no control item yet: the campaign is about to start
 BAR = 30
@@ -63,29 +65,16 @@ def _time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _json(text: Any) -> Any:
-    if not isinstance(text, str):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict[str, Any]:
     """What render() draws, read the way `campaign status` reads it (app.campaign_control.read), plus the
     execution's current state (its latest history events) while it runs and the governor's account rate."""
-    from sesflow.campaign_cli import _modules
-
-    app = _modules(target)
-    item, stats = app["control"].read(campaign_id, app["settings"])
+    view = read_campaign(target, campaign_id)
     now = now or target_now(target)
-    if not item:
+    if view is None:
         return {"campaign_id": campaign_id, "status": WAITING, "now": now, "where": target.name}
-    definition = _json(item.get("definition")) or {}
-    audience = _json(item.get("audience")) or {}
+    item, stats, definition, audience = view.item, view.stats, view.definition, view.audience
     weights = {v["name"]: float(v.get("weight", 1.0)) for v in definition.get("variants", [])}
-    planned = planned_by_variant(audience, _json(item.get("decision")), weights)
+    planned = planned_by_variant(audience, view.decision, weights)
     status = item.get("status", "?")
     state = _current_state(target, item.get("execution_arn")) if status in LIVE else None
     return {
@@ -105,14 +94,14 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
         "ab": definition.get("ab") or {"mode": "split"},
         "start_at": definition.get("start_at"),
         "rate_share": definition.get("rate_share", 1.0),
-        "account_rate": _account_rate(app),
-        "decision": _json(item.get("decision")),
+        "account_rate": _account_rate(view.settings),
+        "decision": view.decision,
         "started_at": item.get("started_at"),
         "ended_at": item.get("status_changed_at") if status not in LIVE else None,
         "state": state,
-        "deferral": _json(item.get("deferral")),
-        "halt": _json(item.get("halt")),
-        "failure": _json(item.get("failure")),
+        "deferral": view.deferral,
+        "halt": view.halt,
+        "failure": view.failure,
     }
 
 
@@ -157,13 +146,13 @@ def _current_state(target: Any, execution_arn: str | None) -> dict[str, Any] | N
     return None
 
 
-def _account_rate(app: dict[str, Any]) -> float | None:
+def _account_rate(settings: Any) -> float | None:
     """MaxSendRate as the rate governor last read it from SES (its item in CampaignsTable); None before any send."""
     from app.clients import client
     from app.governor import GOVERNOR_KEY
 
     try:
-        found = client("dynamodb").get_item(TableName=app["settings"].campaigns_table,
+        found = client("dynamodb").get_item(TableName=settings.campaigns_table,
                                             Key={"campaign_id": {"S": GOVERNOR_KEY}},
                                             ProjectionExpression="max_send_rate").get("Item") or {}
         return float(found["max_send_rate"]["N"]) if "max_send_rate" in found else None

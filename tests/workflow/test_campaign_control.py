@@ -131,3 +131,30 @@ def test_a_cancelled_campaign_stops_and_cannot_be_resumed(stack, audience):
     assert cancelled.output["status"] == "CANCELLED" and len(sent_counts()) < RECIPIENTS
     again = stack.run("CampaignStateMachine", definition(id="gone-sale", thresholds={}, resume=True))
     assert (again.status, again.error) == ("FAILED", "CampaignNotResumable")
+
+
+def test_a_pause_during_a_wait_for_the_send_rate_stops_the_batch_before_its_call(stack, audience, monkeypatch):
+    # SendBatch waits up to 10 s for the governor's grant; an operator's pause during that wait must stop the
+    # batch before the call it waited for, not after it.
+    from app.handlers import send_batch
+
+    original, paused_at, waited = send_batch._acquire_or_wait, [], set()
+
+    def slow_grant(campaign, todo, position, left, config):
+        granted = original(campaign, todo, position, left, config)
+        if len(simulator().outbox) >= 300 and not paused_at:
+            assert campaign_control.change_status(campaign.id, campaign_control.PAUSED, config)
+            paused_at.append(len(simulator().outbox))
+            waited.update(address for address, _, _ in todo[position:position + granted])
+            stack.clock.sleep(5)  # the rest of the wait for the grant, during which the pause came
+        return granted
+
+    monkeypatch.setattr(send_batch, "_acquire_or_wait", slow_grant)
+    paused = stack.run("CampaignStateMachine", definition(id="calm-sale", thresholds={}))
+
+    assert paused.status == "SUCCEEDED" and paused.output["status"] == "PAUSED"
+    (at_pause,) = paused_at
+    assert waited and not waited & set(sent_counts())  # the call the grant was for was never made
+    after = {m.tags["batch"] for m in simulator().outbox[at_pause:]}
+    # Only calls already past their check when the pause came (other batches in flight, MaxConcurrency 10) go out.
+    assert len(after) < 10, after

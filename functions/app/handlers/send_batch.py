@@ -68,6 +68,8 @@ NOT_AN_ADDRESS = "INVALID_ADDRESS"
 # may be waited for in one invocation.
 CALL_RESERVE_SECONDS = 5.0
 MAX_GOVERNOR_WAIT_SECONDS = 10.0
+# A grant that took this long to come is checked against the campaign's status again before its call.
+RECHECK_AFTER_SECONDS = 1.0
 # A batch held by another invocation's SES call is asked for again after this long.
 BUSY_BATCH_WAIT_SECONDS = 10.0
 # A recipient's template data, as JSON. 50 of them make one SES request: names and codes, not content (that
@@ -262,12 +264,21 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 result["stopped"] = control.status
                 break
             left = context.get_remaining_time_in_millis() / 1000 - CALL_RESERVE_SECONDS
+            asked_at = clock.now()
             grant = _acquire_or_wait(campaign, todo, position, left, config)
             if isinstance(grant, deferral.Wait):
                 wait = grant
                 finish(sends.STOPPED)
                 break
             allowed = grant
+            if (clock.now() - asked_at).total_seconds() >= RECHECK_AFTER_SECONDS:
+                # The grant was a wait (up to MAX_GOVERNOR_WAIT_SECONDS): a pause, cancel or halt that came meanwhile
+                # stops the batch before this call. The tokens it leaves unspent come back within a second.
+                control = campaign_breaker.check(campaign, config)
+                if control.status != campaign_control.RUNNING:
+                    finish(sends.STOPPED)
+                    result["stopped"] = control.status
+                    break
             variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
             if not sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures,
