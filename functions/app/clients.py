@@ -23,3 +23,10 @@ def client_without_retries(service: str) -> Any:
 @cache
 def table(name: str) -> Any:
     return boto3.resource("dynamodb").Table(name)
+
+
+def forget() -> None:
+    """Drop every cached client: the next call builds them again from the environment as it is then (an operator
+    command that has just pointed the environment at another stack)."""
+    for cached in (client, client_without_retries, table):
+        cached.cache_clear()

@@ -207,7 +207,7 @@ class Target:
         from app import clients
         from app.settings import settings
 
-        clients.client.cache_clear()
+        clients.forget()
         return settings()
 
 

@@ -53,7 +53,7 @@ def served(tmp_path_factory):
 def cli(served, action, **options):
     """`sesflow campaign ACTION` as another process runs it: through the state file, over HTTP."""
     args = argparse.Namespace(action=action, stack=None, region=None, state_file=str(served.state_file),
-                              definition=None, file=None, id=None)
+                              definition=None, file=None, id=None, now=False, json=False)
     for key, value in options.items():
         setattr(args, key, value)
     assert campaign_cli.campaign(args) == 0

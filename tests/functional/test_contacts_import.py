@@ -17,7 +17,7 @@ LIST = "newsletter"
 def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
-    monkeypatch.setattr(contacts_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: found)
     yield found
     os.environ.clear()
     os.environ.update(saved)

@@ -19,7 +19,7 @@ MALFORMED = "events/ingest_feedback/bodies/malformed_unknown_event_type.json"
 def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
-    monkeypatch.setattr(events_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: found)
     add_contact(stack, ADDRESS, ["newsletter"])
     yield found
     os.environ.clear()

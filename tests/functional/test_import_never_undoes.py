@@ -41,7 +41,7 @@ def _check(stack):
     from app.domain.feedback import FeedbackEvent
     from app.settings import settings as read_settings
 
-    clients.client.cache_clear()
+    clients.forget()
     config = read_settings()
     policy = lifecycle.load_policy()
 

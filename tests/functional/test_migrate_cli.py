@@ -22,7 +22,7 @@ def parse(*argv):
 def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
-    monkeypatch.setattr(migrate_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: found)
     monkeypatch.setattr(migrate_cli, "POLL_SECONDS", 0.01)
     ddb = stack.client("dynamodb")
     items = {f"user{i}@example.org": "ACTIVE" for i in range(5)} | {"gone@example.org": "SUPPRESSED"}
@@ -86,7 +86,7 @@ def test_errors_are_one_line_and_exit_2(stack, target, monkeypatch, capsys):
     assert args.func(args) == 2
     assert capsys.readouterr().err == "sesflow: --segments: must be 1 to 40, got 41\n"
 
-    monkeypatch.setattr(migrate_cli, "resolve_target", lambda *a, **k: Target(
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: Target(
         name="old-stack", region=stack.region, outputs={k: v for k, v in stack.outputs.items()
                                                         if k != "MigrateContactsStateMachineArn"}))
     args = parse()

@@ -25,7 +25,7 @@ def target(stack):
 
 
 def run(target, monkeypatch, action, address=ADDRESS, **options):
-    monkeypatch.setattr(recipient_cli, "resolve_target", lambda *a, **k: target)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: target)
     args = argparse.Namespace(action=action, address=address, stack="test-stack", region=None, state_file=None,
                               json=options.pop("json", False), reason=options.pop("reason", None),
                               actor=options.pop("actor", "ops"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sesflow import campaign_cli, cli, report
+from sesflow import cli, report
 from sesflow.engine.ses import simulator
 from sesflow.target import Target
 from tests.workflow.feedback import Feedback
@@ -79,7 +79,7 @@ def target(stack, monkeypatch):
     simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     seed(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS)})
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
-    monkeypatch.setattr(campaign_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: found)
     yield found
     os.environ.clear()
     os.environ.update(saved)
@@ -201,7 +201,7 @@ def test_a_report_with_nothing_sent_yet_says_so_in_both_rate_charts(tmp_path):
 def test_report_of_a_campaign_on_two_lists_counts_each_contact_once_and_whom_the_snapshot_left_out(
         stack, tmp_path, monkeypatch, capsys):
     saved = dict(os.environ)
-    monkeypatch.setattr(campaign_cli, "resolve_target",
+    monkeypatch.setattr("sesflow.target.resolve_target",
                         lambda *a, **k: Target(name="test-stack", region=stack.region, outputs=stack.outputs))
     seed_two_lists(stack)
     result = stack.run("CampaignStateMachine", two_lists_campaign())

@@ -22,7 +22,7 @@ ADA = "ada@example.org"
 def target(stack, monkeypatch):
     saved = dict(os.environ)
     found = Target(name="test-stack", region=stack.region, outputs=stack.outputs)
-    monkeypatch.setattr(template_cli, "resolve_target", lambda *a, **k: found)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: found)
     monkeypatch.setattr(template_cli, "PACE_SECONDS", 0.0)  # the engine does not limit these calls
     yield found
     os.environ.clear()
@@ -164,7 +164,6 @@ def test_lint_finds_an_uncovered_variable_and_a_missing_unsubscribe_link(folder,
 
 def test_a_campaign_sending_a_pushed_template_renders_it_with_each_recipients_link(stack, target, folder, tmp_path,
                                                                                    monkeypatch):
-    from sesflow import campaign_cli
     from tests.functional.test_campaign_cli import run
 
     simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
@@ -174,7 +173,7 @@ def test_a_campaign_sending_a_pushed_template_renders_it_with_each_recipients_li
     definition = json.loads((ROOT / "events/campaign/flash_sale.json").read_text())
     path = tmp_path / "flash.json"
     path.write_text(json.dumps({**definition, "holdout_percent": 0}))
-    monkeypatch.setattr(campaign_cli, "resolve_target", lambda *a, **k: target)
+    monkeypatch.setattr("sesflow.target.resolve_target", lambda *a, **k: target)
 
     assert run("start", file=str(path)) == 0
     sfn = stack.client("stepfunctions")

@@ -191,10 +191,14 @@ def test_probation_with_no_outcome_ends_active_and_keeps_the_strike(life):
     assert ("RECOVERY", "ACTIVE", "recipient-lifecycle") in life.history()
 
 
-def test_two_events_for_one_recipient_applied_at_once_lose_no_update(life):
+def test_two_events_for_one_recipient_applied_at_once_lose_no_update(life, monkeypatch):
     """Two Lambda batches at once, each with a soft bounce for the same recipient: both strikes count."""
+    from app import clients
     from app.ingest import apply_events
     from app.settings import Settings
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", life.stack.region)  # the Lambda code, run here as Lambda runs it
+    clients.forget()
 
     life.add()
     outputs = life.stack.outputs

@@ -98,7 +98,8 @@ def test_a_send_ses_refuses_as_a_whole_fails_the_campaign_with_ses_words_and_sen
     assert [e["event"] for e in shown["history"]] == ["started", "failed"]
     table = report.render_table(report.collect(target, "refused-sale"))
     assert f"FAILED: {code}: " in table and words in table and "failed  " in table
-    assert watch.render(watch.snapshot(target, "refused-sale"))[-1].startswith(f"  failed: {code}: ")
+    drawn = watch.render(watch.snapshot(target, "refused-sale"))
+    assert any(line.startswith(f"  failed      {code}: ") for line in drawn), drawn
 
 
 def test_a_refused_send_is_not_retried_and_the_other_batches_stop_before_calling_ses(stack, audience, monkeypatch):
