@@ -8,7 +8,9 @@ CampaignsTable holds, per campaign:
                JSON strings, appended, never rewritten; a resume removes `halt` and `failure`, history keeps them),
                deferred_until and deferral (while the campaign's execution waits for the send rate or the daily quota)
   <id>#stats   counters: sent (exact, by SendBatch after each SES call), hard_bounces, complaints, rejects
-               (exact, by ingestion), delivered, opens, clicks, ... (at least once), and name#variant of each
+               (exact, by ingestion), delivered, opens, clicks (people's), machine_opens, machine_clicks (a
+               scanner's or a privacy proxy's: app.domain.engagement), ... (at least once), unique_opens,
+               unique_clicks (each recipient's first human open and click, during a test), and name#variant of each
 
 Every status change is a conditional update from the statuses it may leave, so a pause, a cancel and the
 breaker racing each other end in one well-defined status; the writer that wins publishes the alert.

@@ -308,6 +308,7 @@ class VariantNumbers(Contract):
     complaint_rate: float
     eligible: bool
     note: str
+    complaint_bound: float = 0.0  # 0 when a recorded decision does not carry it
 
 
 @dataclass(frozen=True)

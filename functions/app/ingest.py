@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from app import campaign_breaker, campaign_control, clock, recipients, sends
 from app.clients import client
-from app.domain import lifecycle
+from app.domain import engagement, lifecycle
 from app.domain.feedback import FeedbackEvent
 from app.domain.feedback_apply import EXACT_KINDS, tally
 from app.domain.lifecycle import Decision, Policy
@@ -208,12 +208,14 @@ class _Batch:
 
 
 def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> None:
-    """Test-then-winner compares unique openers or clickers per variant (an Apple Mail privacy proxy opens every
-    message, some people open ten times): while a campaign's test is open, the first open and the first click of
-    each recipient get a marker (EventsTable, conditional put) and count as unique_opens / unique_clicks. Other
-    campaigns skip this write. At most once: a crash between the marker and the counter loses that count."""
+    """Test-then-winner compares unique openers or clickers per variant (some people open ten times): while a
+    campaign counts them (app.domain.engagement.counts_unique), the first human open and the first human click of
+    each recipient get a marker (EventsTable, conditional put) and count as unique_opens / unique_clicks. A machine's
+    open or click (engagement.is_machine: a scanner, Apple's privacy proxy) takes no marker, so the person's own
+    later open still counts; tally() counts it as machine_opens / machine_clicks. Other campaigns skip this write.
+    At most once: a crash between the marker and the counter loses that count."""
     engaged = {(e.campaign_id, e.recipient, e.kind): e for e in events
-               if e.kind in ("open", "click") and e.campaign_id}
+               if e.kind in engagement.ENGAGEMENT_KINDS and e.campaign_id and not engagement.is_machine(e)}
     if not engaged:
         return
     ddb = client("dynamodb")
@@ -223,8 +225,7 @@ def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> 
                             ProjectionExpression="#d, decision", ExpressionAttributeNames={"#d": "definition"}
                             ).get("Item", {})
         definition = json.loads(item["definition"]["S"]) if "definition" in item else {}
-        testing[campaign_id] = (definition.get("ab") or {}).get("mode") == "test_then_winner" and \
-            "decision" not in item
+        testing[campaign_id] = engagement.counts_unique(definition, decided="decision" in item)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     expires = int((clock.now() + UNIQUE_MARKER_RETENTION).timestamp())
     for (campaign_id, recipient, kind), event in sorted(engaged.items()):

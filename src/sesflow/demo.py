@@ -58,7 +58,11 @@ LIST_ID = "newsletter"
 STATUS_MIX = (("ACTIVE", 0.975), ("SUPPRESSED", 0.025))
 # The population's answer to each email (engine/feedback_model.Rates), and per variant where it differs: the
 # teaser draws more clicks; the urgent flash-sale subject draws complaints (1%, over ten times the halt level).
-POPULATION = Rates(hard_bounce=0.004, soft_bounce=0.002, open=0.22, click=0.02, complaint=0.0001)
+# Machines too: Apple Mail Privacy Protection's proxy opens 10% of the delivered messages, and a mail security
+# gateway opens and clicks the links of 2% seconds after delivery; the report counts them as machine opens and
+# clicks, and the A/B decision compares people only.
+POPULATION = Rates(hard_bounce=0.004, soft_bounce=0.002, open=0.22, click=0.02, complaint=0.0001, proxy=0.1,
+                   scanner=0.02)
 VARIANTS = {"teaser": {"open": 0.28, "click": 0.04}, "urgent": {"complaint": 0.01}}
 RECOVERING = 0.005  # soft bounce their first email (mailbox full), then deliver
 # What the operator does after the halt: raises the complaint levels for this campaign, then resumes it.

@@ -28,8 +28,10 @@ from sesflow.target import add_target_options
 
 # domain/campaign.py's Thresholds defaults, for a definition that cannot be parsed any more (an older version).
 DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}}
-STAGES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed", "not_rendered")
-STAGE_LABELS = {"delivered": "delivered (est.)", "not_rendered": "not rendered"}
+STAGES = ("sent", "delivered", "opened", "clicked", "machine_opened", "machine_clicked", "bounced", "complained",
+          "unsubscribed", "not_rendered")
+STAGE_LABELS = {"delivered": "delivered (est.)", "machine_opened": "machine opens", "machine_clicked": "machine clicks",
+                "not_rendered": "not rendered"}
 ALL = "all"  # the funnel's row for the whole campaign
 # Why the snapshot left a member of the campaign's lists out (SnapshotAudienceResult.left_out; app.domain.audience
 # LEFT_*), each with what it means, in the order the snapshot decides them: a member is counted once, for the first
@@ -62,9 +64,11 @@ def funnel(stats: dict[str, int], suffix: str = "") -> dict[str, int]:
     sent = n("sent") - not_rendered
     return {"sent": sent,
             "delivered": max(0, sent - n("hard_bounces") - n("soft_bounces") - n("rejects")),
-            # SES's Open and Click events (at least once). Unique openers and clickers are counted only while a
+            # SES's Open and Click events (at least once) that people made; those a scanner or a privacy proxy
+            # made apart (app.domain.engagement). Unique openers and clickers are counted only while a
             # test-then-winner test is open (what the decision compares): most campaigns have none.
             "opened": n("opens"), "clicked": n("clicks"),
+            "machine_opened": n("machine_opens"), "machine_clicked": n("machine_clicks"),
             "bounced": n("hard_bounces") + n("soft_bounces"), "complained": n("complaints"),
             "unsubscribed": n("unsubscribes"), "not_rendered": not_rendered}
 
@@ -556,8 +560,10 @@ def render_html(data: dict[str, Any]) -> str:
 {_html_table(["variant", *[STAGE_LABELS.get(s, s) for s in STAGES]], funnel_rows)}
 <p class="meta">sent is what SES accepted less what it could not render (not rendered: a Rendering Failure,
 nothing sent); delivered (est.) is sent less bounces and rejects: Delivery events are published only for recipients
-on probation. Opened and clicked count SES's Open and Click events (a recipient who
-opens twice counts twice); the A/B decision below compares unique openers or clickers, counted during the test.</p>
+on probation. Opened and clicked count SES's Open and Click events that people made (a recipient who
+opens twice counts twice); machine opens and clicks are those a mail scanner or a privacy proxy made (a scanner's
+user agent, Apple Mail Privacy Protection's proxy, or within seconds of the send), counted apart and never as a
+person's; the A/B decision below compares unique human openers or clickers, counted during the test.</p>
 <h2>Bounce and complaint rates over the send</h2>
 <div class="charts"><div id="chart-bounce"></div><div id="chart-complaint"></div></div>
 {_html_table(["metric", "events", "rate", "warn", "halt", "warned"], rate_rows)}

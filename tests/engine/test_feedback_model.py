@@ -207,6 +207,39 @@ def test_events_happen_after_the_send_with_realistic_delays():
     assert min(delays["Complaint"]) >= 300 and max(delays["Complaint"]) <= 24 * 3600 + 4
 
 
+def test_opens_and_clicks_carry_what_ses_s_records_carry_and_machines_look_like_machines():
+    """An Open record has ipAddress, timestamp and userAgent, a Click also link and linkTags (SES's "Open object",
+    "Click object"); no field says a machine made it. The person's have a client's user agent and come a minute or
+    more after the send; Apple's proxy's have its bare "Mozilla/5.0", a scanner's come seconds after the send."""
+    from app.domain.engagement import is_machine
+
+    people = FeedbackModel(seed=4, rates=Rates(hard_bounce=0, soft_bounce=0, open=1, click=1, complaint=0))
+    machines = FeedbackModel(seed=4, rates=Rates(hard_bounce=0, soft_bounce=0, open=0, click=0, complaint=0,
+                                                 proxy=1, scanner=1), links=("https://example.com/a",
+                                                                             "https://example.com/b"))
+    fields = {"Open": {"ipAddress", "timestamp", "userAgent"},
+              "Click": {"ipAddress", "timestamp", "userAgent", "link", "linkTags"}}
+
+    def engagement(model):
+        found = []
+        for i in range(50):
+            for record in model.records(f"m{i}", f"r{i}@example.org", SENT_AT, tags={"campaign": "c"}):
+                if record["eventType"] in fields:
+                    assert set(record[record["eventType"].lower()]) == fields[record["eventType"]]
+                    found += parse_feedback(json.dumps(record)).events
+        return found
+
+    mine = engagement(people)
+    assert Counter(e.kind for e in mine) == {"open": 50, "click": 50}
+    assert [is_machine(e) for e in mine] == [None] * 100
+    theirs = engagement(machines)
+    # per message: the proxy's open, the scanner's open and its click of each of the two links
+    assert Counter(e.kind for e in theirs) == {"open": 100, "click": 100}
+    assert all(is_machine(e) for e in theirs)
+    assert sum(1 for e in theirs if is_machine(e).startswith("Apple Mail Privacy Protection")) == 50
+    assert sum(1 for e in theirs if "s after the send" in is_machine(e)) == 150
+
+
 def test_the_same_seed_gives_the_same_events_and_another_seed_others():
     def run(seed):
         model = FeedbackModel(seed=seed, recovering=0.05)

@@ -55,7 +55,7 @@ def test_the_documented_example_file_is_the_default_population(tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     ({"complaint": 1.5}, "complaint: 1.5 is not a probability (0 to 1)"),
     ({"bounce": 0.1}, "bounce: not a field of a feedback model (rates: click, complaint, hard_bounce, open, "
-                      "soft_bounce; others: seed, variants"),
+                      "proxy, scanner, soft_bounce; others: seed, variants"),
     ({"variants": {"b": {"click": "lots"}}}, 'variants.b.click: "lots" is not a probability (0 to 1)'),
     ({"variants": {"b": {"clicks": 0.1}}}, "variants.b.clicks: not a rate (rates: click, complaint, hard_bounce"),
     ({"open": 0.1, "variants": {"b": {"click": 0.2}}}, "variants.b: Rates: click 0.2 > open 0.1 (a click implies"),

@@ -275,3 +275,21 @@ def test_sns_direct_record_the_dlq_does_not_take_raises_after_the_rest_is_applie
 
     assert error is not None and "could not be dead-lettered" in result["errorMessage"]
     assert status(stack, "bounce@simulator.amazonses.com") == "SUPPRESSED"  # applied; the retry absorbs it
+
+
+def test_a_machines_open_takes_no_first_open_and_the_persons_later_open_counts(stack):
+    # spring-sale's test is open (test-then-winner, no decision yet): each recipient's first human open and click
+    # count as unique. Apple's privacy proxy opens grace's message first; a link scanner clicks seconds after the
+    # send; then grace opens and clicks herself.
+    stack.client("dynamodb").put_item(TableName=stack.outputs["CampaignsTableName"], Item={
+        "campaign_id": {"S": "spring-sale"}, "definition": {"S": json.dumps({"ab": {"mode": "test_then_winner"}})}})
+    add_recipients(stack, "grace@example.com")
+
+    send(stack, body("sns_open_privacy_proxy.json"), body("sns_click_link_scanner.json"))
+    assert stats(stack) == {"machine_opens": 1, "machine_opens#a": 1, "machine_clicks": 1, "machine_clicks#a": 1}
+    send(stack, body("sns_open.json"), body("sns_click.json"))
+
+    assert stats(stack) == {"machine_opens": 1, "machine_opens#a": 1, "machine_clicks": 1, "machine_clicks#a": 1,
+                            "opens": 1, "opens#a": 1, "clicks": 1, "clicks#a": 1, "unique_opens": 1,
+                            "unique_opens#a": 1, "unique_clicks": 1, "unique_clicks#a": 1}
+    assert dead_letters(stack) == {}

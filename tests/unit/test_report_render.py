@@ -11,7 +11,8 @@ STATS = {"sent": 1000, "sent#a": 600, "sent#b": 400, "hard_bounces": 12, "hard_b
          "soft_bounces#b": 3, "rejects": 1, "rejects#a": 1, "complaints": 2, "complaints#b": 2, "unique_opens": 300,
          "unique_opens#a": 200, "unique_opens#b": 100, "opens": 450, "opens#a": 260, "opens#b": 190,
          "unique_clicks#a": 20, "unique_clicks": 20, "clicks#a": 25, "clicks": 25,
-         "unsubscribes#b": 4, "unsubscribes": 4, "delivered": 7}
+         "unsubscribes#b": 4, "unsubscribes": 4, "delivered": 7, "machine_opens": 70, "machine_opens#a": 40,
+         "machine_opens#b": 30, "machine_clicks": 9, "machine_clicks#a": 9}
 
 
 def data(**overrides):
@@ -35,10 +36,19 @@ def rows(table, title):
 
 def test_funnel_estimates_delivered_as_sent_less_bounces_and_rejects_not_from_delivery_events():
     # opens and clicks are SES's events, which every campaign has (unique ones exist only during an A/B test)
-    assert report.funnel(STATS, "#a") == {"sent": 600, "delivered": 587, "opened": 260, "clicked": 25, "bounced": 12,
+    assert report.funnel(STATS, "#a") == {"sent": 600, "delivered": 587, "opened": 260, "clicked": 25,
+                                          "machine_opened": 40, "machine_clicked": 9, "bounced": 12,
                                           "complained": 0, "unsubscribed": 0, "not_rendered": 0}
     assert report.funnel(STATS)["delivered"] == 1000 - 12 - 3 - 1  # not the 7 Delivery events
     assert report.funnel({}, "#c")["delivered"] == 0
+
+
+def test_the_table_shows_machine_opens_and_clicks_beside_the_peoples():
+    table = report.render_table(data())
+    header = table[table.index("funnel\n"):].splitlines()[1]
+    assert "opened  clicked  machine opens  machine clicks" in header
+    page = report.render_html(data())
+    assert "<th>machine opens</th><th>machine clicks</th>" in page and "<td>40</td><td>9</td>" in page
 
 
 def test_funnel_does_not_count_a_message_that_failed_to_render_as_sent_or_delivered():
@@ -90,8 +100,8 @@ def test_render_table_shows_the_funnel_rates_and_recipients_before_and_after():
     assert "audience 1,000 to send, holdout 50" in table
     funnel = rows(table, "funnel")
     assert funnel["variant"][:3] == ["sent", "delivered", "(est.)"]
-    assert funnel["a"] == ["600", "587", "260", "25", "12", "0", "0", "0"]
-    assert funnel["b"] == ["400", "397", "190", "0", "3", "2", "4", "0"]
+    assert funnel["a"] == ["600", "587", "260", "25", "40", "9", "12", "0", "0", "0"]
+    assert funnel["b"] == ["400", "397", "190", "0", "30", "0", "3", "2", "4", "0"]
     assert funnel["all"][:2] == ["1,000", "984"]
     rates = rows(table, "rates")
     assert rates["bounce"] == ["12", "1.200%", "2%", "4%"] and rates["complaint"] == ["2", "0.200%", "0.05%", "0.08%"]

@@ -18,6 +18,7 @@ from app.domain.winner import (
 
 AB = AbTest(mode="test_then_winner")  # click, 500 per variant, 95%, send_control
 HALT = 0.0008  # the default complaint halt level
+CONFIDENCE = 0.95  # the default thresholds.confidence
 
 
 def stats(delivered, clicks, complaints=0, opens=0, sent=None):
@@ -26,7 +27,7 @@ def stats(delivered, clicks, complaints=0, opens=0, sent=None):
 
 
 def test_a_clearly_better_variant_wins():
-    decision = pick_winner({"a": stats(5_000, 350), "b": stats(5_000, 500)}, AB, HALT)
+    decision = pick_winner({"a": stats(5_000, 350), "b": stats(5_000, 500)}, AB, HALT, CONFIDENCE)
     assert decision.winner == "b" and decision.applied_policy == WINNER and decision.remainder == ("b",)
     assert decision.p_value < 1e-6 and decision.alpha == pytest.approx(0.05)
     assert decision.reason.startswith("b wins: b click rate 10% vs a 7% (p=")
@@ -40,7 +41,7 @@ def test_a_clearly_better_variant_wins():
 )
 def test_equal_variants_apply_the_no_winner_policy(policy, applied, remainder):
     ab = AbTest(mode="test_then_winner", no_winner=policy)
-    decision = pick_winner({"a": stats(5_000, 400), "b": stats(5_000, 410)}, ab, HALT)
+    decision = pick_winner({"a": stats(5_000, 400), "b": stats(5_000, 410)}, ab, HALT, CONFIDENCE)
     assert decision.winner is None
     assert (decision.applied_policy, decision.remainder) == (applied, remainder)
     assert decision.p_value > 0.05
@@ -49,44 +50,74 @@ def test_equal_variants_apply_the_no_winner_policy(policy, applied, remainder):
 
 
 def test_an_insufficient_sample_names_no_winner_however_big_the_gap():
-    decision = pick_winner({"a": stats(499, 10), "b": stats(5_000, 2_000)}, AB, HALT)
+    decision = pick_winner({"a": stats(499, 10), "b": stats(5_000, 2_000)}, AB, HALT, CONFIDENCE)
     assert decision.winner is None and decision.p_value is None
     assert decision.applied_policy == "send_control" and decision.remainder == ("a",)
     assert "too small a sample (delivered: a 499; 500 needed per variant)" in decision.reason
 
 
 def test_the_better_clicking_variant_with_too_many_complaints_cannot_win():
-    decision = pick_winner({"a": stats(5_000, 300, complaints=1), "b": stats(5_000, 900, complaints=10)}, AB, HALT)
-    assert decision.winner == "a"  # by elimination: b is over 0.08% complaints (0.2%)
+    decision = pick_winner({"a": stats(5_000, 300, complaints=1), "b": stats(5_000, 900, complaints=10)}, AB, HALT,
+                           CONFIDENCE)
+    assert decision.winner == "a"  # by elimination: b's 0.2% complaints are at least 0.12% at 95%, over 0.08%
     assert decision.reason == "a wins by elimination: b over the complaint halt level"
+    a, b = decision.numbers
+    assert a.eligible and a.complaint_bound < HALT
+    assert not b.eligible and b.complaint_rate == 0.002 and b.complaint_bound == pytest.approx(0.001196, abs=1e-6)
+    assert b.note == ("complaint rate 0.2% (10 of 5,000 sends): at 95% confidence at least 0.12%, above the halt "
+                      "level 0.08%")
+
+
+def test_one_complaint_in_a_thousand_test_sends_does_not_disqualify_a_variant():
+    # 0.1% is over the 0.08% halt level, but one complaint proves nothing: its bound is 0.022%.
+    decision = pick_winner({"a": stats(1_000, 20), "b": stats(1_000, 60, complaints=1)}, AB, HALT, CONFIDENCE)
     b = decision.numbers[1]
-    assert not b.eligible and b.complaint_rate == 0.002
-    assert b.note == "complaint rate 0.2% over the halt level 0.08%"
+    assert b.complaint_rate == 0.001 and b.eligible and b.note == ""
+    assert b.complaint_bound == pytest.approx(0.000223, abs=1e-6)
+    assert decision.winner == "b"
+
+
+def test_ten_complaints_in_a_thousand_test_sends_disqualify_a_variant():
+    decision = pick_winner({"a": stats(1_000, 20), "b": stats(1_000, 60, complaints=10)}, AB, HALT, CONFIDENCE)
+    b = decision.numbers[1]
+    assert not b.eligible and b.complaint_bound > HALT
+    assert "at 95% confidence at least 0.599%, above the halt level 0.08%" in b.note
+    assert decision.winner == "a" and decision.reason == "a wins by elimination: b over the complaint halt level"
+
+
+def test_the_guard_uses_the_campaigns_confidence():
+    # Two complaints in 1,000: at least 0.066% at 95% (eligible), at least 0.085% at 90% (excluded).
+    numbers = {"a": stats(1_000, 20), "b": stats(1_000, 60, complaints=2)}
+    assert pick_winner(numbers, AB, HALT, 0.95).numbers[1].eligible
+    lax = pick_winner(numbers, AB, HALT, 0.90).numbers[1]
+    assert not lax.eligible and "at 90% confidence at least" in lax.note
 
 
 def test_a_guarded_variant_is_left_out_of_the_comparison_and_the_split():
     split = AbTest(mode="test_then_winner", no_winner="split")
     decision = pick_winner({"a": stats(5_000, 400), "b": stats(5_000, 900, complaints=10), "c": stats(5_000, 405)},
-                           split, HALT)
+                           split, HALT, CONFIDENCE)
     assert decision.winner is None and decision.remainder == ("a", "c")
     assert decision.alpha == pytest.approx(0.05)  # one comparison: c against a
 
 
 def test_a_guarded_control_is_not_sent_by_send_control():
-    decision = pick_winner({"a": stats(5_000, 400, complaints=5), "b": stats(100, 9), "c": stats(100, 9)}, AB, HALT)
+    decision = pick_winner({"a": stats(5_000, 400, complaints=15), "b": stats(100, 9), "c": stats(100, 9)}, AB, HALT,
+                           CONFIDENCE)
     assert decision.winner is None and decision.applied_policy == "stop" and decision.remainder == ()
     assert "the control a is over the complaint halt level: stop" in decision.reason
 
 
 def test_every_variant_over_the_complaint_level_stops():
-    decision = pick_winner({"a": stats(5_000, 400, complaints=5), "b": stats(5_000, 400, complaints=5)},
-                           AbTest(mode="test_then_winner", no_winner="split"), HALT)
+    decision = pick_winner({"a": stats(5_000, 400, complaints=15), "b": stats(5_000, 400, complaints=15)},
+                           AbTest(mode="test_then_winner", no_winner="split"), HALT, CONFIDENCE)
     assert (decision.winner, decision.applied_policy, decision.remainder) == (None, "stop", ())
     assert "every variant is over the complaint halt level" in decision.reason
 
 
 def test_three_variants_one_clearly_best():
-    decision = pick_winner({"a": stats(4_000, 200), "b": stats(4_000, 240), "c": stats(4_000, 360)}, AB, HALT)
+    decision = pick_winner({"a": stats(4_000, 200), "b": stats(4_000, 240), "c": stats(4_000, 360)}, AB, HALT,
+                           CONFIDENCE)
     assert decision.winner == "c"
     assert decision.alpha == pytest.approx(0.025)  # Bonferroni over two comparisons
     assert decision.p_value == pytest.approx(two_proportion_p_value(360, 4_000, 240, 4_000))
@@ -94,37 +125,39 @@ def test_three_variants_one_clearly_best():
 
 def test_three_variants_the_best_must_beat_each_other_one():
     # c beats a clearly but not b: no winner.
-    decision = pick_winner({"a": stats(4_000, 200), "b": stats(4_000, 340), "c": stats(4_000, 360)}, AB, HALT)
+    decision = pick_winner({"a": stats(4_000, 200), "b": stats(4_000, 340), "c": stats(4_000, 360)}, AB, HALT,
+                           CONFIDENCE)
     assert decision.winner is None and decision.remainder == ("a",)
     assert two_proportion_p_value(360, 4_000, 200, 4_000) < 0.001
 
 
 def test_a_tie_goes_to_no_winner_not_to_the_first():
-    decision = pick_winner({"a": stats(1_000, 0), "b": stats(1_000, 0)}, AB, HALT)
+    decision = pick_winner({"a": stats(1_000, 0), "b": stats(1_000, 0)}, AB, HALT, CONFIDENCE)
     assert decision.winner is None and decision.p_value == 1.0
 
 
 def test_the_open_metric_counts_opens():
     ab = AbTest(mode="test_then_winner", metric="open")
-    decision = pick_winner({"a": stats(5_000, 900, opens=1_000), "b": stats(5_000, 100, opens=1_500)}, ab, HALT)
+    decision = pick_winner({"a": stats(5_000, 900, opens=1_000), "b": stats(5_000, 100, opens=1_500)}, ab, HALT,
+                           CONFIDENCE)
     assert decision.winner == "b" and decision.metric == "open"
     assert decision.numbers[1].successes == 1_500
 
 
 def test_the_control_can_be_named():
-    decision = pick_winner({"a": stats(10, 1), "b": stats(10, 1)}, AB, HALT, control="b")
+    decision = pick_winner({"a": stats(10, 1), "b": stats(10, 1)}, AB, HALT, CONFIDENCE, control="b")
     assert decision.remainder == ("b",)
     with pytest.raises(ValueError, match="control: 'z' is not among the variants"):
-        pick_winner({"a": stats(10, 1)}, AB, HALT, control="z")
+        pick_winner({"a": stats(10, 1)}, AB, HALT, CONFIDENCE, control="z")
 
 
 def test_event_counts_instead_of_unique_recipients_are_refused():
     with pytest.raises(ValueError, match=r"stats\[a\]: 120 clicks exceed 100 delivered; count each recipient's"):
-        pick_winner({"a": stats(100, 120), "b": stats(100, 1)}, AB, HALT)
+        pick_winner({"a": stats(100, 120), "b": stats(100, 1)}, AB, HALT, CONFIDENCE)
     with pytest.raises(ValueError, match="no variants"):
-        pick_winner({}, AB, HALT)
+        pick_winner({}, AB, HALT, CONFIDENCE)
     with pytest.raises(ValueError, match=r"stats\[a\]: complaints cannot be negative"):
-        pick_winner({"a": stats(100, 1, complaints=-1)}, AB, HALT)
+        pick_winner({"a": stats(100, 1, complaints=-1)}, AB, HALT, CONFIDENCE)
 
 
 def test_two_proportion_p_value_matches_the_textbook():
@@ -142,12 +175,12 @@ def test_equal_variants_rarely_produce_a_winner():
     wins = 0
     for _ in range(trials):
         numbers = {name: stats(600, sum(rng.random() < 0.1 for _ in range(600))) for name in "abc"}
-        wins += pick_winner(numbers, ab, HALT).winner is not None
+        wins += pick_winner(numbers, ab, HALT, CONFIDENCE).winner is not None
     assert wins / trials < 0.08
 
 
 def test_decision_to_dict_is_json_ready():
-    document = pick_winner({"a": stats(5_000, 350), "b": stats(5_000, 500)}, AB, HALT).to_dict()
+    document = pick_winner({"a": stats(5_000, 350), "b": stats(5_000, 500)}, AB, HALT, CONFIDENCE).to_dict()
     assert json.loads(json.dumps(document)) == document
     assert document["winner"] == "b" and document["numbers"][0]["name"] == "a"
 
@@ -186,7 +219,7 @@ def test_the_remainder_gets_the_winner_and_the_holdout_nothing():
 
 def test_split_keeps_each_recipients_weighted_variant():
     decision = pick_winner({"a": stats(10, 1), "b": stats(10, 1), "c": stats(10, 1)},
-                           AbTest(mode="test_then_winner", no_winner="split"), HALT)
+                           AbTest(mode="test_then_winner", no_winner="split"), HALT, CONFIDENCE)
     assert decision.remainder == ("a", "b", "c")
     for address in ADDRESSES[:500]:
         original = assign_variant(CAMPAIGN, address)
@@ -195,7 +228,7 @@ def test_split_keeps_each_recipients_weighted_variant():
 
 def test_split_among_the_variants_left_follows_their_weights():
     decision = pick_winner({"a": stats(1_000, 1), "b": stats(1_000, 1, complaints=50), "c": stats(1_000, 1)},
-                           AbTest(mode="test_then_winner", no_winner="split"), HALT)
+                           AbTest(mode="test_then_winner", no_winner="split"), HALT, CONFIDENCE)
     assert decision.remainder == ("a", "c")
     given = Counter(variant_for_remainder(CAMPAIGN, decision, a) for a in ADDRESSES)
     assert set(given) == {"a", "c", None}
@@ -204,7 +237,7 @@ def test_split_among_the_variants_left_follows_their_weights():
 
 def test_stop_sends_the_remainder_nothing():
     decision = pick_winner({"a": stats(10, 1), "b": stats(10, 1)}, AbTest(mode="test_then_winner", no_winner="stop"),
-                           HALT)
+                           HALT, CONFIDENCE)
     assert all(variant_for_remainder(CAMPAIGN, decision, a) is None for a in ADDRESSES[:100])
 
 

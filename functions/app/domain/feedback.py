@@ -140,6 +140,7 @@ class FeedbackEvent:
     detail: dict[str, Any] = field(default_factory=dict, hash=False)
     batch: str | None = None  # the SendsTable batch the message went out in (tag "batch"), for reconciliation
     call: int | None = None  # the SES call's first position in that batch (tag "call"), for reconciliation
+    sent_at: str | None = None  # mail.timestamp, when SES accepted the message (app.domain.engagement reads it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -359,6 +360,7 @@ def _record(record: Any, prefix: str, envelope: str) -> ParseResult:
                 detail=_detail(kind, obj, extra),
                 batch=_tag(tags, "batch"),
                 call=_position(_tag(tags, "call")),
+                sent_at=_text(mail.get("timestamp")),
             )
     return ParseResult(events=list(events.values()))
 

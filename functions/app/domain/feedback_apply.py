@@ -5,6 +5,9 @@ idempotency marker, written in the same transaction as the counters); sends, del
 and the rest are at-least-once (SNS and SQS may deliver twice; a marker per event would cost a write per
 event, ten times what the counters cost).
 
+Opens and clicks a machine made (app.domain.engagement.is_machine: a scanner, a prefetching proxy) count as
+`machine_opens` and `machine_clicks`, never as `opens` and `clicks`: those are people's.
+
 What an event does to its recipient is app.domain.lifecycle's to decide.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from app.domain.engagement import is_machine
 from app.domain.feedback import FeedbackEvent
 
 EXACT_KINDS = frozenset({"bounce", "complaint", "reject"})
@@ -29,9 +33,14 @@ _COUNTER = {
 }
 
 
+_MACHINE_COUNTER = {"open": "machine_opens", "click": "machine_clicks"}
+
+
 def counter_name(event: FeedbackEvent) -> str:
     if event.kind == "bounce":
         return "hard_bounces" if event.hard else "soft_bounces"
+    if event.kind in _MACHINE_COUNTER and is_machine(event):
+        return _MACHINE_COUNTER[event.kind]
     return _COUNTER[event.kind]
 
 

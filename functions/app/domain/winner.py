@@ -5,8 +5,12 @@ less bounces, rejects and rendering failures; see stats_from_counters), so a bou
 the content. Opens and clicks must be counted once per recipient (first open, first click), not per event: a
 proportion test needs successes <= delivered.
 
-1. Complaint guard: a variant whose complaint rate (complaints / sent, as the breaker counts it) is above the
-   campaign's complaint halt level cannot win, and is never sent to the remainder.
+1. Complaint guard: a variant whose complaint rate (complaints / sent, as the breaker counts it) is shown to be
+   above the campaign's complaint halt level cannot win, and is never sent to the remainder. Shown as the breaker
+   shows it: the one-sided lower Wilson bound of the rate at thresholds.confidence (app.domain.breaker.lower_bound)
+   is above the halt level. Evidence, not one unlucky event: with the defaults (0.08%, 95%) one complaint among
+   1,000 test sends (bound 0.022%) or two (0.066%) leave the variant in the running; three (0.12%) or ten (0.6%)
+   exclude it.
 2. Minimum sample: every variant left needs ab.min_sample_per_variant delivered, or there is no winner.
 3. The best rate among them is tested against each other one with a two-sided two-proportion z-test (pooled);
    it wins when every p-value is below (1 - ab.confidence) / comparisons (Bonferroni), so that among equal
@@ -25,6 +29,7 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
+from app.domain.breaker import lower_bound
 from app.domain.campaign import HOLDOUT, SEND_CONTROL, SPLIT, STOP, AbTest, Campaign, assign_variant
 
 WINNER = "winner"  # Decision.applied_policy when a variant won; else the no-winner policy that applied
@@ -50,13 +55,14 @@ class VariantResult:
     rate: float  # successes / delivered
     complaints: int
     complaint_rate: float  # complaints / sent
-    eligible: bool  # False: over the complaint halt level, cannot win
+    eligible: bool  # False: shown over the complaint halt level (complaint_bound above it), cannot win
     note: str  # why not eligible, or ""
+    complaint_bound: float = 0.0  # the one-sided lower confidence bound of complaint_rate
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "sent": self.sent, "delivered": self.delivered, "successes": self.successes,
                 "rate": self.rate, "complaints": self.complaints, "complaint_rate": self.complaint_rate,
-                "eligible": self.eligible, "note": self.note}
+                "eligible": self.eligible, "note": self.note, "complaint_bound": self.complaint_bound}
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,17 @@ def two_proportion_p_value(successes_a: int, trials_a: int, successes_b: int, tr
     return 2 * (1 - NormalDist().cdf(abs(z)))
 
 
-def pick_winner(stats_by_variant: Mapping[str, VariantStats], ab: AbTest, complaint_halt: float,
+def pick_winner(stats_by_variant: Mapping[str, VariantStats], ab: AbTest, complaint_halt: float, confidence: float,
                 control: str | None = None) -> Decision:
-    """The decision for the remainder; see the module docstring. control: the first variant unless named."""
+    """The decision for the remainder; see the module docstring. confidence: of the complaint guard's lower bound
+    (the campaign's thresholds.confidence). control: the first variant unless named."""
     if not stats_by_variant:
         raise ValueError("stats_by_variant: no variants")
     control = control if control is not None else next(iter(stats_by_variant))
     if control not in stats_by_variant:
         raise ValueError(f"control: {control!r} is not among the variants {sorted(stats_by_variant)}")
-    numbers = tuple(_result(name, stats, ab.metric, complaint_halt) for name, stats in stats_by_variant.items())
+    numbers = tuple(_result(name, stats, ab.metric, complaint_halt, confidence)
+                    for name, stats in stats_by_variant.items())
 
     def decide(winner: VariantResult, reason: str, p_value: float | None = None,
                alpha: float | None = None) -> Decision:
@@ -130,7 +138,7 @@ def pick_winner(stats_by_variant: Mapping[str, VariantStats], ab: AbTest, compla
     return no_winner(f"no variant is significantly better: {summary}", p_value, alpha)
 
 
-def _result(name: str, stats: VariantStats, metric: str, complaint_halt: float) -> VariantResult:
+def _result(name: str, stats: VariantStats, metric: str, complaint_halt: float, confidence: float) -> VariantResult:
     successes = stats.opens if metric == "open" else stats.clicks
     counts = {"sent": stats.sent, "delivered": stats.delivered, metric + "s": successes,
               "complaints": stats.complaints}
@@ -141,11 +149,15 @@ def _result(name: str, stats: VariantStats, metric: str, complaint_halt: float) 
         raise ValueError(f"stats[{name}]: {successes} {metric}s exceed {stats.delivered} delivered; count each "
                          f"recipient's first {metric} only")
     rate = successes / stats.delivered if stats.delivered else 0.0
-    complaint_rate = stats.complaints / max(stats.sent, stats.complaints) if stats.complaints else 0.0
-    eligible = complaint_rate <= complaint_halt
-    note = "" if eligible else f"complaint rate {_pct(complaint_rate)} over the halt level {_pct(complaint_halt)}"
+    trials = max(stats.sent, stats.complaints)  # more complaints than sends (counted first) is a rate of 1
+    complaint_rate = stats.complaints / trials if stats.complaints else 0.0
+    bound = lower_bound(stats.complaints, trials, confidence) if stats.complaints else 0.0
+    eligible = bound <= complaint_halt
+    note = "" if eligible else (f"complaint rate {_pct(complaint_rate)} ({stats.complaints:,} of {trials:,} sends): "
+                                f"at {_pct(confidence)} confidence at least {_pct(bound)}, above the halt level "
+                                f"{_pct(complaint_halt)}")
     return VariantResult(name, stats.sent, stats.delivered, successes, rate, stats.complaints, complaint_rate,
-                         eligible, note)
+                         eligible, note, bound)
 
 
 def _no_winner_policy(policy: str, numbers: tuple[VariantResult, ...], control: str
@@ -164,10 +176,11 @@ def _no_winner_policy(policy: str, numbers: tuple[VariantResult, ...], control: 
 
 
 def decide_winner(campaign: Campaign, stats_by_variant: Mapping[str, VariantStats]) -> Decision:
-    """pick_winner with the campaign's ab settings, complaint halt level and control, in the campaign's variant
-    order; a variant with no stats counts as all zeros, and stats of names not in the campaign are ignored."""
+    """pick_winner with the campaign's ab settings, complaint halt level, confidence and control, in the campaign's
+    variant order; a variant with no stats counts as all zeros, and stats of names not in the campaign are ignored."""
     ordered = {v.name: stats_by_variant.get(v.name, VariantStats()) for v in campaign.variants}
-    return pick_winner(ordered, campaign.ab, campaign.thresholds.complaint.halt, control=campaign.control.name)
+    return pick_winner(ordered, campaign.ab, campaign.thresholds.complaint.halt, campaign.thresholds.confidence,
+                       control=campaign.control.name)
 
 
 def variant_for_remainder(campaign: Campaign, decision: Decision, address: str) -> str | None:

@@ -13,8 +13,10 @@ from app.contracts import Accounting, Failure, FinalizeCampaignInput, FinalizeCa
 from app.observability import logger, tracer
 from app.settings import settings
 
+# opens and clicks are people's; machine_opens and machine_clicks a scanner's or a proxy's (app.domain.engagement)
 FEEDBACK = ("delivered", "hard_bounces", "soft_bounces", "complaints", "rejects", "opens", "clicks",
-            "unique_opens", "unique_clicks", "unsubscribes", "failed", "rendering_failures")
+            "machine_opens", "machine_clicks", "unique_opens", "unique_clicks", "unsubscribes", "failed",
+            "rendering_failures")
 
 
 @logger.inject_lambda_context

@@ -28,7 +28,12 @@ Per recipient of a message, after the message's one Send event:
   address's class: a hard bounce (Permanent/General) or a soft bounce (Transient/MailboxFull) with the
   probabilities `hard_bounce` and `soft_bounce` per message; otherwise a Delivery, then with probabilities
   per delivered message an Open (`open`), a Click (`click`; a click implies an open) and a Complaint
-  (`complaint`). Recovering addresses (a share `recovering` of all addresses, chosen by hash, plus any
+  (`complaint`). Machines open and click too, besides the person and whatever the person does: with
+  probability `proxy` per delivered message a privacy proxy (Apple Mail Privacy Protection's) loads the open
+  pixel minutes after delivery with its bare "Mozilla/5.0" user agent, and with probability `scanner` a mail
+  security gateway opens the message and fetches every link in `links` within seconds of delivery, with its own
+  user agent (SCANNER_USER_AGENT). app.domain.engagement counts both as machine opens and clicks, never as a
+  person's. Recovering addresses (a share `recovering` of all addresses, chosen by hash, plus any
   listed in `recovering_addresses`) soft bounce on their first `recover_after` messages, then behave as
   everyone else: the "mailbox full, later fixed" recipient whom quarantine is for.
 
@@ -55,6 +60,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from sesflow.engine.ses import (
+    CLICK_USER_AGENT,
     SentEmail,
     SuppressedDestination,
     feedback_record,
@@ -80,18 +86,25 @@ _ON_ACCOUNT_LIST = {"action": "failed", "status": "5.1.1", "diagnosticCode": (
     "at https://docs.aws.amazon.com/ses/latest/DeveloperGuide/sending-email-suppression-list.html")}
 _DELIVERED = {"smtpResponse": "250 2.6.0 Message received", "reportingMTA": "a8-70.smtp-out.amazonses.com"}
 _MTA = {"reportingMTA": "dsn; a8-70.smtp-out.amazonses.com"}
+# Apple Mail Privacy Protection's proxy (app.domain.engagement.APPLE_PROXY_AGENT) and a link scanner that poses as
+# a browser (caught by how soon it comes, not by its agent).
+PROXY_USER_AGENT = "Mozilla/5.0"
+SCANNER_USER_AGENT = CLICK_USER_AGENT
 
 
 @dataclass(frozen=True)
 class Rates:
     """Probabilities. hard_bounce and soft_bounce are per message sent; open, click and complaint per
-    message delivered (click <= open: whoever clicks has opened)."""
+    message delivered (click <= open: whoever clicks has opened); proxy and scanner per message delivered too:
+    a machine's open (a privacy proxy), a machine's open and click of every link (a link scanner)."""
 
     hard_bounce: float = 0.005
     soft_bounce: float = 0.01
     open: float = 0.25
     click: float = 0.03
     complaint: float = 0.0005
+    proxy: float = 0.0
+    scanner: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
@@ -274,9 +287,27 @@ class FeedbackModel:
                 link = self.links[int(u[5] * len(self.links)) % len(self.links)]
                 out.append(context.record("click", address, opened + _log_uniform(u[4], 5, 600),
                                           detail={"link": link, "linkTags": {}}))
+        if rates.proxy or rates.scanner:
+            out.extend(self._machines(context, address, key, delivered, rates))
         if u[6] < rates.complaint:
             out.append(context.record("complaint", address, delivered + _log_uniform(u[7], 300, 24 * 3600),
                                       detail={"userAgent": "Mozilla/5.0", "complaintSubType": None}))
+        return out
+
+    def _machines(self, context: _Context, address: str, key: str, delivered: datetime, rates: Rates) -> list[dict]:
+        """What machines make of one delivered message (its own draws, so a run without them draws as before)."""
+        m = self._draws("\x00machines", key, address)
+        out = []
+        if m[0] < rates.proxy:
+            out.append(context.record("open", address, delivered + _log_uniform(m[1], 60, 1800),
+                                      detail={"userAgent": PROXY_USER_AGENT, "ipAddress": "192.0.2.17"}))
+        if m[2] < rates.scanner:
+            at = delivered + _seconds(0.5 + 2.5 * m[3])
+            agent = {"userAgent": SCANNER_USER_AGENT, "ipAddress": "198.51.100.7"}
+            out.append(context.record("open", address, at, detail=agent))
+            for i, link in enumerate(self.links):
+                out.append(context.record("click", address, at + _seconds(0.2 * (i + 1)),
+                                          detail={**agent, "link": link, "linkTags": {}}))
         return out
 
     @staticmethod
@@ -410,7 +441,7 @@ class FeedbackFileError(ValueError):
 
 def model_from_file(path: Any, *, deferred: bool = False) -> FeedbackModel:
     """A FeedbackModel from a JSON object: the population's rates at the top level (hard_bounce, soft_bounce,
-    open, click, complaint; one left out keeps Rates()' default), and optionally
+    open, click, complaint, proxy, scanner; one left out keeps Rates()' default), and optionally
 
         "seed": 7,                                        every draw is a hash of it (default 0)
         "variants": {"b": {"open": 0.35, "click": 0.06}}  per value of the message's variant tag

@@ -293,6 +293,14 @@ def publish_event(
     return published
 
 
+# A person's mail client and browser, as in SES's example Open and Click records (event-publishing-retrieving-sns-
+# examples.html): what feedback_record gives an open or click unless `detail` says otherwise (a scanner's agent).
+OPEN_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 10_3_3 like Mac OS X) AppleWebKit/603.3.8 (KHTML, like Gecko) "
+                   "Mobile/14G60")
+CLICK_USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                    "Chrome/60.0.3112.90 Safari/537.36")
+
+
 def feedback_record(kind: str, address: str, at: datetime, message_id: str, *,
                     tags: dict[str, list[str]] | None = None, subtype: str | None = None,
                     complaint_type: str | None = "abuse", destination: list[str] | None = None,
@@ -330,10 +338,11 @@ def feedback_record(kind: str, address: str, at: datetime, message_id: str, *,
     elif kind == "send":
         obj, event_type, name = {}, "Send", "send"
     elif kind == "open":
-        obj = {"timestamp": stamp, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1"}
+        obj = {"timestamp": stamp, "userAgent": OPEN_USER_AGENT, "ipAddress": "192.0.2.1"}
         event_type, name = "Open", "open"
     elif kind == "click":
-        obj = {"timestamp": stamp, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1", "link": "https://example.com/"}
+        obj = {"timestamp": stamp, "userAgent": CLICK_USER_AGENT, "ipAddress": "192.0.2.1",
+               "link": "https://example.com/", "linkTags": {}}
         event_type, name = "Click", "click"
     elif kind == "delivery_delay":
         obj = {"timestamp": stamp, "delayType": "TransientCommunicationFailure", "delayedRecipients": [entry]}
