@@ -59,7 +59,6 @@ def test_two_campaigns_at_once_under_a_cap_of_one_send_each_contact_exactly_one_
     """Both snapshots are taken before either sends (a barrier), so both see every contact under its cap: only the
     reservation before each SES call can keep the second email from going."""
     import app.handlers.snapshot_audience as snapshot_audience
-
     from app import sends
 
     from tests.workflow.test_campaign_faults import config
@@ -171,3 +170,52 @@ def test_a_bad_override_is_refused_before_anything_is_written_or_sent(capped_sta
     assert message in result.cause
     assert simulator().outbox == []
     assert sends_of(capped_stack, AUDIENCE[0]) == {}
+
+
+def test_the_plan_shows_the_cap_and_who_it_leaves_out_and_the_report_who_was_capped(capped_stack, monkeypatch):
+    import app.handlers.snapshot_audience as snapshot_audience
+
+    from sesflow import report
+    from sesflow.plan import make_plan
+    from sesflow.target import Target
+
+    target = Target(name="test-stack", region=capped_stack.region, outputs=capped_stack.outputs,
+                    parameters={"FrequencyCapEmails": "1", "FrequencyCapDays": "7"})
+    now = capped_stack.clock.now().isoformat()
+    for address in AUDIENCE[:12]:
+        set_sends(capped_stack, address, {"monday": now})
+
+    plan = make_plan(target, campaign("tuesday")).to_dict()
+    raised = make_plan(target, campaign("promo", frequency_cap={"max": 3, "days": 7, "reason": "launch"})).to_dict()
+
+    [line] = [c for c in plan["checks"] if c["check"] == "frequency_cap"]
+    assert line["message"] == ("the account's cap: 1 marketing email per contact per 7 days: 12 contacts at it are "
+                               "left out")
+    assert plan["audience"]["left_out"] == {"frequency_capped": 12}
+    assert plan["audience"]["recipients"] == len(AUDIENCE) - 12
+    [line] = [c for c in raised["checks"] if c["check"] == "frequency_cap"]
+    assert line["message"].startswith("this campaign's own cap: 3 marketing emails per contact per 7 days "
+                                      "(reason: launch); the account's: 1 marketing email per contact per 7 days")
+    assert raised["audience"]["left_out"] == {}
+
+    # Two campaigns at once: the one that loses a contact's race shows it capped at the send in its report.
+    barrier, original = threading.Barrier(2, timeout=60), snapshot_audience.lambda_handler
+
+    def both_snapshots_first(event, context):
+        result = original(event, context)
+        barrier.wait()
+        return result
+
+    monkeypatch.setattr(snapshot_audience, "lambda_handler", both_snapshots_first)
+    arns = [capped_stack.start("CampaignStateMachine", campaign(name)) for name in ("tuesday", "wednesday")]
+    results = [capped_stack.wait(arn, timeout=240) for arn in arns]
+    assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"]
+    for name, result in zip(("tuesday", "wednesday"), results, strict=True):
+        data = report.collect(target, name)
+        assert data["left_out"]["frequency_capped"] == 12
+        assert data["capped_at_send"] == result.output["accounted"].get("capped", 0)
+        text = report.render_table(data)
+        assert "frequency_capped" in text
+        if data["capped_at_send"]:
+            assert f"and at the send: {data['capped_at_send']:,} reached the frequency cap" in text
+    assert sum(report.collect(target, n)["capped_at_send"] for n in ("tuesday", "wednesday")) == len(AUDIENCE) - 12
