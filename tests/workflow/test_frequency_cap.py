@@ -219,3 +219,25 @@ def test_the_plan_shows_the_cap_and_who_it_leaves_out_and_the_report_who_was_cap
         if data["capped_at_send"]:
             assert f"and at the send: {data['capped_at_send']:,} reached the frequency cap" in text
     assert sum(report.collect(target, n)["capped_at_send"] for n in ("tuesday", "wednesday")) == len(AUDIENCE) - 12
+
+
+def test_a_batch_retried_after_its_reservations_sends_to_the_recipients_it_reserved_once(capped_stack, monkeypatch):
+    """The first SendBatch invocation dies after reserving its call's recipients, before its in-flight mark: the
+    Map's retry finds the reservations (the campaign's own), sends to those recipients, and counts them once."""
+    from app import sends
+
+    original, died = sends.in_flight, []
+
+    def dies_once(*args, **kwargs):
+        if not died:
+            died.append(args[1])
+            raise RuntimeError("the invocation died after reserving, before its in-flight mark")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sends, "in_flight", dies_once)
+    result = capped_stack.run("CampaignStateMachine", campaign("retried"))
+
+    assert died and result.status == "SUCCEEDED", (result.error, result.cause)
+    assert set(received()) == set(AUDIENCE) and set(received().values()) == {1}
+    assert "capped" not in result.output["accounted"]
+    assert all(list(sends_of(capped_stack, a)) == ["retried"] for a in AUDIENCE)
