@@ -216,7 +216,7 @@ def call_id(batch: str, position: int) -> str:
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:
     """Every recipient of an `audience` of that many, accounted for: sent, failed (SES refused it), capped (at its
-    frequency cap when its turn came), not_sent (a stop came first, claimed or not), unknown_confirmed (sent, by
+    frequency cap when its turn came; only when any were), not_sent (a stop came first, claimed or not), unknown_confirmed (sent, by
     feedback), unknown."""
     totals = {"sent": 0, "failed": 0, "capped": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
     claimed = 0
@@ -240,5 +240,7 @@ def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str
             claimed += size
         if "LastEvaluatedKey" not in page:
             totals["not_sent"] += max(0, audience - claimed)  # batches a stop kept from being claimed at all
+            if not totals["capped"]:
+                del totals["capped"]  # as the Accounting contract omits it: only where a frequency cap held
             return totals
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
