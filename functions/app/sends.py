@@ -216,8 +216,8 @@ def call_id(batch: str, position: int) -> str:
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:
     """Every recipient of an `audience` of that many, accounted for: sent, failed (SES refused it), capped (at its
-    frequency cap when its turn came; only when any were), not_sent (a stop came first, claimed or not), unknown_confirmed (sent, by
-    feedback), unknown."""
+    frequency cap when its turn came; only when any were), not_sent (a stop came first, claimed or not),
+    unknown_confirmed (sent, by feedback), unknown."""
     totals = {"sent": 0, "failed": 0, "capped": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
     claimed = 0
     query: dict[str, Any] = {
