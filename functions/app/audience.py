@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app import contacts
+from app import clock, contacts
 from app.clients import client
-from app.domain import addresses, audience
+from app.domain import addresses, audience, frequency
 from app.domain.audience import Contact
 from app.settings import Settings
 
@@ -24,13 +24,16 @@ class Read:
 
 def read(campaign: Any, config: Settings) -> Read:
     """The campaign's audience: its lists' members (one Query each), less its exclude lists' members, read as
-    contacts (one BatchGetItem per 100) and chosen by app.domain.audience.select."""
+    contacts (one BatchGetItem per 100) and chosen by app.domain.audience.select, with the campaign's frequency
+    cap (app.domain.frequency) held against each contact's recent marketing sends as read now."""
     memberships = {name: list(contacts.members(name, config)) for name in campaign.audience.lists}
     excluded = {m.address for name in campaign.audience.exclude_lists for m in contacts.members(name, config)}
     subscribed, left = audience.candidates(memberships, excluded)
     stored = contacts.read_contacts(subscribed, config, with_markers=False)
     matches = campaign.audience.matches if campaign.audience.attributes else None
-    return Read(audience.select(subscribed, stored, left, matches), stored)
+    cap, now = campaign.cap(config.frequency_cap), clock.now()
+    capped = (lambda c: frequency.at_cap(c.marketing_sends, campaign.id, now, cap)) if cap.emails else None
+    return Read(audience.select(subscribed, stored, left, matches, capped), stored)
 
 
 def eligible(campaign: Any, config: Settings) -> audience.Selection:

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from app.clients import client
 from app.domain.audience import CONTACT_FIELDS, SUBSCRIBED, UNSUBSCRIBED, Contact, Membership
+from app.domain.frequency import SENDS_FIELD
 from app.recipients import AUDIT_RETENTION, audit_pk, iso
 from app.settings import Settings
 
@@ -48,6 +49,7 @@ def _to_contact(item: dict[str, Any]) -> Contact:
         attributes={k: v for k, v in plain.items() if k not in CONTACT_FIELDS},
         unsubscribed_all=bool(plain.get("unsubscribed_all_at")),
         erased=plain["address"].startswith(ERASED_PREFIX),
+        marketing_sends={str(k): str(v) for k, v in (plain.get(SENDS_FIELD) or {}).items()},
     )
 
 

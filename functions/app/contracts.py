@@ -358,6 +358,7 @@ class SendBatchResult(Contract):
     sent: int
     failed: int
     stopped: str | None = omitted_at_default(None)  # the campaign's status when a pause, halt or cancel stopped it
+    capped: int = omitted_at_default(0)  # recipients at their frequency cap when their call came (not sent)
     skipped: str | None = omitted_at_default(None)  # the claim's status when another run already has it
     wait_seconds: float | None = omitted_at_default(None)  # the child waits this long and sends the batch again
     deferred: Deferral | None = omitted_at_default(None)  # or the campaign's execution waits
@@ -382,6 +383,7 @@ class Accounting(Contract):
     not_sent: int
     unknown_confirmed: int
     unknown: int
+    capped: int = omitted_at_default(0)  # at their frequency cap when their batch was sent (app.frequency)
 
 
 @dataclass(frozen=True)

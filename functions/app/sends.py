@@ -12,6 +12,8 @@ Item (campaign_id, batch = "<phase>#<index>"); the batch's recipients are the fr
   failed      how many recipients SES refused one by one in an accepted call (a BulkEmailEntryResult other than
               SUCCESS); failed_addresses: which; failed_reasons: why, one JSON string each {"address", "status",
               "error"} (SES's status and Error text), never stopping the others of the batch
+  capped      how many recipients were not sent because they reached their frequency cap since the snapshot
+              (app.frequency; status FREQUENCY_CAPPED in failed_reasons)
   recipients, claimed_at, sent_at, expires_at
 
 The claim is conditional: a new batch, a STOPPED one, or one SENDING with nothing in flight (its SendBatch died
@@ -33,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from app import campaign_control, clock
 from app.clients import client
+from app.domain import frequency
 from app.domain.addresses import address_hash
 from app.settings import Settings
 
@@ -126,18 +129,28 @@ Refusal = tuple[str, str, str]  # (address, SES's status for its entry, SES's Er
 
 
 def _failures(failed: list[Refusal]) -> tuple[str, dict[str, Any]]:
-    """The ADD clause recording the recipients SES refused one by one in the last call (their outcome and why)."""
+    """The ADD clause recording the recipients of the last call that were not sent, one by one, and why: refused
+    by SES (or by sesflow for data or an address SES would refuse), counted `failed`; or at their frequency cap
+    (app.frequency), counted `capped`. Each one's reason is kept in failed_reasons."""
     if not failed:
         return "", {}
     reasons = sorted({json.dumps({"address": a, "status": status, "error": error}, separators=(",", ":"))
                       for a, status, error in failed})
-    return (" ADD failed :failed, failed_addresses :addresses, failed_reasons :reasons",
-            {":failed": _n(len(failed)), ":addresses": {"SS": sorted({a for a, _, _ in failed})},
-             ":reasons": {"SS": reasons}})
+    refused = sorted({a for a, status, _ in failed if status != frequency.CAPPED})
+    capped = len({a for a, status, _ in failed if status == frequency.CAPPED})
+    clause, values = " ADD failed_reasons :reasons", {":reasons": {"SS": reasons}}
+    if refused:
+        clause += ", failed :failed, failed_addresses :addresses"
+        values |= {":failed": _n(len(refused)), ":addresses": {"SS": refused}}
+    if capped:
+        clause += ", capped :capped"
+        values[":capped"] = _n(capped)
+    return clause, values
 
 
 def refusals(campaign_id: str, settings: Settings, limit: int = 100) -> list[dict[str, str]]:
-    """The recipients SES refused one by one, with SES's status and Error text, batch by batch (at most `limit`)."""
+    """The recipients not sent one by one, with SES's status and Error text (or sesflow's: FREQUENCY_CAPPED, ...),
+    batch by batch (at most `limit`)."""
     found: list[dict[str, str]] = []
     query: dict[str, Any] = {
         "TableName": settings.sends_table, "KeyConditionExpression": "campaign_id = :c",
@@ -202,9 +215,10 @@ def call_id(batch: str, position: int) -> str:
 
 
 def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str, int]:
-    """Every recipient of an `audience` of that many, accounted for: sent, failed (SES refused it), not_sent (a
-    stop came first, claimed or not), unknown_confirmed (sent, by feedback), unknown."""
-    totals = {"sent": 0, "failed": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
+    """Every recipient of an `audience` of that many, accounted for: sent, failed (SES refused it), capped (at its
+    frequency cap when its turn came; only when any were), not_sent (a stop came first, claimed or not),
+    unknown_confirmed (sent, by feedback), unknown."""
+    totals = {"sent": 0, "failed": 0, "capped": 0, "not_sent": 0, "unknown_confirmed": 0, "unknown": 0}
     claimed = 0
     query: dict[str, Any] = {
         "TableName": settings.sends_table, "KeyConditionExpression": "campaign_id = :c",
@@ -218,12 +232,15 @@ def summary(campaign_id: str, settings: Settings, audience: int = 0) -> dict[str
             confirmed = min(len(item.get("confirmed", {}).get("SS", ())), unknown)
             done = size if item["status"]["S"] == SENT else position
             totals["failed"] += value.get("failed", 0)
-            totals["sent"] += done - value.get("unknown", 0) - value.get("failed", 0)
+            totals["capped"] += value.get("capped", 0)
+            totals["sent"] += done - value.get("unknown", 0) - value.get("failed", 0) - value.get("capped", 0)
             totals["unknown_confirmed"] += confirmed
             totals["unknown"] += unknown - confirmed
             totals["not_sent"] += size - done - value.get("inflight", 0)
             claimed += size
         if "LastEvaluatedKey" not in page:
             totals["not_sent"] += max(0, audience - claimed)  # batches a stop kept from being claimed at all
+            if not totals["capped"]:
+                del totals["capped"]  # as the Accounting contract omits it: only where a frequency cap held
             return totals
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from app.domain.frequency import Policy
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,6 +26,8 @@ class Settings:
     # The template's AllowedConfigurationSets: the sets of the team's own a campaign may name.
     allowed_configuration_sets: tuple[str, ...] = ()
     memberships_table: str = ""  # contacts on lists (docs/contacts.md)
+    # The template's FrequencyCapEmails / FrequencyCapDays: the account's marketing frequency cap (0: none).
+    frequency_cap: Policy = Policy()
 
     @property
     def campaign_configuration_sets(self) -> frozenset[str]:
@@ -47,6 +51,8 @@ def settings() -> Settings:
         lifecycle_policy=env.get("LIFECYCLE_POLICY"),
         probation_configuration_set=env.get("PROBATION_CONFIGURATION_SET"),
         memberships_table=env["MEMBERSHIPS_TABLE"],
+        frequency_cap=Policy(int(float(env.get("FREQUENCY_CAP_EMAILS") or 0)),
+                             int(float(env.get("FREQUENCY_CAP_DAYS") or 0))),
         allowed_configuration_sets=tuple(
             name.strip() for name in env.get("ALLOWED_CONFIGURATION_SETS", "").split(",") if name.strip()),
     )

@@ -15,6 +15,8 @@ Each check prints one or more lines, ok / warning / problem:
 - audience     the contacts eligible per variant, the holdout and those left out by reason, read and split by the
                code SnapshotAudienceFunction runs (app.audience, app.domain.campaign.split_audience); nobody to send
                to is a problem; a filter whose values are of another kind than every stored value warns
+- frequency_cap  the cap that holds (the stack's FrequencyCapEmails / FrequencyCapDays, the campaign's own with its
+               reason, exempt, or transactional) and the contacts at it, left out (counted in the audience's left out)
 - templates    each variant's template (stored: GetEmailTemplate; inline: the definition's) rendered as SES renders
                it (app.domain.rendering) with the template data of up to 20 contacts per variant: what
                SendBatchFunction sends them (personalization.template_data of their attributes); a variable missing
@@ -248,6 +250,21 @@ def check_audience(ctx: Context) -> list[Line]:
     return lines
 
 
+def check_frequency_cap(ctx: Context) -> list[Line]:
+    """The frequency cap that holds for the campaign (the stack's FrequencyCapEmails / FrequencyCapDays, or the
+    campaign's own with its reason), and how many contacts it leaves out now."""
+    from app.domain.audience import LEFT_FREQUENCY_CAPPED
+
+    policy = ctx.config.frequency_cap
+    cap = ctx.campaign.cap(policy)
+    capped = ctx.read().selection.left_out.get(LEFT_FREQUENCY_CAPPED, 0)
+    detail = {"account": {"emails": policy.emails, "days": policy.days}, "source": cap.source,
+              "emails": cap.emails, "days": cap.days or None, "reason": cap.reason, "left_out": capped}
+    account = f"; the account's: {policy.text()}" if cap.source in ("campaign", "exempt") else ""
+    left = f": {capped:,} contacts at it are left out" if cap.emails is not None else ""
+    return [Line("frequency_cap", OK, f"{cap.text()}{account}{left}", detail)]
+
+
 def check_filters(ctx: Context) -> list[Line]:
     from app.domain.plan import filter_type_warnings
 
@@ -399,6 +416,7 @@ CHECKS: list[Callable[[Context], list[Line]]] = [
     check_configuration_sets,
     check_account,
     check_audience,
+    check_frequency_cap,
     check_filters,
     check_templates,
     check_quota,

@@ -43,8 +43,11 @@ LEFT_OUT = (
     ("quarantined", "quarantined after soft bounces"),
     ("unsubscribed", "unsubscribed from the campaign's lists, or from everything"),
     ("filtered_out", "did not match the audience filters"),
+    ("frequency_capped", "at the frequency cap (its marketing emails of the last days, from every campaign)"),
     ("ses_suppressed", "on the account's SES suppression list"),
 )
+CAPPED_AT_SEND = ("reached the frequency cap after the snapshot (another campaign sent to them first): not sent, "
+                  "recorded FREQUENCY_CAPPED")
 
 
 def _json(value: Any) -> Any:
@@ -217,6 +220,8 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         # the snapshot's count of the members it left out, by reason (None: no snapshot, or one before they were
         # counted)
         "left_out": audience.get("left_out") if isinstance(audience.get("left_out"), dict) else None,
+        # recipients in the snapshot not sent at their turn: at their frequency cap by then (app.frequency)
+        "capped_at_send": int(stats.get("capped", 0)),
     }
 
 
@@ -287,6 +292,8 @@ def render_table(data: dict[str, Any]) -> str:
     grid = _grid(["reason", "members"], [row[:2] for row in rows])
     lines += [f"{line}  {_plain(row[2])}".rstrip() for line, row in zip(grid, [["", "", ""], *rows], strict=True)
               ] if rows else ["  not recorded"]
+    if data.get("capped_at_send"):
+        lines.append(f"  and at the send: {data['capped_at_send']:,} {CAPPED_AT_SEND}")
     lines += ["", "recipients by state (the campaign's lists)"]
     before, after = data.get("audience_before"), data.get("audience_after") or {}
     states = sorted(set(before or {}) | set(after))
@@ -538,6 +545,9 @@ def render_html(data: dict[str, Any]) -> str:
     left_html = (_html_table(["reason", "members", "what it means"], left_rows, table_id="left-out") if left_rows
                  else "<p class=\"none\" id=\"left-out\">Not recorded (no snapshot yet, or one taken before "
                       "sesflow counted who it left out).</p>")
+    if data.get("capped_at_send"):
+        left_html += (f"<p id=\"capped-at-send\">And at the send: {data['capped_at_send']:,} "
+                      f"{_e(CAPPED_AT_SEND)}.</p>")
     times = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in data.get("times", {}).items())
     chart_data = {"funnel": data["funnel"], "stages": list(STAGES), "stage_labels": STAGE_LABELS,
                   "thresholds": data["thresholds"], "series": data["series"], "halt_sent": data.get("halt_sent"),

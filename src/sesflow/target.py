@@ -50,10 +50,12 @@ ENV_FROM_OUTPUTS = {
 ENV_FROM_PARAMETERS = {
     "LIFECYCLE_POLICY": "LifecyclePolicy",
     "ALLOWED_CONFIGURATION_SETS": "AllowedConfigurationSets",
+    "FREQUENCY_CAP_EMAILS": "FrequencyCapEmails",
+    "FREQUENCY_CAP_DAYS": "FrequencyCapDays",
 }
 OPTIONAL_ENV = {  # settings.py uses .get
     "FEEDBACK_DLQ_URL", "PROBATION_CONFIGURATION_SET", "LIFECYCLE_STATE_MACHINE_ARN", "LIFECYCLE_POLICY",
-    "ALLOWED_CONFIGURATION_SETS"}
+    "ALLOWED_CONFIGURATION_SETS", "FREQUENCY_CAP_EMAILS", "FREQUENCY_CAP_DAYS"}
 
 # A stack in these states never finished creating (or is going away): its outputs point at nothing.
 _NOT_DEPLOYED = {"CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED", "ROLLBACK_COMPLETE",

@@ -222,7 +222,7 @@ def test_report_of_a_campaign_on_two_lists_counts_each_contact_once_and_whom_the
     section = table[table.index("left out of the audience"):].split("\n\n")[0].splitlines()[2:]
     left = {line.split()[0]: line.split()[1] for line in section}
     assert left == {"excluded": "6", "no_contact": "1", "suppressed": "2", "quarantined": "3", "unsubscribed": "4",
-                    "filtered_out": "7", "ses_suppressed": "1"}
+                    "filtered_out": "7", "frequency_capped": "0", "ses_suppressed": "1"}
     section = table[table.index("recipients by state"):].splitlines()[1:]
     states = {line.split()[0]: line.split()[1:] for line in section if line.startswith("  ")}
     # each contact once, however many of the lists it is on; the excluded and the contact-less not counted

@@ -169,11 +169,11 @@ def test_render_table_names_every_list_of_the_campaign_and_its_exclude_lists():
 
 def test_render_table_counts_who_the_snapshot_left_out_by_every_reason():
     table = report.render_table(data(left_out={"suppressed": 10, "quarantined": 2, "unsubscribed": 3, "excluded": 4,
-                                               "filtered_out": 1200, "ses_suppressed": 1}))
+                                               "filtered_out": 1200, "frequency_capped": 6, "ses_suppressed": 1}))
     left = rows(table, "left out of the audience")
     assert {reason: counts[0] for reason, counts in left.items() if reason != "reason"} == {
         "excluded": "4", "no_contact": "0", "suppressed": "10", "quarantined": "2", "unsubscribed": "3",
-        "filtered_out": "1,200", "ses_suppressed": "1"}
+        "filtered_out": "1,200", "frequency_capped": "6", "ses_suppressed": "1"}
     # a reason this version does not know is shown too, after the known ones
     later = rows(report.render_table(data(left_out={"bounced_elsewhere": 5})), "left out of the audience")
     assert later["bounced_elsewhere"] == ["5"] and later["suppressed"][0] == "0"

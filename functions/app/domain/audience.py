@@ -22,7 +22,7 @@ LIFECYCLE_FIELDS = frozenset({
 })
 CONTACT_FIELDS = LIFECYCLE_FIELDS | {
     "address", "list_id", "created_at", "created_by", "unsubscribed_all_at", "unsubscribed_all_source",
-    "erased_at", "erased_reason",
+    "erased_at", "erased_reason", "marketing_sends", "marketing_sends_version",  # app.domain.frequency
 }
 
 # Why an import skips a row, and why a campaign leaves a member out: the names the summaries and reports use.
@@ -36,6 +36,7 @@ LEFT_EXCLUDED = "excluded"
 LEFT_FILTERED = "filtered_out"
 LEFT_SES_SUPPRESSED = "ses_suppressed"
 LEFT_NO_CONTACT = "no_contact"
+LEFT_FREQUENCY_CAPPED = "frequency_capped"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Contact:
     attributes: dict[str, Any] = field(default_factory=dict)
     unsubscribed_all: bool = False
     erased: bool = False  # only an erased marker: the contact is gone, its address hashed
+    marketing_sends: dict[str, str] = field(default_factory=dict)  # campaign id -> when (app.domain.frequency)
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,10 @@ def candidates(lists: Mapping[str, Iterable[Membership]], excluded: set[str]) ->
 
 
 def select(subscribed: Mapping[str, bool], contacts: Mapping[str, Contact], left: Counter[str],
-           matches: Any = None) -> Selection:
+           matches: Any = None, capped: Any = None) -> Selection:
     """Who of the members is sent to: subscribed on a list of the campaign, a live contact in a sendable state, not
-    unsubscribed from everything, and passing the filters (`matches(attributes)`); the reason for every other."""
+    unsubscribed from everything, passing the filters (`matches(attributes)`) and not at its frequency cap
+    (`capped(contact)`); the reason for every other."""
     chosen = Selection(left_out=Counter(left))
     for address, is_subscribed in sorted(subscribed.items()):
         contact = contacts.get(address)
@@ -152,6 +155,8 @@ def select(subscribed: Mapping[str, bool], contacts: Mapping[str, Contact], left
             reason = LEFT_UNSUBSCRIBED
         elif matches is not None and not matches(contact.attributes):
             reason = LEFT_FILTERED
+        elif capped is not None and capped(contact):
+            reason = LEFT_FREQUENCY_CAPPED
         else:
             chosen.chosen[address] = contact.status
             continue

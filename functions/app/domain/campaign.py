@@ -20,6 +20,7 @@ from decimal import Decimal
 from email.utils import formataddr
 from typing import Any
 
+from app.domain import frequency
 from app.domain.audience import CONTACT_FIELDS
 from app.domain.templates import UNSUBSCRIBE_URL
 from app.errors import CampaignDefinitionError
@@ -58,7 +59,8 @@ RESERVED_TEMPLATE_FIELDS = CONTACT_FIELDS - {"address"}
 RESERVED_CONTACT_FIELDS = CONTACT_FIELDS
 MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "from_name", "reply_to", "configuration_set", "stream", "audience",
-              "variants", "holdout_percent", "ab", "thresholds", "rate_share", "start_at", "personalization")
+              "variants", "holdout_percent", "ab", "thresholds", "rate_share", "start_at", "personalization",
+              "frequency_cap")
 _IGNORED = ("$comment",)  # free text, for people; dropped by to_dict
 # "Name <address>" (the name may be quoted); a bare address is the other form a sender or reply-to takes.
 _MAILBOX = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>\s*$")
@@ -187,6 +189,22 @@ def _blank(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class FrequencyCap:
+    """A campaign's own frequency cap, over the account's (app.domain.frequency): `max` marketing emails per contact
+    per rolling `days`, or `exempt` from the cap; always with the operator's `reason`."""
+
+    reason: str
+    max: int | None = None
+    days: int | None = None
+    exempt: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.exempt:
+            return {"exempt": True, "reason": self.reason}
+        return {"max": self.max, "days": self.days, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -203,6 +221,7 @@ class Campaign:
     personalization: Personalization = Personalization()
     from_name: str | None = None  # the display name recipients see beside the sender's address
     reply_to: tuple[str, ...] = ()  # each "address" or "Name <address>", as given
+    frequency_cap: FrequencyCap | None = None  # None: the account's (app.domain.frequency.effective)
 
     @property
     def from_header(self) -> str:
@@ -213,6 +232,11 @@ class Campaign:
     def reply_to_addresses(self) -> list[str]:
         """SES's ReplyToAddresses, each display name encoded as in from_header."""
         return [mailbox(*_split_mailbox(entry)) for entry in self.reply_to]
+
+    def cap(self, policy: frequency.Policy) -> frequency.Cap:
+        """The frequency cap that holds for this campaign under the account's `policy`."""
+        return frequency.effective(self.stream, self.frequency_cap.to_dict() if self.frequency_cap else None,
+                                   policy)
 
     @property
     def control(self) -> Variant:
@@ -236,6 +260,7 @@ class Campaign:
             "rate_share": self.rate_share,
             "start_at": self.start_at,
             "personalization": self.personalization.to_dict(),
+            "frequency_cap": self.frequency_cap.to_dict() if self.frequency_cap else None,
         }
 
 
@@ -348,6 +373,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
     rate_share = check.number("rate_share", raw.get("rate_share"), 1.0, lambda v: 0 < v <= 1,
                               "a fraction above 0 and at most 1")
     personalization = _personalization(check, raw.get("personalization"))
+    frequency_cap = _frequency_cap(check, raw.get("frequency_cap"), stream)
 
     start_at = raw.get("start_at")
     if start_at is not None and not (isinstance(start_at, str) and _RFC3339_UTC.match(start_at)):
@@ -369,6 +395,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
         id=campaign_id, name=name, sender=sender, from_name=from_name, reply_to=reply_to, variants=variants,
         holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
         audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share, personalization=personalization,
+        frequency_cap=frequency_cap,
     )
     size = len(json.dumps(campaign.to_dict()).encode())
     if size > MAX_DEFINITION_BYTES:
@@ -709,6 +736,45 @@ def _ab(check: _Check, raw: Any, variant_count: int) -> AbTest:
 
 def _confidence(check: _Check, path: str, value: Any, default: float) -> float:
     return check.number(path, value, default, lambda v: 0.5 <= v <= 0.999, "a number from 0.5 to 0.999")
+
+
+def _frequency_cap(check: _Check, raw: Any, stream: str) -> FrequencyCap | None:
+    """The campaign's override of the account's frequency cap: {"max", "days", "reason"} or {"exempt": true,
+    "reason"}. A reason is required: an override is a decision someone must be able to read later."""
+    path = "frequency_cap"
+    if raw is None:
+        return None
+    item = check.obj(path, raw, ("max", "days", "exempt", "reason"))
+    if not item:
+        if isinstance(raw, dict):
+            check.fail(path, "give max and days, or exempt: true, with a reason (leave it out for the account's cap)")
+        return None
+    reason = item.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        check.fail(f"{path}.reason", "required, a non-blank string saying why this campaign overrides the "
+                                     "account's frequency cap (e.g. \"Black Friday week\")")
+        reason = None
+    elif len(reason) > frequency.MAX_REASON_CHARACTERS:
+        check.fail(f"{path}.reason", f"at most {frequency.MAX_REASON_CHARACTERS} characters, got {len(reason)}")
+    if stream == TRANSACTIONAL:
+        check.fail(path, "a transactional campaign is exempt from the frequency cap already: leave it out")
+    exempt = item.get("exempt")
+    if exempt is not None:
+        if exempt is not True:
+            check.fail(f"{path}.exempt", f"must be true (leave frequency_cap out for the account's cap), got "
+                                         f"{_show(exempt)}")
+        for name in ("max", "days"):
+            if name in item:
+                check.fail(f"{path}.{name}", "not with exempt: an exempt campaign has no cap of its own")
+        return FrequencyCap(reason.strip(), exempt=True) if reason and exempt is True else None
+    for name in ("max", "days"):
+        if item.get(name) is None:
+            check.fail(f"{path}.{name}", "required (or exempt: true)")
+    emails = check.whole(f"{path}.max", item.get("max"), 0, 1, frequency.MAX_EMAILS)
+    days = check.whole(f"{path}.days", item.get("days"), 0, 1, frequency.MAX_DAYS)
+    if not (reason and emails and days):
+        return None
+    return FrequencyCap(reason.strip(), max=emails, days=days)
 
 
 def _thresholds(check: _Check, raw: Any) -> Thresholds:

@@ -36,10 +36,11 @@ from typing import Any
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
-from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
+from app import attributes, campaign_breaker, campaign_control, clock, frequency, sends, unsubscribe
 from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
 from app.domain import deferral
+from app.domain import frequency as frequency_rules
 from app.domain.addresses import InvalidAddress
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
@@ -139,6 +140,23 @@ def template_data(campaign: Campaign, addresses: list[str], config: Settings,
 
 
 
+def reserve_sends(campaign: Campaign, cap: frequency_rules.Cap, addresses: list[str],
+                  config: Settings) -> dict[str, tuple[str, str]]:
+    """Each recipient's marketing send reserved on its contact under the campaign's frequency cap, before the SES
+    call (app.frequency: one conditional write each); those that may not be sent, with their status and why."""
+    held: dict[str, tuple[str, str]] = {}
+    if not cap.record:
+        return held
+    now = clock.now()
+    for address in addresses:
+        why = frequency.reserve(address, campaign.id, cap, now, config)
+        if why == frequency_rules.CAPPED:
+            held[address] = (why, f"reached {cap.text()} since the snapshot")
+        elif why is not None:
+            held[address] = (why, "the contact's item no longer exists (erased since the snapshot)")
+    return held
+
+
 def _as_json(values: dict[str, Any]) -> tuple[str | None, str | None]:
     """(the JSON, None), or (None, why it cannot be sent)."""
     try:
@@ -156,16 +174,21 @@ Refused = tuple[str, str] | None  # (SES's status for the entry, its Error text)
 
 def send_call(campaign: Campaign, variant: str, probation: bool, addresses: list[str], batch: str, call: int,
               config: Settings, data: dict[str, str | None] | None = None,
-              problems: dict[str, str] | None = None) -> list[Refused]:
+              problems: dict[str, str] | None = None,
+              held: dict[str, tuple[str, str]] | None = None) -> list[Refused]:
     """One SendBulkEmail of one variant, each message with its own one-click unsubscribe link (RFC 8058), in its
     headers and as {{unsubscribe_url}} in its template data (with, when the campaign personalizes, its own values);
     per recipient, None if SES accepted it, else why not (a
-    recipient whose data is None is not sent: `problems` says why). Tagged with its batch and call (its first
-    position in the batch), so feedback can reconcile a call whose answer was lost."""
+    recipient whose data is None is not sent: `problems` says why; nor is one in `held`, with its status and why:
+    its frequency cap). Tagged with its batch and call (its first position in the batch), so feedback can reconcile
+    a call whose answer was lost."""
     base, key = os.environ[unsubscribe.URL_ENV], unsubscribe.secret()
     answers: dict[str, Refused] = {}
     headers: dict[str, list[dict[str, str]]] = {}
     for address in addresses:
+        if held and address in held:
+            answers[address] = held[address]
+            continue
         if data is not None and data[address] is None:
             answers[address] = (DATA_REFUSED, (problems or {}).get(address, ""))
             continue
@@ -223,7 +246,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = sends.batch_key(request.phase, request.batch.index)
     config = settings()
     todo = recipients_of(campaign, event["batch"], event.get("decision"))
-    result: dict[str, Any] = {"batch": key, "recipients": len(todo), "sent": 0, "failed": 0}
+    result: dict[str, Any] = {"batch": key, "recipients": len(todo), "sent": 0, "failed": 0}  # capped, if any
     if not todo:
         return result
 
@@ -247,6 +270,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**result, **_where_to_wait(campaign, busy, request.child_started_at, invocation_seconds, config)}
 
     counts: Counter[str] = Counter()  # for the campaign's stats item
+    cap = campaign.cap(config.frequency_cap)
     position, unrecorded_failures = start, []
     wait: deferral.Wait | None = None
     refused: dict[str, Any] | None = None  # an SES refusal no retry fixes (campaign_breaker.failure)
@@ -281,13 +305,17 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     break
             variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
+            # Before the in-flight mark: a crash between the two leaves the reservations, which this campaign's
+            # retry finds (the same recipients are sent, counted once) and nothing in flight.
+            held = reserve_sends(campaign, cap, group, config)
             if not sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures,
                                    owner=owner):
                 result["skipped"] = sends.SENDING  # a retry or a rerun took the batch over: it sends the rest
                 break
             unrecorded_failures = []
             try:
-                answers = send_call(campaign, variant, probation, group, key, position, config, data, problems)
+                answers = send_call(campaign, variant, probation, group, key, position, config, data, problems,
+                                    held)
             except ClientError as error:
                 code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
                 if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500 \
@@ -304,9 +332,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             # SES's per-recipient refusals (e.g. a malformed address), on the batch's item with its next write
             unrecorded_failures = [(a, *why) for a, why in zip(group, answers, strict=True) if why is not None]
             accepted = len(group) - len(unrecorded_failures)
+            capped = sum(why[0] == frequency_rules.CAPPED for why in answers if why is not None)
             counts["sent"] += accepted
             counts[f"sent#{variant}"] += accepted
-            counts["failed"] += len(unrecorded_failures)
+            counts["failed"] += len(unrecorded_failures) - capped
+            if capped:
+                counts["capped"] += capped
+                counts[f"capped#{variant}"] += capped
             fatal = next(((i, why) for i, why in enumerate(answers) if why and why[0] in ENTRY_FATAL), None)
             position += len(group)
             if fatal:
@@ -331,7 +363,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "position": refused["position"]})
         if not campaign_breaker.fail(campaign.id, refused, config):
             result["stopped"] = campaign_control.read(campaign.id, config)[0].get("status")
-            return {**result, "sent": counts["sent"], "failed": counts["failed"]}
+            return {**result, "sent": counts["sent"], "failed": counts["failed"], **_capped(counts)}
         raise SendRefusedError(f"campaign {campaign.id} FAILED: SES refused batch {key} at position "
                                f"{refused['position']}: {refused['code']}: {refused['message']}")
     if counts["sent"]:
@@ -341,10 +373,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # of a phase has no next call to check before).
         campaign_breaker.check(campaign, config)
     metrics.add_metric(name="EmailsSent", unit="Count", value=counts["sent"])
-    result = {**result, "sent": counts["sent"], "failed": counts["failed"]}
+    result = {**result, "sent": counts["sent"], "failed": counts["failed"], **_capped(counts)}
     if wait is None:
         return result
     return {**result, **_where_to_wait(campaign, wait, request.child_started_at, invocation_seconds, config)}
+
+
+def _capped(counts: Counter[str]) -> dict[str, int]:
+    return {"capped": counts["capped"]} if counts["capped"] else {}
 
 
 def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], position: int, left: float,
