@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 from app import attributes, campaign_breaker, campaign_control, clock, sends, unsubscribe
 from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
-from app.domain import deferral
+from app.domain import deferral, send_window
 from app.domain.addresses import InvalidAddress
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
@@ -233,6 +233,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if control.deferred_until and control.deferred_until > deferral.rfc3339(clock.now()):
         # The phase is already waiting in the campaign's execution: this child ends at once, claiming nothing.
         return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
+    closed = window_wait(request)
+    if closed is not None:  # the batch's zone is outside its send window: nothing is claimed
+        return {**result, **_where_to_wait(campaign, closed, request.child_started_at, invocation_seconds, config)}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
     problems: dict[str, str] = {}  # why a recipient's template data cannot go
     data = template_data(campaign, [address for address, _, _ in todo], config, problems)
@@ -279,6 +282,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     finish(sends.STOPPED)
                     result["stopped"] = control.status
                     break
+            wait = window_wait(request)
+            if wait is not None:  # the zone's window closed during the batch: it waits for the next opening
+                finish(sends.STOPPED)
+                break
             variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
             if not sends.in_flight(campaign.id, key, position, len(group), config, failed=unrecorded_failures,
@@ -345,6 +352,23 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if wait is None:
         return result
     return {**result, **_where_to_wait(campaign, wait, request.child_started_at, invocation_seconds, config)}
+
+
+def window_wait(request: SendBatchInput) -> deferral.Wait | None:
+    """The wait for the batch's zone's send window (app.domain.send_window), if it may not be sent now. Checked
+    just before each SES call, so no call starts outside the window."""
+    window, zone = request.campaign.send_window, request.batch.zone
+    if window is None or zone is None or send_window.zone(zone) is None:
+        return None
+    now = clock.now()
+    ready = deferral.parse_rfc3339(request.ready_at) if request.ready_at else None
+    if window.is_time_of_day and ready is None:
+        return None
+    opening = send_window.wait_until(window, zone, now, ready)
+    if opening is None:
+        return None
+    return deferral.Wait((opening - now).total_seconds(), deferral.WINDOW,
+                         f"{zone}: the send window opens {send_window.local_text(opening, zone)}")
 
 
 def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], position: int, left: float,
