@@ -733,8 +733,9 @@ def _send_window(check: _Check, raw: Any) -> SendWindow | None:
         check.fail("send_window.time_zone", "required: the campaign's IANA time zone name (e.g. \"Europe/Paris\"), "
                                             "for recipients without a valid zone of their own")
     elif windows.zone(zone_name) is None:
-        check.fail("send_window.time_zone", f"{_show(zone_name)} is not an IANA time zone name (e.g. "
-                                            "\"America/New_York\")")
+        close = difflib.get_close_matches(str(zone_name), windows.zone_names(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "e.g. \"America/New_York\""
+        check.fail("send_window.time_zone", f"{_show(zone_name)} is not an IANA time zone name ({hint})")
     days = _days(check, window.get("days"))
     times = {}
     for key in ("start", "end", "at"):

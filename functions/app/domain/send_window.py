@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 ZONE_ATTRIBUTE = "time_zone"  # the contact attribute that holds a recipient's IANA zone name
@@ -66,6 +66,12 @@ def zone(name: str) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+@cache
+def zone_names() -> tuple[str, ...]:
+    """Every IANA zone name the database holds (for a "did you mean" hint)."""
+    return tuple(sorted(available_timezones()))
 
 
 def recipient_zone(window: SendWindow, value: object) -> tuple[str, str | None]:
