@@ -17,6 +17,7 @@ occurrence (zoneinfo's fold 0).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
@@ -139,6 +140,21 @@ def wait_until(window: SendWindow, zone_name: str, now: datetime, ready_at: date
         opening = next_opening(window, zone_name, ready_at or now)
         return opening if opening > now else None
     return None if is_open(window, zone_name, now) else next_opening(window, zone_name, now)
+
+
+def first_openings(window: SendWindow, zones: Iterable[str], moment: datetime) -> list[tuple[str, datetime]]:
+    """Each zone with its first opening at or after `moment` (UTC), in the order the zones send: by that opening,
+    then by name."""
+    found = {name: next_opening(window, name, moment) for name in set(zones)}
+    return sorted(found.items(), key=lambda item: (item[1], item[0]))
+
+
+def describe(window: SendWindow) -> str:
+    """The window for people: "mon-fri 09:00-18:00", "every day at 09:00"."""
+    days = ("every day" if len(window.days) == 7 else f"{DAYS[window.days[0]]}-{DAYS[window.days[-1]]}"
+            if window.days == tuple(range(window.days[0], window.days[-1] + 1)) else
+            ",".join(DAYS[d] for d in window.days))
+    return f"{days} at {window.at}" if window.at is not None else f"{days} {window.start}-{window.end}"
 
 
 def local_text(moment: datetime, zone_name: str) -> str:

@@ -64,13 +64,13 @@ def phase_chunks(campaign: Campaign, name: str, members: list[tuple[str, str]], 
 def by_zone(campaign: Campaign, members: tuple[tuple[str, str], ...], zones: dict[str, str],
             ) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(zone, its first opening, its members) for each zone with members, in the order of their first opening."""
-    window, now = campaign.send_window, clock.now()
+    window = campaign.send_window
     assert window is not None
     grouped: dict[str, list[tuple[str, str]]] = {}
     for member in members:
         grouped.setdefault(zones[member[0]], []).append(member)
-    opening = {zone: rfc3339(send_window.next_opening(window, zone, now)) for zone in grouped}
-    return [(zone, opening[zone], grouped[zone]) for zone in sorted(grouped, key=lambda z: (opening[z], z))]
+    return [(zone, rfc3339(opening), grouped[zone])
+            for zone, opening in send_window.first_openings(window, grouped, clock.now())]
 
 
 @logger.inject_lambda_context
