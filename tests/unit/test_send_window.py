@@ -4,7 +4,6 @@ on ordinary days and on the days the clocks change."""
 from datetime import UTC, datetime
 
 import pytest
-
 from app.domain.campaign import parse_campaign
 from app.domain.send_window import (
     INVALID,
@@ -110,9 +109,11 @@ def test_every_problem_of_a_send_window_is_named_by_its_path():
                                                 "time_zone": "Europe/Parris", "zone_attribute": "status",
                                                 "timezone": "x"}})
     message = str(error.value)
-    for expected in ("send_window.timezone: unknown field (did you mean 'time_zone'?", "send_window.days[1]: 'mon' is given twice",
+    for expected in ("send_window.timezone: unknown field (did you mean 'time_zone'?",
+                     "send_window.days[1]: 'mon' is given twice",
                      "send_window.days[2]: must be one of mon", "send_window.start: must be a local time",
-                     "send_window.time_zone: 'Europe/Parris' is not an IANA time zone name (did you mean 'Europe/Paris'?)",
+                     "send_window.time_zone: 'Europe/Parris' is not an IANA time zone name (did you mean "
+                     "'Europe/Paris'?)",
                      "send_window.zone_attribute: 'status' is sesflow's bookkeeping"):
         assert expected in message, message
     with pytest.raises(CampaignDefinitionError, match="send_window.end: must be after start"):

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
+from app.domain.campaign import TEST, cohort, parse_campaign
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
@@ -54,6 +54,11 @@ def campaign(campaign_id: str, window: dict, **changes) -> dict:
             "send_window": window, **changes}
 
 
+def completed(result) -> None:
+    assert (result.status, (result.output or {}).get("status")) == ("SUCCEEDED", "COMPLETED"), (result.error,
+                                                                                                result.cause)
+
+
 def local_sends(sent_in: dict[str, str]) -> dict[str, list[datetime]]:
     """Each recipient's emails' send times in its own zone's wall clock."""
     out: dict[str, list[datetime]] = {}
@@ -77,13 +82,14 @@ def run_world(count: int, definition_id: str = "world") -> tuple[dict, dict, obj
         seed(stack, {})
         sent_in = add_world(stack, count)
         result = stack.run("CampaignStateMachine", campaign(definition_id, WEEKDAYS), timeout=600, poll=0.2)
-        assert (result.status, (result.output or {}).get("status")) == ("SUCCEEDED", "COMPLETED"), (result.error, result.cause)
+        completed(result)
         return sent_in, local_sends(sent_in), result, entered(stack, result.arn)
 
 
-@pytest.mark.parametrize("count", [500, 2_000])
-def test_every_recipient_gets_one_email_inside_its_own_zones_window(count):
-    sent_in, sends, result, states = run_world(count)
+def check_world(count: int, definition_id: str):
+    """Three zones and the contacts without a valid one: each recipient once, inside its own zone's window; the
+    zones in the order their windows open. The parent's history and the states it entered."""
+    sent_in, sends, result, states = run_world(count, definition_id)
 
     assert set(sends) == set(sent_in)
     assert {len(times) for times in sends.values()} == {1}, "someone got the campaign twice"
@@ -96,13 +102,15 @@ def test_every_recipient_gets_one_email_inside_its_own_zones_window(count):
     assert first["America/New_York"].replace(tzinfo=None) - datetime(2026, 12, 7, 9) < timedelta(minutes=5)
     # The zones waited in the parent: each closed zone parked once, then one Wait for each
     assert states["ParkZone"] == 2 and states["WaitForZone"] == 2 and states["WaitForDeferral"] == 0
-    print(f"TRANSITIONS {count} recipients: {result.history_events} parent history events; {dict(states)}")
+    return result, states
 
 
-def test_the_parent_history_does_not_grow_with_the_recipients():
+def test_every_recipient_gets_one_email_inside_its_own_zones_window_and_the_history_does_not_grow():
     """The same three zones with 500 and 2,000 recipients: the same parent history, event for event."""
-    small, large = run_world(500, "small")[2], run_world(2_000, "large")[2]
+    small, small_states = check_world(500, "small")
+    large, large_states = check_world(2_000, "large")
     assert small.history_events == large.history_events, (small.history_events, large.history_events)
+    assert small_states == large_states
 
 
 def test_a_window_that_closes_mid_send_goes_on_at_the_next_opening():
@@ -114,7 +122,7 @@ def test_a_window_that_closes_mid_send_goes_on_at_the_next_opening():
         seed(stack, {})
         sent_in = add_world(stack, 400, zones=(None,))
         result = stack.run("CampaignStateMachine", campaign("late", WEEKDAYS), timeout=600, poll=0.2)
-        assert (result.status, (result.output or {}).get("status")) == ("SUCCEEDED", "COMPLETED"), (result.error, result.cause)
+        completed(result)
         states = entered(stack, result.arn)
 
     sends = local_sends(sent_in)
@@ -137,7 +145,7 @@ def test_at_nine_local_delivers_each_zone_at_its_own_nine():
         sent_in = add_world(stack, 300)
         result = stack.run("CampaignStateMachine", campaign("nine", {"at": "09:00", "time_zone": CAMPAIGN_ZONE}),
                            timeout=600, poll=0.2)
-        assert (result.status, (result.output or {}).get("status")) == ("SUCCEEDED", "COMPLETED"), (result.error, result.cause)
+        completed(result)
 
     sends = local_sends(sent_in)
     assert set(sends) == set(sent_in) and {len(t) for t in sends.values()} == {1}
@@ -145,3 +153,34 @@ def test_at_nine_local_delivers_each_zone_at_its_own_nine():
     for address, (moment,) in sends.items():
         nine = datetime(2026, 12, expected_day[sent_in[address]], 9)
         assert timedelta(0) <= moment.replace(tzinfo=None) - nine < timedelta(minutes=2), (address, moment)
+
+
+def test_test_then_winner_sends_the_test_cohort_in_its_windows_then_the_remainder_in_its_windows():
+    """The test cohort in the zones' Monday windows, then the four-hour evaluation window, then the remainder (the
+    control: no winner on so few sends) each zone in its next window: New York at once (18:00 UTC is 13:00 there),
+    Tokyo and Paris at their 09:00 on Tuesday. Each recipient once."""
+    ab = {"mode": "test_then_winner", "test_percent": 40, "evaluation_seconds": 14_400, "min_sample_per_variant": 10}
+    definition = campaign("ab", WEEKDAYS, ab=ab)
+    with up(MONDAY_5AM_UTC) as stack:
+        simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+        seed(stack, {})
+        sent_in = add_world(stack, 300)
+        result = stack.run("CampaignStateMachine", definition, timeout=600, poll=0.2)
+        completed(result)
+
+    sends = local_sends(sent_in)
+    assert set(sends) == set(sent_in) and {len(t) for t in sends.values()} == {1}
+    assert all(in_weekday_hours(t[0]) for t in sends.values())
+    parsed = parse_campaign(definition)
+    in_test = {a for a in sent_in if cohort(parsed, a) == TEST}
+    assert result.output["decision"]["remainder"] == ["a"]
+    variant = {m.to[0]: m.tags["variant"] for m in simulator().outbox}
+    assert {variant[a] for a in sent_in if a not in in_test} == {"a"}
+    decided = max(sends[a][0] for a in in_test).astimezone(UTC) + timedelta(seconds=14_400)
+    early = [a for a in sent_in if a not in in_test and sends[a][0] < decided]
+    assert not early, f"{len(early)} of the remainder sent before the decision at {decided}"
+    first = {zone: min(sends[a][0] for a in sent_in if a not in in_test and sent_in[a] == zone)
+             for zone in set(sent_in.values())}
+    assert first["America/New_York"].astimezone(UTC) - decided < timedelta(minutes=5)
+    for zone in ("Asia/Tokyo", "Europe/Paris"):
+        assert first[zone].replace(tzinfo=None) - datetime(2026, 12, 8, 9) < timedelta(minutes=5), zone
