@@ -23,7 +23,9 @@ SES's answers, by what a retry can do about them:
 
 Waiting for the send rate or the daily quota never happens here beyond a few seconds: the batch stops where it is
 and the result says where the wait belongs (app.domain.deferral): `wait_seconds` for the Distributed Map child to
-Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again.
+Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again. Under a
+send window the batch's zone is checked before each call (app.domain.send_window): outside its window the batch
+stops there and is always `deferred` to the next opening (the execution sends the phase's other zones meanwhile).
 """
 
 from __future__ import annotations
