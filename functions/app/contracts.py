@@ -241,8 +241,21 @@ class SnapshotAudienceInput(Contract):
 
 
 @dataclass(frozen=True)
+class ZoneBatches(Contract):
+    """One time zone's batches of a phase under a send window: their own manifest (the phase's batches of that
+    zone, with the phase's batch indexes), which the SendPhase Map reads when that zone's turn comes."""
+
+    zone: str  # an IANA name
+    manifest_key: str
+    batches: int
+    recipients: int
+    opens_at: str  # RFC 3339: the zone's first opening after the snapshot (for the plan and the operator)
+
+
+@dataclass(frozen=True)
 class Phase(Contract):
-    """One manifest: "all" (split), or "test" then "remainder" (test-then-winner)."""
+    """One manifest: "all" (split), or "test" then "remainder" (test-then-winner). Under a send window the phase's
+    batches are grouped by zone (`zones`, in the order of their first opening), and the Map runs zone by zone."""
 
     name: str
     manifest_key: str
@@ -250,6 +263,7 @@ class Phase(Contract):
     recipients: int
     # The phase's recipients by variant; empty for the remainder, whose variant is the winner's.
     by_variant: dict[str, int] = field(default_factory=dict)
+    zones: tuple[ZoneBatches, ...] = omitted_at_default(())
 
 
 @dataclass(frozen=True)
@@ -266,6 +280,9 @@ class SnapshotAudienceResult(Contract):
     # The members not sent to, by reason (app.domain.audience LEFT_*): suppressed, quarantined, unsubscribed,
     # excluded, filtered_out, ses_suppressed, no_contact.
     left_out: dict[str, int] = field(default_factory=dict)
+    # Under a send window: the recipients sent in the campaign's zone because their own is missing or not an IANA
+    # name (app.domain.send_window MISSING, INVALID).
+    zone_defaulted: dict[str, int] | None = omitted_at_default(None)
 
 
 @dataclass(frozen=True)
@@ -285,6 +302,7 @@ class Batch(Contract):
     error: ClassVar[type[SesflowError]] = ManifestError
     index: int
     recipients: tuple[Recipient, ...]
+    zone: str | None = omitted_at_default(None)  # under a send window: the IANA zone its recipients are sent in
 
 
 # ------------------------------------------------------------------------------ PickWinner
@@ -339,6 +357,8 @@ class SendBatchInput(Contract):
     phase: str = "all"
     decision: PickWinnerResult | None = field(default=None, metadata={_EMPTY_IS_NONE: True})
     child_started_at: str | None = None
+    # When the phase became ready to send (RFC 3339): a send window's time of day (`at`) counts from it.
+    ready_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ Each check prints one or more lines, ok / warning / problem:
                to is a problem; a filter whose values are of another kind than every stored value warns
 - frequency_cap  the cap that holds (the stack's FrequencyCapEmails / FrequencyCapDays, the campaign's own with its
                reason, exempt, or transactional) and the contacts at it, left out (counted in the audience's left out)
+- send_window  under a send window: each zone's recipients and its first opening from the start, in UTC and in
+               the zone's local time, in the order the zones are sent; the recipients without a zone of their own
+               (or with one that is not an IANA name), sent in the campaign's zone (app.domain.send_window)
 - templates    each variant's template (stored: GetEmailTemplate; inline: the definition's) rendered as SES renders
                it (app.domain.rendering) with the template data of up to 20 contacts per variant: what
                SendBatchFunction sends them (personalization.template_data of their attributes); a variable missing
@@ -263,6 +266,41 @@ def check_frequency_cap(ctx: Context) -> list[Line]:
     account = f"; the account's: {policy.text()}" if cap.source in ("campaign", "exempt") else ""
     left = f": {capped:,} contacts at it are left out" if cap.emails is not None else ""
     return [Line("frequency_cap", OK, f"{cap.text()}{account}{left}", detail)]
+def check_send_window(ctx: Context) -> list[Line]:
+    from collections import Counter
+
+    from app.domain import send_window
+    from app.domain.plan import zone_starts
+
+    window = ctx.campaign.send_window
+    if window is None:
+        return []
+    contacts = ctx.read().contacts
+    zones: Counter[str] = Counter()
+    defaulted: Counter[str] = Counter()
+    for members in ctx.split().cohorts.values():
+        for address, _ in members:
+            found = contacts.get(address)
+            zone, why = send_window.recipient_zone(window, found.attributes.get(window.zone_attribute)
+                                                   if found else None)
+            zones[zone] += 1
+            if why:
+                defaulted[why] += 1
+    start = ctx.now
+    if ctx.campaign.start_at:
+        start = max(start, datetime.fromisoformat(ctx.campaign.start_at.replace("Z", "+00:00")))
+    starts = zone_starts(window, zones, start)
+    shown = ", ".join(f"{z.zone} {z.recipients:,} from {z.to_dict()['opens_at']} ({z.to_dict()['local']})"
+                      for z in starts) or "nobody"
+    note = ""
+    if defaulted:
+        note = "; in the campaign's zone " + window.time_zone + ": " + ", ".join(
+            f"{n:,} {'without a zone' if why == send_window.MISSING else 'with an invalid zone'}"
+            for why, n in sorted(defaulted.items()))
+    if ctx.campaign.ab.mode == "test_then_winner":
+        note += "; the test cohort then, the remainder in its windows after the evaluation window"
+    detail = {"window": window.to_dict(), "zones": [z.to_dict() for z in starts], "zone_defaulted": dict(defaulted)}
+    return [Line("send_window", OK, f"{send_window.describe(window)} local time: {shown}{note}", detail)]
 
 
 def check_filters(ctx: Context) -> list[Line]:
@@ -417,6 +455,7 @@ CHECKS: list[Callable[[Context], list[Line]]] = [
     check_account,
     check_audience,
     check_frequency_cap,
+    check_send_window,
     check_filters,
     check_templates,
     check_quota,

@@ -37,7 +37,8 @@ _STARTING = {"ValidateCampaign", "NewOrResume", "ClaimCampaign", "ResumeCampaign
 _PARENT_STATES = _STARTING | {"SendPhase", "CheckDeferral", "AfterPhaseStopped", "WaitForDeferral",
                               "ResumeAfterDeferral", "CheckCampaign", "AfterPhase", "WaitEvaluationWindow",
                               "PickWinner", "CheckCampaignAfterWindow", "AfterDecision", "NextPhase",
-                              "FinalizeCampaign", "PauseAfterFailure"}
+                              "FinalizeCampaign", "PauseAfterFailure", "ParkZone", "NextZone", "AdvanceZone",
+                              "TakeParkedZone", "WaitForZone"}
 DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}}
 
 
@@ -163,7 +164,7 @@ def _account_rate(settings: Any) -> float | None:
 # ------------------------------------------------------------------------------------------------ pure from here
 
 def phase(shown: dict[str, Any]) -> dict[str, Any]:
-    """Where the campaign is: {"name": starting | test | evaluation | remainder | sending | deferred | done,
+    """Where the campaign is: {"name": starting | test | evaluation | remainder | sending | deferred | window | done,
     "text": the line to show, "until": when the wait ends (datetime) or None}."""
     now, status = shown["now"], shown["status"]
     phases = shown.get("phases") or {}
@@ -183,9 +184,12 @@ def phase(shown: dict[str, Any]) -> dict[str, Any]:
     if deferral.get("until") or state == "WaitForDeferral":
         until = _time(deferral.get("until"))
         why = {"rate": "the send rate", "daily_quota": "SES's daily quota",
-               "time": "a fresh invocation"}.get(str(deferral.get("reason")), "the send rate or the daily quota")
+               "time": "a fresh invocation", "window": "a zone's send window"}.get(
+                   str(deferral.get("reason")), "the send rate or the daily quota")
         left = f" ({duration(until - now)} left, until {deferral['until']})" if until else ""
         return {"name": "deferred", "until": until, "text": f"waiting for {why}{left}"}
+    if state == "WaitForZone":
+        return {"name": "window", "until": None, "text": "waiting for the next zone's send window"}
     if not two_phases:
         return {"name": "sending", "until": None, "text": f"sending to all {sum(phases.values()):,}"}
     if decision:

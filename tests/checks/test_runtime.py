@@ -33,7 +33,7 @@ def pinned(path) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("package", ["boto3", "botocore", "idna"])
+@pytest.mark.parametrize("package", ["boto3", "botocore", "idna", "tzdata"])
 def test_function_requirements_pin_the_sdk_version_the_tests_run_with(package: str) -> None:
     versions = pinned(REQUIREMENTS)
     assert versions.get(package), (

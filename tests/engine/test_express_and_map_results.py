@@ -127,3 +127,34 @@ def test_map_run_starts_no_more_children_when_its_tolerance_is_exceeded(client):
     map_run = client.list_map_runs(executionArn=described["executionArn"])["mapRuns"][0]
     counts = client.describe_map_run(mapRunArn=map_run["mapRunArn"])["itemCounts"]
     assert (counts["failed"], counts["succeeded"]) == (1, 0), counts  # the first item failed; none ran after it
+
+
+def test_express_child_waiting_for_a_timestamp_hours_away_ends_at_five_minutes(client, engine):
+    """A Wait with a Timestamp ten hours ahead inside an EXPRESS child (a send window's wait in the wrong place):
+    the child is TIMED_OUT at its five minutes, and the account's clock moves five minutes, not ten hours."""
+    from datetime import timedelta
+
+    started = engine.clock.now()
+    later = (started + timedelta(hours=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    child = {"StartAt": "Rest", "States": {"Rest": {"Type": "Wait", "Timestamp": later, "Next": "Done"},
+                                           "Done": {"Type": "Pass", "End": True}}}
+    described = run(client, express_map(child), {"items": [1]})
+
+    assert described["error"] == "States.ExceedToleratedFailureThreshold"
+    map_run = client.list_map_runs(executionArn=described["executionArn"])["mapRuns"][0]
+    assert client.describe_map_run(mapRunArn=map_run["mapRunArn"])["itemCounts"]["timedOut"] == 1
+    assert engine.clock.now() - started < timedelta(seconds=EXPRESS_MAX_SECONDS + 5)
+
+
+def test_a_wait_timestamp_must_be_utc_with_an_uppercase_t_and_z(client):
+    """AWS's Wait: RFC 3339 with an uppercase T between date and time and an uppercase Z for UTC; anything else
+    fails the execution with States.Runtime."""
+    def wait_until(text: str) -> dict:
+        return {"QueryLanguage": "JSONata", "StartAt": "Rest", "States": {
+            "Rest": {"Type": "Wait", "Timestamp": "{% $states.input.until %}", "End": True}}}
+
+    for text in ("2020-01-01t09:00:00Z", "2020-01-01T09:00:00z", "2020-01-01 09:00:00Z", "2020-01-01T09:00:00",
+                 "2020-01-01T09:00Z"):
+        described = run(client, wait_until(text), {"until": text}, name=f"bad{abs(hash(text))}")
+        assert (described["status"], described.get("error")) == ("FAILED", "States.Runtime"), text
+    assert run(client, wait_until("x"), {"until": "2020-01-01T09:00:00.123Z"}, name="good")["status"] == "SUCCEEDED"

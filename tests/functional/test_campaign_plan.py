@@ -253,3 +253,28 @@ def test_the_plan_warns_of_a_marketing_template_without_a_visible_unsubscribe_li
     warned = lines(shown, "warning")
     assert any("variant a: bare: html:" in w and "unsubscribe" in w for w in warned), warned
     assert any("variant a: bare: text:" in w and "unsubscribe" in w for w in warned), warned
+
+
+def test_the_plan_shows_when_each_zone_is_first_sent_under_a_send_window(stack, target, tmp_path, capsys):  # noqa: F811
+    """The 120 subscribers without a zone go in the campaign's (Paris), beside New York, Tokyo and an invalid zone:
+    each zone's first opening from the start, in UTC and local time, in the order the snapshot sends them."""
+    for i in range(3):
+        add_contact(stack, f"ny{i}@example.org", ["newsletter"], attributes={"time_zone": "America/New_York"})
+    for i in range(2):
+        add_contact(stack, f"tokyo{i}@example.org", ["newsletter"], attributes={"time_zone": "Asia/Tokyo"})
+    add_contact(stack, "lost@example.org", ["newsletter"], attributes={"time_zone": "Mars/Olympus"})
+    window = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00",
+              "time_zone": "Europe/Paris"}
+    path = write(tmp_path, campaign(holdout_percent=0, start_at="2030-12-02T05:00:00Z", send_window=window))
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0, lines(shown, "problem")
+    line = next(c for c in shown["checks"] if c["check"] == "send_window")
+    assert [(z["zone"], z["recipients"], z["opens_at"], z["local"]) for z in line["detail"]["zones"]] == [
+        ("Asia/Tokyo", 2, "2030-12-02T05:00:00Z", "Mon 2030-12-02 14:00 +09:00"),  # open at the start
+        ("Europe/Paris", 121, "2030-12-02T08:00:00Z", "Mon 2030-12-02 09:00 +01:00"),
+        ("America/New_York", 3, "2030-12-02T14:00:00Z", "Mon 2030-12-02 09:00 -05:00")]
+    assert line["detail"]["zone_defaulted"] == {"missing": 120, "invalid": 1}
+    assert line["message"].startswith("mon-fri 09:00-18:00 local time: Asia/Tokyo 2 from 2030-12-02T05:00:00Z")
+    assert "in the campaign's zone Europe/Paris: 1 with an invalid zone, 120 without a zone" in line["message"]

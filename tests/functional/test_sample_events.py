@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.conftest import ROOT
-from tests.contacts import add_contacts
+from tests.contacts import add_contact, add_contacts
 
 EVENTS = ROOT / "events"
 
@@ -44,6 +44,35 @@ def test_snapshot_sample_writes_a_manifest_of_the_eligible_list(stack):
     assert max(len(batch["recipients"]) for batch in manifest) <= 50
     assert len(addresses) == body["recipients"] and body["recipients"] + body["holdout"] == 120
     assert not any(a in addresses for a in ("r120@example.org", "r121@example.org", "r122@example.org"))
+
+
+def test_snapshot_under_a_send_window_writes_each_zones_batches_apart_in_the_order_they_open(stack):
+    zones = ["America/New_York", "Asia/Tokyo", None, "Mars/Olympus"]
+    for i in range(240):
+        zone = zones[i % 4]
+        add_contact(stack, f"r{i:03d}@example.org", ["newsletter"], attributes={"time_zone": zone} if zone else None)
+
+    error, body = invoke(stack, "SnapshotAudienceFunction", "snapshot_audience/send_window.json")
+
+    assert error is None, body
+    s3, bucket = stack.client("s3"), stack.outputs["ManifestBucketName"]
+    phase = body["phases"][0]
+    parts = phase["zones"]
+    assert sorted(p["zone"] for p in parts) == ["America/New_York", "Asia/Tokyo", "Europe/Paris"]
+    assert [p["opens_at"] for p in parts] == sorted(p["opens_at"] for p in parts)  # the order they open
+    assert {p["zone"]: p["recipients"] for p in parts} == {"America/New_York": 60, "Asia/Tokyo": 60,
+                                                           "Europe/Paris": 120}
+    assert body["zone_defaulted"] == {"invalid": 60, "missing": 60}
+    whole = json.loads(s3.get_object(Bucket=bucket, Key=phase["manifest_key"])["Body"].read())
+    indexes = []
+    for part in parts:
+        own = json.loads(s3.get_object(Bucket=bucket, Key=part["manifest_key"])["Body"].read())
+        assert {b["zone"] for b in own} == {part["zone"]} and len(own) == part["batches"]
+        # within the zone, the variants alternate (interleaved), one variant per batch
+        variants = [{r["variant"] for r in b["recipients"]} for b in own]
+        assert all(len(v) == 1 for v in variants) and len({v.pop() for v in variants}) == 2
+        indexes += [b["index"] for b in own]
+    assert indexes == list(range(len(whole))) == [b["index"] for b in whole]  # phase-wide batch keys, no repeats
 
 
 def test_send_batch_sample_sends_each_recipient_once_when_invoked_twice(stack):

@@ -29,10 +29,16 @@ def test_parent_waits_for_the_daily_quota_however_short_its_retry():
 
 
 def test_parent_wait_ends_at_an_rfc3339_utc_timestamp_that_sorts_as_time():
+    # A Wait's Timestamp counts whole seconds (Step Functions truncates milliseconds): rounded up, never early.
     until = deferral.until(deferral.Wait(90.5, deferral.RATE, ""), START)
-    assert until == "2026-12-03T12:01:30.500Z"
-    assert deferral.parse_rfc3339(until) == START + timedelta(seconds=90.5)
+    assert until == "2026-12-03T12:01:31.000Z"
+    assert deferral.parse_rfc3339(until) == START + timedelta(seconds=91)
     assert deferral.rfc3339(START) < until
+    assert deferral.until(deferral.Wait(90, deferral.RATE, ""), START) == "2026-12-03T12:01:30.000Z"
+
+
+def test_a_batch_outside_its_send_window_always_waits_in_the_parent():
+    assert not deferral.fits_in_child(deferral.Wait(2, deferral.WINDOW, ""), START, START, invocation_seconds=1)
 
 
 def test_crash_retries_match_the_send_batch_task_in_the_campaign_workflow():

@@ -21,7 +21,9 @@ from email.utils import formataddr
 from typing import Any
 
 from app.domain import frequency
+from app.domain import send_window as windows
 from app.domain.audience import CONTACT_FIELDS
+from app.domain.send_window import SendWindow
 from app.domain.templates import UNSUBSCRIBE_URL
 from app.errors import CampaignDefinitionError
 
@@ -60,7 +62,7 @@ RESERVED_CONTACT_FIELDS = CONTACT_FIELDS
 MAX_TEMPLATE_FIELDS = 50
 _TOP_LEVEL = ("id", "name", "sender", "from_name", "reply_to", "configuration_set", "stream", "audience",
               "variants", "holdout_percent", "ab", "thresholds", "rate_share", "start_at", "personalization",
-              "frequency_cap")
+              "frequency_cap", "send_window")
 _IGNORED = ("$comment",)  # free text, for people; dropped by to_dict
 # "Name <address>" (the name may be quoted); a bare address is the other form a sender or reply-to takes.
 _MAILBOX = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>\s*$")
@@ -222,6 +224,7 @@ class Campaign:
     from_name: str | None = None  # the display name recipients see beside the sender's address
     reply_to: tuple[str, ...] = ()  # each "address" or "Name <address>", as given
     frequency_cap: FrequencyCap | None = None  # None: the account's (app.domain.frequency.effective)
+    send_window: SendWindow | None = None  # None: send at any time
 
     @property
     def from_header(self) -> str:
@@ -261,6 +264,7 @@ class Campaign:
             "start_at": self.start_at,
             "personalization": self.personalization.to_dict(),
             "frequency_cap": self.frequency_cap.to_dict() if self.frequency_cap else None,
+            "send_window": self.send_window.to_dict() if self.send_window else None,
         }
 
 
@@ -374,6 +378,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
                               "a fraction above 0 and at most 1")
     personalization = _personalization(check, raw.get("personalization"))
     frequency_cap = _frequency_cap(check, raw.get("frequency_cap"), stream)
+    send_window = _send_window(check, raw.get("send_window"))
 
     start_at = raw.get("start_at")
     if start_at is not None and not (isinstance(start_at, str) and _RFC3339_UTC.match(start_at)):
@@ -388,6 +393,8 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
         if ab.mode == TEST_THEN_WINNER:
             check.fail("ab.mode", "test_then_winner holds the remainder back for the evaluation window, and "
                                   "a transactional campaign cannot wait (use split)")
+        if send_window is not None:
+            check.fail("send_window", "a transactional campaign cannot wait for a window: leave it out")
 
     if check.problems:
         raise CampaignDefinitionError("; ".join(check.problems))
@@ -396,6 +403,7 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
         holdout_percent=holdout, start_at=start_at, configuration_set=configuration_set, stream=stream,
         audience=audience, ab=ab, thresholds=thresholds, rate_share=rate_share, personalization=personalization,
         frequency_cap=frequency_cap,
+        send_window=send_window,
     )
     size = len(json.dumps(campaign.to_dict()).encode())
     if size > MAX_DEFINITION_BYTES:
@@ -732,6 +740,72 @@ def _ab(check: _Check, raw: Any, variant_count: int) -> AbTest:
         confidence=_confidence(check, "ab.confidence", ab.get("confidence"), defaults.confidence),
         no_winner=check.choice("ab.no_winner", ab.get("no_winner"), defaults.no_winner, NO_WINNER_POLICIES),
     )
+
+
+_WINDOW_FIELDS = ("days", "start", "end", "at", "time_zone", "zone_attribute")
+
+
+def _send_window(check: _Check, raw: Any) -> SendWindow | None:
+    """A window (days, start, end) or a time of day (days, at), in each recipient's zone (docs/campaign-schema.md)."""
+    if raw is None:
+        return None
+    window = check.obj("send_window", raw, _WINDOW_FIELDS)
+    if not window:
+        if isinstance(raw, dict):
+            check.fail("send_window", "give start and end (a window) or at (a time of day), and time_zone")
+        return None
+    zone_name = window.get("time_zone")
+    if zone_name is None:
+        check.fail("send_window.time_zone", "required: the campaign's IANA time zone name (e.g. \"Europe/Paris\"), "
+                                            "for recipients without a valid zone of their own")
+    elif windows.zone(zone_name) is None:
+        close = difflib.get_close_matches(str(zone_name), windows.zone_names(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "e.g. \"America/New_York\""
+        check.fail("send_window.time_zone", f"{_show(zone_name)} is not an IANA time zone name ({hint})")
+    days = _days(check, window.get("days"))
+    times = {}
+    for key in ("start", "end", "at"):
+        if key in window:
+            times[key] = window[key]
+            if windows.clock_time(window[key]) is None:
+                check.fail(f"send_window.{key}", f"must be a local time \"HH:MM\" from 00:00 to 23:59, got "
+                                                 f"{_show(window[key])}")
+    if "at" in times and ("start" in times or "end" in times):
+        check.fail("send_window", "give either start and end (a window) or at (a time of day), not both")
+    elif "at" not in times:
+        for key in ("start", "end"):
+            if key not in times:
+                check.fail(f"send_window.{key}", "required for a window (or give at, a time of day)")
+        start, end = windows.clock_time(times.get("start")), windows.clock_time(times.get("end"))
+        if start is not None and end is not None and end <= start:
+            check.fail("send_window.end", f"must be after start ({times['start']}), got {times['end']}: a window "
+                                          "ends on the day it starts")
+    attribute = window.get("zone_attribute", windows.ZONE_ATTRIBUTE)
+    if not isinstance(attribute, str) or not ATTRIBUTE_NAME.match(attribute):
+        check.fail("send_window.zone_attribute", f"not a valid attribute name: {_show(attribute)}")
+    elif attribute in CONTACT_FIELDS:
+        check.fail("send_window.zone_attribute", f"{attribute!r} is sesflow's bookkeeping, not a contact's zone")
+    return SendWindow(time_zone=str(zone_name), days=days, start=times.get("start") if "at" not in times else None,
+                      end=times.get("end") if "at" not in times else None, at=times.get("at"),
+                      zone_attribute=str(attribute))
+
+
+def _days(check: _Check, raw: Any) -> tuple[int, ...]:
+    if raw is None:
+        return tuple(range(7))
+    names = ", ".join(windows.DAYS)
+    if not isinstance(raw, list) or not raw:
+        check.fail("send_window.days", f"must be a non-empty list of days ({names}), got {_show(raw)}")
+        return tuple(range(7))
+    days: list[int] = []
+    for i, day in enumerate(raw):
+        if day not in windows.DAYS:
+            check.fail(f"send_window.days[{i}]", f"must be one of {names}, got {_show(day)}")
+        elif windows.DAYS.index(day) in days:
+            check.fail(f"send_window.days[{i}]", f"{day!r} is given twice")
+        else:
+            days.append(windows.DAYS.index(day))
+    return tuple(sorted(days)) or tuple(range(7))
 
 
 def _confidence(check: _Check, path: str, value: Any, default: float) -> float:

@@ -35,6 +35,10 @@ SAFETY_SECONDS = 10
 DAILY_QUOTA_WAIT_SECONDS = 900
 
 RATE, DAILY_QUOTA, TIME = "rate", "daily_quota", "time"
+# The batch's zone is outside its send window (app.domain.send_window): always the campaign's execution's wait,
+# which moves on to the phase's other zones meanwhile.
+WINDOW = "window"
+_PARENT_ONLY = (DAILY_QUOTA, WINDOW)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def for_daily_quota(retry_after: float, message: str) -> Wait:
 def fits_in_child(wait: Wait, child_started_at: datetime, now: datetime, invocation_seconds: float) -> bool:
     """True if the child can wait `wait` and run SendBatch again (with its crash retries) within its five minutes.
     `invocation_seconds`: the most one SendBatch invocation may take (the function's Timeout)."""
-    if wait.reason == DAILY_QUOTA:
+    if wait.reason in _PARENT_ONLY:
         return False
     elapsed = (now - child_started_at).total_seconds()
     rerun = (1 + CRASH_RETRIES) * invocation_seconds + CRASH_BACKOFF_SECONDS
@@ -62,8 +66,12 @@ def fits_in_child(wait: Wait, child_started_at: datetime, now: datetime, invocat
 
 
 def until(wait: Wait, now: datetime) -> str:
-    """When the parent's Wait ends."""
-    return rfc3339(now + timedelta(seconds=max(1.0, wait.seconds)))
+    """When the parent's Wait ends: rounded up to a whole second, as a Wait's Timestamp counts whole seconds (Step
+    Functions truncates the milliseconds), so the wait never ends before the time waited for."""
+    moment = now + timedelta(seconds=max(1.0, wait.seconds))
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return rfc3339(moment)
 
 
 def child_seconds(wait: Wait) -> int:

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.domain import send_window
 from app.domain import token_bucket as tb
 from app.domain.campaign import HOLDOUT, TEST_THEN_WINNER, Audience, Campaign
 
@@ -172,3 +173,25 @@ def duration_text(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@dataclass(frozen=True)
+class ZoneStart:
+    """When one time zone's recipients are first sent under a send window."""
+
+    zone: str
+    recipients: int
+    opens_at: datetime  # UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"zone": self.zone, "recipients": self.recipients,
+                "opens_at": self.opens_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "local": send_window.local_text(self.opens_at, self.zone)}
+
+
+def zone_starts(window: send_window.SendWindow, recipients_by_zone: Mapping[str, int], start: datetime,
+                ) -> list[ZoneStart]:
+    """Each zone's first send at or after `start` (the campaign's start), in the order the zones are sent (the
+    snapshot's: app.domain.send_window.first_openings)."""
+    return [ZoneStart(zone, recipients_by_zone[zone], opening)
+            for zone, opening in send_window.first_openings(window, recipients_by_zone, start)]

@@ -23,7 +23,9 @@ SES's answers, by what a retry can do about them:
 
 Waiting for the send rate or the daily quota never happens here beyond a few seconds: the batch stops where it is
 and the result says where the wait belongs (app.domain.deferral): `wait_seconds` for the Distributed Map child to
-Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again.
+Wait and call again, or `deferred` for the campaign's Standard execution to wait and run the phase again. Under a
+send window the batch's zone is checked before each call (app.domain.send_window): outside its window the batch
+stops there and is always `deferred` to the next opening (the execution sends the phase's other zones meanwhile).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from botocore.exceptions import ClientError
 from app import attributes, campaign_breaker, campaign_control, clock, frequency, sends, unsubscribe
 from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
-from app.domain import deferral
+from app.domain import deferral, send_window
 from app.domain import frequency as frequency_rules
 from app.domain.addresses import InvalidAddress
 from app.domain.campaign import Campaign
@@ -256,6 +258,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if control.deferred_until and control.deferred_until > deferral.rfc3339(clock.now()):
         # The phase is already waiting in the campaign's execution: this child ends at once, claiming nothing.
         return {**result, "deferred": {"until": control.deferred_until, "reason": "phase already deferred"}}
+    closed = window_wait(request)
+    if closed is not None:  # the batch's zone is outside its send window: nothing is claimed
+        return {**result, **_where_to_wait(campaign, closed, request.child_started_at, invocation_seconds, config)}
     # Read before the claim: a failed read then leaves nothing to settle, and the Map's Retry runs it again.
     problems: dict[str, str] = {}  # why a recipient's template data cannot go
     data = template_data(campaign, [address for address, _, _ in todo], config, problems)
@@ -303,6 +308,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     finish(sends.STOPPED)
                     result["stopped"] = control.status
                     break
+            wait = window_wait(request)
+            if wait is not None:  # the zone's window closed during the batch: it waits for the next opening
+                finish(sends.STOPPED)
+                break
             variant, probation = todo[position][1:]
             group = [address for address, _, _ in todo[position : position + allowed]]
             # Before the in-flight mark: a crash between the two leaves the reservations, which this campaign's
@@ -381,6 +390,21 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _capped(counts: Counter[str]) -> dict[str, int]:
     return {"capped": counts["capped"]} if counts["capped"] else {}
+def window_wait(request: SendBatchInput) -> deferral.Wait | None:
+    """The wait for the batch's zone's send window (app.domain.send_window), if it may not be sent now. Checked
+    just before each SES call, so no call starts outside the window."""
+    window, zone = request.campaign.send_window, request.batch.zone
+    if window is None or zone is None or send_window.zone(zone) is None:
+        return None
+    now = clock.now()
+    ready = deferral.parse_rfc3339(request.ready_at) if request.ready_at else None
+    if window.is_time_of_day and ready is None:
+        return None
+    opening = send_window.wait_until(window, zone, now, ready)
+    if opening is None:
+        return None
+    return deferral.Wait((opening - now).total_seconds(), deferral.WINDOW,
+                         f"{zone}: the send window opens {send_window.local_text(opening, zone)}")
 
 
 def _acquire_or_wait(campaign: Campaign, todo: list[tuple[str, str, bool]], position: int, left: float,

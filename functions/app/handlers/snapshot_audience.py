@@ -11,6 +11,11 @@ weights (app.domain.campaign.interleave): at any point of the send each variant 
 per-variant breaker sees a bad variant early, and an A/B comparison is not biased by the time of day.
 The manifests are frozen: a resume sends from the same batches, which is what makes
 SendsTable's per-batch claims exactly once.
+
+Under a send window each recipient is sent in its own time zone (its `time_zone` attribute, or the campaign's when
+it has none or not an IANA name: counted in zone_defaulted), and a phase's batches are grouped by zone: each zone's
+batches (interleaved by variant within the zone) in a manifest of their own, the zones in the order of their first
+opening, so the campaign's execution waits for a zone's window once per zone, never per recipient.
 """
 
 import json
@@ -18,10 +23,12 @@ from collections import Counter
 from typing import Any
 
 from app import audience as stored_audience
+from app import clock
 from app.clients import client
-from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult
-from app.domain import audience
-from app.domain.campaign import REMAINDER, batches, interleave, split_audience
+from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult, ZoneBatches
+from app.domain import audience, send_window
+from app.domain.campaign import REMAINDER, Campaign, batches, interleave, split_audience
+from app.domain.deferral import rfc3339
 from app.observability import logger, metrics, tracer
 from app.settings import settings
 
@@ -37,6 +44,35 @@ def write(bucket: str, key: str, document: Any) -> None:
     client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(document, separators=(",", ":")).encode())
 
 
+def phase_chunks(campaign: Campaign, name: str, members: list[tuple[str, str]], statuses: dict[str, str],
+                 ) -> list[list[Recipient]]:
+    """A phase's (or one zone's part of it) batches in send order."""
+    # Recipients on probation go out through the probation configuration set (the only one that publishes
+    # Delivery events, which end probation), so they are grouped after the others of their variant: one
+    # extra SES call per variant at most, not one per probationer.
+    if name == REMAINDER:  # their variant is the winner's, decided after the test
+        members = sorted(members, key=lambda m: (statuses[m[0]] == "RECOVERY", m[0]))
+        return batches([row(a, None, statuses[a]) for a, _ in members], BATCH_SIZE)
+    # each variant's own batches, interleaved in proportion to the variants' sizes
+    return interleave([
+        batches([row(a, v, statuses[a]) for a, v in
+                 sorted((m for m in members if m[1] == variant.name),
+                        key=lambda m: (statuses[m[0]] == "RECOVERY", m[0]))], BATCH_SIZE)
+        for variant in campaign.variants])
+
+
+def by_zone(campaign: Campaign, members: tuple[tuple[str, str], ...], zones: dict[str, str],
+            ) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(zone, its first opening, its members) for each zone with members, in the order of their first opening."""
+    window = campaign.send_window
+    assert window is not None
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for member in members:
+        grouped.setdefault(zones[member[0]], []).append(member)
+    return [(zone, rfc3339(opening), grouped[zone])
+            for zone, opening in send_window.first_openings(window, grouped, clock.now())]
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -45,31 +81,46 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     campaign = request.campaign
     prefix = f"campaigns/{campaign.id}/{request.execution_name}"
     bucket = settings().manifest_bucket
-    selection = stored_audience.eligible(campaign, settings())
+    read = stored_audience.read(campaign, settings())
+    selection = read.selection
     candidates = selection.chosen
     split = split_audience(campaign, candidates, stored_audience.account_suppressed())
     left_out = selection.left_out + Counter({audience.LEFT_SES_SUPPRESSED: split.ses_suppressed})
     holdout = list(split.holdout)
 
+    window = campaign.send_window
+    zones: dict[str, str] = {}  # address -> the zone it is sent in
+    defaulted: Counter[str] = Counter()
+    if window is not None:
+        for address in candidates:
+            found = read.contacts.get(address)
+            zones[address], why = send_window.recipient_zone(
+                window, found.attributes.get(window.zone_attribute) if found else None)
+            if why:
+                defaulted[why] += 1
+
     phases = []
     for name, members in split.cohorts.items():
-        # Recipients on probation go out through the probation configuration set (the only one that publishes
-        # Delivery events, which end probation), so they are grouped after the others of their variant: one
-        # extra SES call per variant at most, not one per probationer.
-        if name == REMAINDER:  # their variant is the winner's, decided after the test
-            members = sorted(members, key=lambda m: (candidates[m[0]] == "RECOVERY", m[0]))
-            chunks = batches([row(a, None, candidates[a]) for a, _ in members], BATCH_SIZE)
-        else:  # each variant's own batches, interleaved in proportion to the variants' sizes
-            chunks = interleave([
-                batches([row(a, v, candidates[a]) for a, v in
-                         sorted((m for m in members if m[1] == variant.name),
-                                key=lambda m: (candidates[m[0]] == "RECOVERY", m[0]))], BATCH_SIZE)
-                for variant in campaign.variants])
-        manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(chunks)]
         key = f"{prefix}/{name}.json"
+        if window is None:
+            chunks = phase_chunks(campaign, name, list(members), candidates)
+            manifest = [Batch(i, tuple(chunk)).to_dict() for i, chunk in enumerate(chunks)]
+            parts: tuple[ZoneBatches, ...] = ()
+        else:
+            manifest, zone_parts, chunks = [], [], []
+            for i, (zone, opens_at, zone_members) in enumerate(by_zone(campaign, members, zones)):
+                zone_chunks = phase_chunks(campaign, name, zone_members, candidates)
+                own = [Batch(len(manifest) + j, tuple(chunk), zone).to_dict() for j, chunk in enumerate(zone_chunks)]
+                zone_key = f"{prefix}/{name}/zone-{i}.json"
+                write(bucket, zone_key, own)
+                manifest += own
+                chunks += zone_chunks
+                zone_parts.append(ZoneBatches(zone, zone_key, len(own), len(zone_members), opens_at))
+            parts = tuple(zone_parts)
         write(bucket, key, manifest)
         per_variant = Counter(r.variant for chunk in chunks for r in chunk if r.variant is not None)
-        phases.append(Phase(name, key, len(manifest), sum(map(len, chunks)), dict(sorted(per_variant.items()))))
+        phases.append(Phase(name, key, len(manifest), sum(map(len, chunks)), dict(sorted(per_variant.items())),
+                            parts))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
     metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(split.assigned))
@@ -84,4 +135,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         by_variant=split.by_variant,
         states=dict(sorted(selection.states.items())),
         left_out=dict(sorted(left_out.items())),
+        zone_defaulted=dict(sorted(defaulted.items())) if window is not None else None,
     ).to_dict()

@@ -343,9 +343,12 @@ def _fix_wait() -> None:
     def _wait_interval(self, env: Environment, wait_seconds: float) -> None:
         entered = env.states.context_object.context_object_data["State"]["EnteredTime"]
         _before_wait()
+        seconds, cut = _express_wait(env, wait_seconds)
         # A StopExecution ends the Wait (moto's own Wait waits on program_state_event for that): only a paced
         # clock's sleep takes long enough to need it.
-        _clock().sleep(wait_seconds, "Wait", since=datetime.fromisoformat(entered), stop=lambda: not env.is_running())
+        _clock().sleep(seconds, "Wait", since=datetime.fromisoformat(entered), stop=lambda: not env.is_running())
+        if cut:
+            _express_time_left(env)
 
     _patch(WaitFunction, "_wait_interval", original, _wait_interval)
 
@@ -364,9 +367,28 @@ def _fix_wait_timestamp() -> None:
         if moment is None:
             raise FailureEventException(self._create_failure_event(env, text))
         _before_wait()
-        _clock().sleep_until(moment.replace(tzinfo=UTC), "Wait", stop=lambda: not env.is_running())
+        until = moment.replace(tzinfo=UTC)
+        seconds, cut = _express_wait(env, (until - _clock().now()).total_seconds())
+        if cut:  # an EXPRESS child ends at its five minutes, long before the Timestamp
+            _clock().sleep(seconds, "Wait", stop=lambda: not env.is_running())
+            _express_time_left(env)
+            return
+        _clock().sleep_until(until, "Wait", stop=lambda: not env.is_running())
 
     _patch(Timestamp, "_eval_body", original, _eval_body)
+
+
+def _express_wait(env: Environment, seconds: float) -> tuple[float, bool]:
+    """How long a Wait may sleep: in an EXPRESS child, no further than its five minutes (AWS: an Express
+    workflow's Wait is at most five minutes, and the execution ends at them), and whether it is cut there. The
+    clock then moves to the child's deadline only, as the rest of the account's time would on AWS."""
+    budget = getattr(env, "_sesflow_express", None)
+    if budget is None:
+        return seconds, False
+    left = EXPRESS_MAX_SECONDS - budget.seconds()
+    if seconds <= left:
+        return seconds, False
+    return max(0.0, left) + 0.001, True
 
 
 def _fix_callback_timeout() -> None:
