@@ -293,13 +293,17 @@ def events_parse(args: argparse.Namespace) -> int:
     from app.domain.feedback import parse_feedback
     from app.errors import FeedbackParseError
 
-    failed = False
+    from sesflow.files import read_text
+
+    failed, unreadable = False, False
     for name in args.files:
         try:
-            text = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            print(f"{name}: error: cannot read it ({getattr(error, 'strerror', None) or error})", file=sys.stderr)
-            failed = True
+            text = read_text(name)
+            if not text.strip():
+                raise InputError(f"{name}: empty: it needs SES feedback (a message body, a Lambda event, JSON Lines)")
+        except InputError as error:  # said as every command says it; the other files are still parsed
+            report(error)
+            unreadable = True
             continue
         try:
             found = events_cli.split(text)
@@ -319,7 +323,7 @@ def events_parse(args: argparse.Namespace) -> int:
                 print(json.dumps({"kind": "sns_control", "control": result.control, "file": name}))
             for event in result.events:
                 print(json.dumps({**event.to_dict(), "file": name}))
-    return 1 if failed else 0
+    return 2 if unreadable else 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
