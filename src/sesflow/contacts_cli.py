@@ -98,7 +98,7 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
                               resubscribe_reason=resubscribe_reason)
     target = rejects_target(path, rejects)
     # Opened before anything is written: a rejects file that cannot be written refuses the import whole.
-    out = _open_rejects(target) if checked.problems else None
+    out = _open_rejects(target, "--rejects " + target if rejects else target) if checked.problems else None
     if not checked.problems and Path(target).is_file():  # an earlier import's: this one rejects nothing
         Path(target).unlink()
     bar = Progress(checked.rows + checked.problems, f"importing into {list_id}", progress)
@@ -154,11 +154,11 @@ def rejects_target(path: str, rejects: str | None) -> str:
     return target
 
 
-def _open_rejects(target: str) -> Any:
+def _open_rejects(target: str, where: str) -> Any:
     try:
         return open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by the caller)
     except OSError as error:
-        raise cannot_write(target, error) from None
+        raise cannot_write(where, error) from None
 
 
 def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: Target, *, actor: str,

@@ -48,6 +48,7 @@ FILES = {"subject": SUBJECT_FILE, "html": HTML_FILE, "text": TEXT_FILE}
 DEFAULT_OUT = Path(".sesflow") / "preview"
 # A template's name as SES v1 and the console accept it, and a folder name on every file system.
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RULE = "1 to 64 letters, digits, _ or -"
 # SES v2's template operations: "You can execute this operation no more than once per second" (the API reference
 # of CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates, TestRenderEmailTemplate). Calls
 # are paced to that on a stack, and a throttled call is retried anyway. The local engine limits only TestRender.
@@ -86,7 +87,7 @@ def load_folder(folder: Path) -> Local:
 
     name = folder.name
     if not NAME.match(name):
-        raise TemplateFolderError(f"{folder}: a template's folder is its SES name: 1 to 64 letters, digits, _ or -")
+        raise TemplateFolderError(f"{folder}: a template's folder is its SES name: {NAME_RULE}")
     subject = _read(folder / SUBJECT_FILE)
     if subject is None:
         raise TemplateFolderError(f"{folder / SUBJECT_FILE}: missing: every template needs a subject")
@@ -410,7 +411,7 @@ def template(args: argparse.Namespace) -> int:
             return 1 if lines else 0
         # preview
         if not NAME.match(args.name):
-            raise InputError(f"{args.name!r}: a template's name is 1 to 64 letters, digits, _ or -")
+            raise InputError(f"{args.name!r}: a template's name is {NAME_RULE}")
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise InputError(f"--out {args.out}: is a file, not a folder (the preview writes four files there)")
         campaign = _campaign(args.campaign)

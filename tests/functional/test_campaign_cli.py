@@ -52,10 +52,10 @@ def test_a_bad_file_or_definition_is_refused_before_anything_starts(stack, targe
     bad.write_text(json.dumps(campaign(sender="nobody")))
     assert run("start", file=str(bad)) == 1
     assert "the campaign definition is not valid: sender: 'nobody' is not valid" in capsys.readouterr().err
-    assert run("start", file=str(tmp_path / "missing.json")) == 1
+    assert run("start", file=str(tmp_path / "missing.json")) == 2  # bad input: exit 2
     assert "missing.json: cannot read it" in capsys.readouterr().err
     bad.write_text("{ not json")
-    assert run("start", file=str(bad)) == 1
+    assert run("start", file=str(bad)) == 2
     assert "not JSON" in capsys.readouterr().err
     assert stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"] == []
@@ -63,7 +63,7 @@ def test_a_bad_file_or_definition_is_refused_before_anything_starts(stack, targe
 
 def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, capsys):
     assert run("pause", id="nothing-here") == 1
-    assert "campaign nothing-here is unknown here: it cannot be paused" in capsys.readouterr().err
+    assert "no campaign nothing-here on test-stack" in capsys.readouterr().err
     path = tmp_path / "spring.json"
     path.write_text(json.dumps(campaign()))
     run("start", file=str(path))
