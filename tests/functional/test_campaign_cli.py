@@ -138,7 +138,7 @@ def test_resume_refuses_a_definition_that_changes_more_than_thresholds_and_rate_
     path = tmp_path / "changed.json"
     path.write_text(json.dumps(changed))
 
-    assert run("resume", id="spring-sale", definition=str(path)) == 1
+    assert run("resume", id="spring-sale", definition=str(path)) == 2  # the definition given cannot be used
 
     error = capsys.readouterr().err
     assert "a resume may change only thresholds and rate_share, and this definition also changes" in error
