@@ -143,6 +143,8 @@ def suppression(args: argparse.Namespace) -> int:
     try:
         if args.action == "import" and (args.file is None) != args.from_ses:
             raise InputError("suppression import: give a FILE or --from-ses (one of the two)")
+        if args.action == "import" and not args.reason.strip():  # else every address is refused for it, one by one
+            raise InputError("--reason: empty: every suppression's audit record says why")
         target = target_of(args)
         if args.action == "export":
             rows = suppressed(target)

@@ -200,6 +200,7 @@ def test_an_export_of_a_list_that_does_not_exist_is_refused_and_writes_no_file(s
 
 @pytest.mark.parametrize("argv, message", [
     (["suppression", "import", *STACK], "give a FILE or --from-ses"),
+    (["suppression", "import", str(ROOT / "README.md"), "--reason", " ", *STACK], "--reason: empty"),
     (["contacts", "import", str(ROOT / "README.md"), "--list", "x", "--reason", "why", *STACK],
      "--reason is for --resubscribe"),
     (["contacts", "remove", "ada@example.com", "--list", "bad list!", *STACK], "--list 'bad list!'"),
