@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
 from sesflow.campaign_view import read_campaign
+from sesflow.errors import InputError, positive_number, report
 from sesflow.files import read_json_object
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
@@ -133,7 +133,8 @@ def campaign(args: argparse.Namespace) -> int:
         elif args.action == "test":
             from sesflow.test_send import send_tests
 
-            sent = send_tests(target, _definition(args.file), args.to, getattr(args, "as_contact", None))
+            sent = send_tests(target, _definition(args.file), args.to, getattr(args, "as_contact", None),
+                              source=args.file)
             for message in sent:
                 print(f"sent test of variant {message['variant']} to {message['to']} ({message['message_id']})")
         elif args.action == "list":
@@ -165,7 +166,9 @@ def campaign(args: argparse.Namespace) -> int:
             if not app["control"].change_status(args.id, to, app["settings"],
                                                 note={"by": f"sesflow campaign {args.action}"}):
                 current = app["control"].read(args.id, app["settings"])[0].get("status")
-                raise LookupError(f"campaign {args.id} is {current or 'unknown here'}: it cannot be {to.lower()}")
+                if not current:
+                    raise LookupError(f"no campaign {args.id} on {target.name}")
+                raise LookupError(f"campaign {args.id} is {current}: it cannot be {to.lower()}")
             print(f"campaign {args.id}: {to} (batches in flight stop before their next SES call)")
         elif args.action == "resume":
             app = _modules(target)
@@ -179,16 +182,15 @@ def campaign(args: argparse.Namespace) -> int:
             stored = json.loads(item["definition"])
             definition = _definition(args.definition) if args.definition else stored
             if definition.get("id") != args.id:
-                raise ValueError(f"{args.definition}: its id is {definition.get('id')!r}, not {args.id!r}")
+                raise InputError(f"{args.definition}: its id is {definition.get('id')!r}, not {args.id!r}")
             if args.definition:  # what the workflow's ValidateCampaign refuses too, said before anything starts
                 try:
                     app["check_resume"](stored, app["parse"](definition))
                 except app["definition_error"] as error:
-                    raise ValueError(f"{args.definition}: {error}") from None
+                    raise InputError(f"{args.definition}: {error}") from None
             print(f"resumed {_start(target, definition, resume=True)}")
     except (TargetError, LookupError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 1
+        return report(error)
     return 0
 
 
@@ -236,7 +238,7 @@ def register(commands: Any) -> None:
     listing.set_defaults(func=campaign)
     watch = actions.add_parser("watch", help="live progress per variant, bounce and complaint rates vs thresholds")
     watch.add_argument("id", help="the campaign id")
-    watch.add_argument("--interval", type=float, default=2.0, help="seconds between redraws (default 2)")
+    watch.add_argument("--interval", type=positive_number, default=2.0, help="seconds between redraws (default 2)")
     watch.add_argument("--once", action="store_true", help="draw once and exit")
     add_target_options(watch)
     watch.set_defaults(func=campaign)

@@ -30,6 +30,7 @@ from sesflow import (
     suppression_cli,
     template_cli,
 )
+from sesflow.errors import InputError, port_number, positive_number, report
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -37,7 +38,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"sesflow: --parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
+            raise InputError(f"--parameter-overrides takes KEY=VALUE pairs, got {pair!r}")
         values[key] = value
     return values
 
@@ -292,13 +293,17 @@ def events_parse(args: argparse.Namespace) -> int:
     from app.domain.feedback import parse_feedback
     from app.errors import FeedbackParseError
 
-    failed = False
+    from sesflow.files import read_text
+
+    failed, unreadable = False, False
     for name in args.files:
         try:
-            text = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            print(f"{name}: error: cannot read it ({getattr(error, 'strerror', None) or error})", file=sys.stderr)
-            failed = True
+            text = read_text(name)
+            if not text.strip():
+                raise InputError(f"{name}: empty: it needs SES feedback (a message body, a Lambda event, JSON Lines)")
+        except InputError as error:  # said as every command says it; the other files are still parsed
+            report(error)
+            unreadable = True
             continue
         try:
             found = events_cli.split(text)
@@ -318,7 +323,7 @@ def events_parse(args: argparse.Namespace) -> int:
                 print(json.dumps({"kind": "sns_control", "control": result.control, "file": name}))
             for event in result.events:
                 print(json.dumps({**event.to_dict(), "file": name}))
-    return 1 if failed else 0
+    return 2 if unreadable else 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--serve", action="store_true",
                     help="keep the stack running on 127.0.0.1 for other commands until Ctrl-C or `sesflow local down` "
                          "(default: print, exit)")
-    up.add_argument("--port", type=int, default=None, help="with --serve: the port (default 4599; 0 picks a free one)")
+    up.add_argument("--port", type=port_number, default=None,
+                    help="with --serve: the port (default 4599; 0 picks a free one)")
     up.add_argument("--state-file", default=None,
                     help="with --serve: where commands find the running engine (default: .sesflow/local.json)")
     up.add_argument("--feedback", default=None, metavar="none|default|FILE",
@@ -354,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     down = local.add_parser("down", help="stop the engine `sesflow local up --serve` runs")
     down.add_argument("--state-file", default=None,
                       help="the running engine's state file (default: the nearest .sesflow/local.json)")
-    down.add_argument("--timeout", type=float, default=60.0,
+    down.add_argument("--timeout", type=positive_number, default=60.0,
                       help="seconds to wait for it to stop (default 60)")
     down.set_defaults(func=local_down)
     invoke_cli.register(commands)  # `sesflow invoke FUNCTION -e EVENT`: sam local invoke on the engine
@@ -388,7 +394,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from sesflow import demo
 
     if args.recipients < 100:
-        raise SystemExit(f"sesflow demo: --recipients {args.recipients}: at least 100 (a test cohort needs them)")
+        raise InputError(f"demo: --recipients {args.recipients}: at least 100 (a test cohort needs them)")
     scenarios = tuple(demo.SCENARIOS) if args.scenario == "all" else (args.scenario,)
     summary = demo.run_demo(recipients=args.recipients, seed=args.seed, scenarios=scenarios,
                             template=Path(args.template), report_dir=Path(args.report_dir))
@@ -400,9 +406,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code (sesflow.errors: 2 bad usage or input, 1 refused, 0 done)."""
+    import botocore.exceptions
+
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except InputError as error:  # what a command did not catch itself: the same line, the same code
+        return report(error)
+    except botocore.exceptions.ClientError as error:  # an AWS refusal no command expected: its code and message
+        problem = error.response.get("Error", {})
+        return report(RuntimeError(f"AWS refused it: {problem.get('Code', 'error')}: "
+                                   f"{problem.get('Message') or error}"))
+    except botocore.exceptions.BotoCoreError as error:  # the endpoint went away, credentials expired...
+        return report(RuntimeError(f"cannot reach AWS or the local engine: {error}"))
     except BrokenPipeError:
         # The reader went away (`sesflow ... | head`): stop quietly, as other command-line tools do. stdout is
         # pointed at /dev/null so the interpreter's final flush does not raise again.

@@ -23,7 +23,6 @@ import argparse
 import csv
 import getpass
 import json
-import os
 import sys
 import tempfile
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from sesflow import migrate_cli
+from sesflow.errors import InputError, address_problem, report
+from sesflow.files import cannot_write
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
@@ -95,21 +96,22 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
         ignored = list(opened.ignored_columns)
     options = imports.Options(list_id=list_id, source=f"import:{Path(path).name}", actor=actor, dry_run=dry_run,
                               resubscribe_reason=resubscribe_reason)
-    target = rejects or str(reader.rejects_path(path))
+    target = rejects_target(path, rejects)
+    # Opened before anything is written: a rejects file that cannot be written refuses the import whole.
+    out = _open_rejects(target, "--rejects " + target if rejects else target) if checked.problems else None
+    if not checked.problems and Path(target).is_file():  # an earlier import's: this one rejects nothing
+        Path(target).unlink()
     bar = Progress(checked.rows + checked.problems, f"importing into {list_id}", progress)
     writes = imports.Tally().writes
-    if not dry_run:
-        store.register_list(list_id, now, config, writes)
     done = [0]
 
     def advance(chunk: Any) -> None:
         done[0] += chunk.rows
         bar.advance(chunk.rows, done[0])
 
-    if not checked.problems and Path(target).is_file():  # an earlier import's: this one rejects nothing
-        Path(target).unlink()
-    out = open(target, "w", encoding="utf-8", newline="") if checked.problems else None  # noqa: SIM115
     try:
+        if not dry_run:
+            store.register_list(list_id, now, config, writes)
         writer = reader.RejectsWriter(out, columns) if out else None
         tally = imports.import_rows(reader.read_rows(path), options, config, now,
                                     reject=writer.write if writer else _unexpected, progress=advance)
@@ -126,6 +128,39 @@ def import_file(path: str, list_id: str, code: dict[str, Any], *, actor: str, dr
     return summary
 
 
+def rejects_target(path: str, rejects: str | None) -> str:
+    """Where the import of `path` writes its rejected rows (--rejects, else FILE.rejects.csv), refused with an
+    InputError when writing there would lose a file of the user's: the file being imported, or an existing file
+    that is not an earlier import's rejects file (those alone are replaced, or removed when nothing is rejected)."""
+    from app.domain.contact_file import REJECTS_COLUMNS, rejects_path
+
+    header = ",".join(REJECTS_COLUMNS) + ","  # how every rejects file starts
+    target = rejects or str(rejects_path(path))
+    where = "--rejects " + target if rejects else target
+    chosen = Path(target)
+    if chosen.exists() and Path(path).exists() and chosen.resolve() == Path(path).resolve():
+        raise InputError(f"{where}: that is the file being imported: give the rejected rows another file")
+    if chosen.is_file():
+        try:
+            with chosen.open(encoding="utf-8", errors="replace", newline="") as existing:
+                first = existing.readline(len(header) + 1)
+        except OSError as error:
+            raise cannot_write(where, error) from None
+        if first and not first.startswith(header):
+            raise InputError(f"{where}: exists and is not a rejects file (its first line is not {header}...): "
+                             f"give --rejects another file, or move that one away")
+    elif chosen.exists():
+        raise InputError(f"{where}: cannot write it (is a folder, not a file)")
+    return target
+
+
+def _open_rejects(target: str, where: str) -> Any:
+    try:
+        return open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by the caller)
+    except OSError as error:
+        raise cannot_write(where, error) from None
+
+
 def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: Target, *, actor: str,
                          dry_run: bool = False, resubscribe_reason: str | None = None, rejects: str | None = None,
                          progress: bool = False, wait: bool = True, checked: Any = None) -> dict[str, Any]:
@@ -138,6 +173,7 @@ def import_with_workflow(path: str, list_id: str, code: dict[str, Any], target: 
     beside the file; without, returns the execution's ARN at once."""
     reader, config = code["file"], code["settings"]
     checked = checked or reader.check_file(path)
+    rejects = rejects_target(path, rejects)  # the downloaded rejects would overwrite nothing of the user's
     import_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     key = f"imports/{import_id}/rows.jsonl"
     s3 = target.client("s3")
@@ -223,10 +259,10 @@ WORKFLOW_ROWS = 50_000
 
 def contacts_import(args: argparse.Namespace, target: Target) -> int:
     if args.resubscribe and not (args.reason and args.reason.strip()):
-        raise ValueError("--resubscribe needs --reason TEXT: setting unsubscribed contacts back to subscribed is "
+        raise InputError("--resubscribe needs --reason TEXT: setting unsubscribed contacts back to subscribed is "
                          "recorded in each one's history, with why")
     if args.reason and not args.resubscribe:
-        raise ValueError("--reason is for --resubscribe (an import needs no reason otherwise)")
+        raise InputError("--reason is for --resubscribe (an import needs no reason otherwise)")
     code = _code(target)
     _check_list_name(args.list)
     given = {"actor": _actor(args), "dry_run": args.dry_run, "rejects": args.rejects,
@@ -261,18 +297,18 @@ def _check_list_name(name: str) -> None:
     from app.domain.campaign import LIST_NAME_RULE, valid_list_name
 
     if not valid_list_name(name):
-        raise ValueError(f"--list {name!r}: a list name is {LIST_NAME_RULE}")
+        raise InputError(f"--list {name!r}: a list name is {LIST_NAME_RULE}")
 
 
 # ------------------------------------------------------------------------------------------------ the rest
 
 
 def _address(given: str, code: dict[str, Any]) -> str:
-    """The address as contacts are keyed (the Lambda code's normalize), or a ValueError naming what was given."""
+    """The address as contacts are keyed (the Lambda code's normalize), or an InputError naming what was given."""
     try:
         return str(code["recipients"].normalize(given))
     except ValueError as error:
-        raise ValueError(f"{given!r} is not an email address SES sends to: {error}") from None
+        raise InputError(address_problem(given, error)) from None
 
 
 def describe(address: str, target: Target) -> dict[str, Any]:
@@ -342,6 +378,11 @@ def export(path: str, list_id: str | None, target: Target) -> int:
     through a temporary JSON Lines file to learn every attribute name, so memory stays flat."""
     code = _code(target)
     config, contacts = code["settings"], code["contacts"]
+    if list_id is not None:
+        _check_list_name(list_id)
+        known = [entry["list"] for entry in contacts.lists(config)]
+        if list_id not in known:
+            raise LookupError(f"no list {list_id} on {target.name} (lists: {', '.join(known) or 'none yet'})")
     ddb = target.client("dynamodb")
     names: set[str] = set()
     count = 0
@@ -355,7 +396,7 @@ def export(path: str, list_id: str | None, target: Target) -> int:
         try:
             out = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
         except OSError as error:
-            raise ValueError(f"{path}: cannot write it ({error.strerror or error})") from None
+            raise cannot_write(path, error) from None
         with out:
             columns = ["address", "status", "lists", *sorted(names)]
             writer = csv.writer(out)
@@ -446,17 +487,11 @@ def print_lists(shown: list[dict[str, Any]]) -> None:
 
 
 def contacts(args: argparse.Namespace) -> int:
-    code = 1
     try:
         target = target_of(args)
-        code = _run(args, target)
+        return _run(args, target)
     except (TargetError, LookupError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 2 if getattr(args, "action", "") == "import" else 1
-    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return code
+        return report(error)
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:
@@ -466,7 +501,7 @@ def _run(args: argparse.Namespace, target: Target) -> int:
             return contacts_import(args, target)
         except Exception as error:  # the reader's ContactFileError: names the file and line
             if type(error).__name__ == "ContactFileError":
-                raise ValueError(str(error)) from None
+                raise InputError(str(error)) from None
             raise
     if action == "show":
         shown = describe(args.address, target)
@@ -480,6 +515,7 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     config, contacts_store, recipients = code["settings"], code["contacts"], code["recipients"]
     now = recipients.clock.now()
     if action == "remove":
+        _check_list_name(args.list)
         address = _address(args.address, code)
         if not contacts_store.remove_membership(args.list, address, actor=_actor(args), now=now, settings=config):
             raise LookupError(f"{address} is not on list {args.list}")

@@ -19,9 +19,10 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from sesflow.errors import InputError, report
+from sesflow.files import read_text
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
@@ -82,23 +83,20 @@ def queue_body(message: Any) -> str:
 
 
 def messages(path: str) -> list[tuple[str, str]]:
-    """(where, queue body) for every message in the file; ValueError naming the file and line when it is not
+    """(where, queue body) for every message in the file; InputError naming the file and line when it is not
     usable (replay sends JSON only: text the parser would refuse is refused here, before anything is sent)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: empty: it needs SES feedback (a message body, a Lambda event, JSON Lines)")
     try:
         found = split(text)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise InputError(f"{path}: {error}") from None
     if found == [("", text)]:
         try:
             json.loads(text)
         except json.JSONDecodeError as whole:
-            raise ValueError(f"{path}: not JSON ({whole.msg} at line {whole.lineno}, column {whole.colno})") from None
+            raise InputError(f"{path}: not JSON ({whole.msg} at line {whole.lineno}, column {whole.colno})") from None
     return [(f"{path}: {label}" if label else path, queue_body(message)) for label, message in found]
 
 
@@ -192,8 +190,7 @@ def replay(args: argparse.Namespace, settle: Callable[[Target], bool] | None = N
             return 1
         failed = dead_lettered(target, sent)
     except (TargetError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 1
+        return report(error)
     for where, reason in failed:
         print(f"{where}: dead-lettered: {reason}", file=sys.stderr)
     print(f"ingested {len(sent) - len(failed)} (applied, or absorbed as duplicates), {len(failed)} to the DLQ")

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sesflow.files import read_json_object
+from sesflow.files import read_json_object, read_text
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
 
@@ -82,12 +82,13 @@ def read_event(path: str | None, stdin: Any = None) -> Any:
     if path is None:
         return {}
     name = "stdin" if path == "-" else path
-    try:
-        text = (stdin or sys.stdin).read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise InvokeError(f"--event {name}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise InvokeError(f"--event {name}: not UTF-8 text") from None
+    if path == "-":
+        try:
+            text = (stdin or sys.stdin).read()
+        except UnicodeDecodeError as error:
+            raise InvokeError(f"--event {name}: not UTF-8 text (byte {error.start})") from None
+    else:
+        text = read_text(path, error=InvokeError, label=f"--event {name}")
     try:
         return json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as error:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import botocore.exceptions
 from app.contracts import MAX_MIGRATION_SEGMENTS as MAX_SEGMENTS
 
+from sesflow.errors import InputError, report
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
 DEFAULT_SEGMENTS = 4
@@ -55,21 +56,18 @@ def run(args: argparse.Namespace) -> int:
     arn = None
     try:
         if not 1 <= args.segments <= MAX_SEGMENTS:
-            raise MigrationError(f"--segments: must be 1 to {MAX_SEGMENTS}, got {args.segments}")
+            raise InputError(f"--segments: must be 1 to {MAX_SEGMENTS}, got {args.segments}")
         target = target_of(args)
         arn = start(target, args.segments, args.dry_run)
         print(f"started {arn}", file=sys.stderr, flush=True)
         summary = {"target": target.name, "execution_arn": arn, **follow(target, arn, sys.stderr)}
-    except (TargetError, MigrationError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 2
+    except (InputError, TargetError, MigrationError) as error:
+        return report(error)
     except botocore.exceptions.ClientError as error:
         problem = error.response.get("Error", {})
-        print(f"sesflow: {problem.get('Code', 'error')}: {problem.get('Message') or error}", file=sys.stderr)
-        return 2
+        return report(RuntimeError(f"{problem.get('Code', 'error')}: {problem.get('Message') or error}"))
     except botocore.exceptions.BotoCoreError as error:  # no network, expired credentials...
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     except KeyboardInterrupt:
         print(f"\nsesflow: stopped watching; the migration goes on{f' ({arn})' if arn else ''}: once it has ended, "
               f"running this again finishes anything it left (it writes nothing twice)", file=sys.stderr)

@@ -8,21 +8,21 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sys
 from typing import Any
 
 from app import recipients
 
+from sesflow.errors import InputError, address_problem, report
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
 
 def normalized(recipients: Any, address: str) -> str:
-    """The RecipientsTable key of what the operator typed; ValueError naming it (this is no log) when it is not
+    """The RecipientsTable key of what the operator typed; InputError naming it (this is no log) when it is not
     an address SES sends to."""
     try:
         return recipients.normalize(address)
     except ValueError as error:
-        raise ValueError(f"{address!r} is not an email address ({error})") from None
+        raise InputError(address_problem(address, error)) from None
 
 
 def describe(address: str, target: Target) -> dict[str, Any]:
@@ -84,8 +84,7 @@ def recipient(args: argparse.Namespace) -> int:
         decision = recipients.operator_change(address, args.action, args.reason, config,
                                               actor=f"operator:{args.actor or getpass.getuser()}")
     except (TargetError, LookupError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 1
+        return report(error)
     if decision is None:
         print(f"{address}: already {'ACTIVE with no strikes' if args.action == 'reinstate' else 'SUPPRESSED'}; "
               f"nothing changed")

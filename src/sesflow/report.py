@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sesflow.campaign_view import read_campaign
+from sesflow.files import cannot_write
 from sesflow.target import add_target_options
 
 # domain/campaign.py's Thresholds defaults, for a definition that cannot be parsed any more (an older version).
@@ -604,7 +605,7 @@ def write_report(target: Any, campaign_id: str, out: str | None = None) -> str:
     try:
         path.write_text(render_html(data), encoding="utf-8")
     except OSError as error:
-        raise ValueError(f"{path}: cannot write the report ({error.strerror or error})") from None
+        raise cannot_write(path, error) from None
     return f"report written to {path.resolve()}\n\n{render_table(data)}"
 
 

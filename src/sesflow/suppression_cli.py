@@ -25,11 +25,12 @@ import getpass
 import io
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app import recipients
 
+from sesflow.errors import InputError, address_problem, report
+from sesflow.files import cannot_write, read_text
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
 COLUMNS = ("address", "email", "emailaddress", "email_address")
@@ -46,18 +47,16 @@ class Tally:
 
 def read_addresses(path: str) -> tuple[list[tuple[int, str]], list[tuple[int, str, str]]]:
     """(line, address) pairs from a CSV with an address/email column or from one address per line, and the lines
-    refused (line, text, why). Raises ValueError naming the file when it cannot be read at all."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    refused (line, text, why). Raises InputError naming the file when it cannot be read at all, or is empty."""
+    text = read_text(path, encoding="utf-8-sig")
+    if not text.strip():
+        raise InputError(f"{path}: empty: it needs a CSV header with an `address` or `email` column, or one "
+                         f"address per line")
     rows = list(csv.reader(io.StringIO(text)))
     header = [c.strip().lower().replace(" ", "") for c in rows[0]] if rows else []
     column = next((header.index(c) for c in COLUMNS if c in header), None)
     if column is None and rows and len(rows[0]) > 1:
-        raise ValueError(f"{path}: line 1: a CSV header needs an `address` or `email` column "
+        raise InputError(f"{path}: line 1: a CSV header needs an `address` or `email` column "
                          f"(found: {', '.join(rows[0])})")
     found, refused = [], []
     start = 1 if column is not None else 0
@@ -83,7 +82,7 @@ def _invalid(address: str) -> str | None:
     try:
         normalize(address)
     except InvalidAddress as error:
-        return f"{address!r} is not an email address ({error})"
+        return address_problem(address, error)
     return None
 
 
@@ -142,6 +141,10 @@ def suppressed(target: Target) -> list[dict[str, str]]:
 
 def suppression(args: argparse.Namespace) -> int:
     try:
+        if args.action == "import" and (args.file is None) != args.from_ses:
+            raise InputError("suppression import: give a FILE or --from-ses (one of the two)")
+        if args.action == "import" and not args.reason.strip():  # else every address is refused for it, one by one
+            raise InputError("--reason: empty: every suppression's audit record says why")
         target = target_of(args)
         if args.action == "export":
             rows = suppressed(target)
@@ -154,16 +157,13 @@ def suppression(args: argparse.Namespace) -> int:
                     writer.writeheader()
                     writer.writerows(rows)
             except OSError as error:
-                raise ValueError(f"{args.file}: cannot write it ({error.strerror or error})") from None
+                raise cannot_write(args.file, error) from None
             print(f"exported {len(rows)} suppressed recipients to {args.file}")
             return 0
-        if (args.file is None) != args.from_ses:
-            raise ValueError("suppression import: give a FILE or --from-ses (one of the two)")
         tally = import_file(target, args.file, args.reason, actor=f"operator:{args.actor or getpass.getuser()}",
                             push_to_ses=args.ses_reason if args.ses else None, from_ses=args.from_ses)
     except (TargetError, LookupError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 1
+        return report(error)
     for number, text, why in tally.refused:
         print(f"{args.file}: line {number}: {why} ({text!r}); skipped", file=sys.stderr)
     source = args.file or "the SES suppression list"

@@ -38,6 +38,7 @@ from typing import Any
 import botocore.config
 import botocore.exceptions
 
+from sesflow.errors import InputError, email_address, report
 from sesflow.files import read_json_object
 from sesflow.target import Target, TargetError, add_target_options, target_of
 
@@ -47,6 +48,7 @@ FILES = {"subject": SUBJECT_FILE, "html": HTML_FILE, "text": TEXT_FILE}
 DEFAULT_OUT = Path(".sesflow") / "preview"
 # A template's name as SES v1 and the console accept it, and a folder name on every file system.
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RULE = "1 to 64 letters, digits, _ or -"
 # SES v2's template operations: "You can execute this operation no more than once per second" (the API reference
 # of CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates, TestRenderEmailTemplate). Calls
 # are paced to that on a stack, and a throttled call is retried anyway. The local engine limits only TestRender.
@@ -54,7 +56,7 @@ PACE_SECONDS = 1.0
 _RETRIES = botocore.config.Config(retries={"mode": "standard", "max_attempts": 8})
 
 
-class TemplateFolderError(ValueError):
+class TemplateFolderError(InputError):
     """A template folder that cannot be used as it is; the message names the file."""
 
 
@@ -73,8 +75,6 @@ def _read(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise TemplateFolderError(f"{path}: is a folder, not a file") from None
     except OSError as error:
         raise TemplateFolderError(f"{path}: cannot read it ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
@@ -87,7 +87,7 @@ def load_folder(folder: Path) -> Local:
 
     name = folder.name
     if not NAME.match(name):
-        raise TemplateFolderError(f"{folder}: a template's folder is its SES name: 1 to 64 letters, digits, _ or -")
+        raise TemplateFolderError(f"{folder}: a template's folder is its SES name: {NAME_RULE}")
     subject = _read(folder / SUBJECT_FILE)
     if subject is None:
         raise TemplateFolderError(f"{folder / SUBJECT_FILE}: missing: every template needs a subject")
@@ -103,17 +103,10 @@ def load_folder(folder: Path) -> Local:
             raise TemplateFolderError(f"{folder / file}: empty: give it content, or delete it to send without it")
     if html is None and text is None:
         raise TemplateFolderError(f"{folder}: needs {HTML_FILE}, {TEXT_FILE} or both (has neither)")
-    sample_text = _read(folder / SAMPLE_FILE)
     sample = None
-    if sample_text is not None:
-        try:
-            sample = json.loads(sample_text)
-        except json.JSONDecodeError as error:
-            raise TemplateFolderError(f"{folder / SAMPLE_FILE}: not JSON ({error.msg} at line {error.lineno}, "
-                                      f"column {error.colno})") from None
-        if not isinstance(sample, dict):
-            raise TemplateFolderError(f"{folder / SAMPLE_FILE}: sample template data is a JSON object "
-                                      f"(of variable: value), got {type(sample).__name__}")
+    if (folder / SAMPLE_FILE).exists():
+        sample = read_json_object(folder / SAMPLE_FILE, "sample template data is a JSON object (of variable: value)",
+                                  error=TemplateFolderError)
     return Local(EmailTemplate(name, subject, html, text), sample, folder)
 
 
@@ -254,13 +247,9 @@ def contact_data(target: Target, address: str, campaign: Any | None) -> dict[str
 
     config = target.lambda_settings()
     from app import contacts
-    from app.domain.addresses import InvalidAddress, normalize
     from app.domain.campaign import Personalization
 
-    try:
-        key = normalize(address)
-    except InvalidAddress as error:
-        raise ValueError(f"{address!r} is not an email address ({error})") from None
+    key = email_address(address)
     found = contacts.read_contacts([key], config, with_markers=False).get(key)
     if found is None:
         raise LookupError(f"no contact {key} in {config.recipients_table} ({target.name})")
@@ -337,7 +326,7 @@ def _campaign(path: str | None) -> Any | None:
     try:
         return parse_campaign(_definition(path))
     except CampaignDefinitionError as error:
-        raise ValueError(f"{path}: the campaign definition is not valid: {error}") from None
+        raise InputError(f"{path}: the campaign definition is not valid: {error}") from None
 
 
 def lint_all(locals_: list[Local], campaign: Any | None = None, *, marketing: bool = True) -> list[Any]:
@@ -421,6 +410,10 @@ def template(args: argparse.Namespace) -> int:
                 print(f"{directory} and SES on {target.name} have the same templates")
             return 1 if lines else 0
         # preview
+        if not NAME.match(args.name):
+            raise InputError(f"{args.name!r}: a template's name is {NAME_RULE}")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise InputError(f"--out {args.out}: is a file, not a folder (the preview writes four files there)")
         campaign = _campaign(args.campaign)
         if args.data is not None:
             data = _data_file(args.data)
@@ -431,8 +424,8 @@ def template(args: argparse.Namespace) -> int:
             print(f"{part}: {path}")
         return 0
     except (TemplateFolderError, TargetError, LookupError, ValueError) as error:
-        print(f"sesflow: {error}", file=sys.stderr)
-        return 2 if args.action == "diff" else 1
+        code = report(error)
+        return 2 if args.action == "diff" else code  # diff: 1 means "they differ", so every error is 2
     except botocore.exceptions.ClientError as error:
         print(f"sesflow: SES refused it: {_code(error)}: {_message(error)}", file=sys.stderr)
         return 2 if args.action == "diff" else 1

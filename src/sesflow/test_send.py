@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sesflow.errors import InputError, email_address
 from sesflow.plan import PARTS, render_failure, template_data, variant_content
 from sesflow.target import Target
 
@@ -29,31 +30,26 @@ VARIANT_TAG = "sesflow-test-variant"
 
 
 def addresses_of(given: str) -> list[str]:
-    """--to's comma-separated addresses, each as app.domain.addresses.normalize keys it; ValueError naming the one
+    """--to's comma-separated addresses, each as app.domain.addresses.normalize keys it; InputError naming the one
     it refuses."""
-    from app.domain.addresses import InvalidAddress, normalize
-
     found = []
     for raw in (part.strip() for part in given.split(",")):
         if not raw:
             continue
-        try:
-            address = normalize(raw)
-        except InvalidAddress as error:
-            raise ValueError(f"--to: {raw!r} is not an address SES sends to ({error})") from None
+        address = email_address(raw, "--to")
         if address not in found:
             found.append(address)
     if not found:
-        raise ValueError("--to: give at least one address")
+        raise InputError("--to: give at least one address")
     return found
 
 
 def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: str | None = None,
-               ) -> list[dict[str, Any]]:
-    """Send every variant to every address of `to`; returns one {variant, to, message_id} per message."""
+               source: str | None = None) -> list[dict[str, Any]]:
+    """Send every variant to every address of `to`; returns one {variant, to, message_id} per message. `source`:
+    the definition's file, for the message when the definition is not valid."""
     target.lambda_settings()
     from app import clients, contacts
-    from app.domain.addresses import InvalidAddress, normalize
     from app.domain.campaign import parse_campaign
     from app.domain.feedback import TEST_HEADER, TEST_TAG
     from app.domain.templates import sesflow_data
@@ -64,14 +60,12 @@ def send_tests(target: Target, definition: dict[str, Any], to: str, as_contact: 
     try:
         campaign = parse_campaign(definition, allowed_configuration_sets=config.campaign_configuration_sets)
     except CampaignDefinitionError as error:
-        raise ValueError(f"the campaign definition is not valid: {error}") from None
+        where = f"{source}: " if source else ""
+        raise InputError(f"{where}the campaign definition is not valid: {error}") from None
     recipients = addresses_of(to)
     data = {**campaign.personalization.defaults, **sesflow_data()}  # its {{unsubscribe_url}} unsubscribes nobody
     if as_contact:
-        try:
-            key = normalize(as_contact)
-        except InvalidAddress as error:
-            raise ValueError(f"--as: {as_contact!r} is not an email address ({error})") from None
+        key = email_address(as_contact, "--as")
         found = contacts.read_contacts([key], config, with_markers=False).get(key)
         if found is None or found.erased:
             raise LookupError(f"--as: no contact {key} in {config.recipients_table} ({target.name})")

@@ -52,10 +52,10 @@ def test_a_bad_file_or_definition_is_refused_before_anything_starts(stack, targe
     bad.write_text(json.dumps(campaign(sender="nobody")))
     assert run("start", file=str(bad)) == 1
     assert "the campaign definition is not valid: sender: 'nobody' is not valid" in capsys.readouterr().err
-    assert run("start", file=str(tmp_path / "missing.json")) == 1
+    assert run("start", file=str(tmp_path / "missing.json")) == 2  # bad input: exit 2
     assert "missing.json: cannot read it" in capsys.readouterr().err
     bad.write_text("{ not json")
-    assert run("start", file=str(bad)) == 1
+    assert run("start", file=str(bad)) == 2
     assert "not JSON" in capsys.readouterr().err
     assert stack.client("stepfunctions").list_executions(
         stateMachineArn=stack.outputs["CampaignStateMachineArn"])["executions"] == []
@@ -63,7 +63,7 @@ def test_a_bad_file_or_definition_is_refused_before_anything_starts(stack, targe
 
 def test_pause_and_cancel_name_what_cannot_be_done(stack, target, tmp_path, capsys):
     assert run("pause", id="nothing-here") == 1
-    assert "campaign nothing-here is unknown here: it cannot be paused" in capsys.readouterr().err
+    assert "no campaign nothing-here on test-stack" in capsys.readouterr().err
     path = tmp_path / "spring.json"
     path.write_text(json.dumps(campaign()))
     run("start", file=str(path))
@@ -138,7 +138,7 @@ def test_resume_refuses_a_definition_that_changes_more_than_thresholds_and_rate_
     path = tmp_path / "changed.json"
     path.write_text(json.dumps(changed))
 
-    assert run("resume", id="spring-sale", definition=str(path)) == 1
+    assert run("resume", id="spring-sale", definition=str(path)) == 2  # the definition given cannot be used
 
     error = capsys.readouterr().err
     assert "a resume may change only thresholds and rate_share, and this definition also changes" in error

@@ -81,12 +81,12 @@ def test_feedback_about_a_test_message_counts_toward_no_campaign(stack, tester, 
     assert campaign_items(stack) == ([], [])  # no counter of opens, clicks or bounces for "welcome"
 
 
-@pytest.mark.parametrize(("to", "as_contact", "refused"), [
-    ("me@example.org,not an address", None, "--to: 'not an address' is not an address SES sends to"),
-    ("me@example.org", "nobody@example.org", "--as: no contact nobody@example.org"),
+@pytest.mark.parametrize(("to", "as_contact", "code", "refused"), [
+    ("me@example.org,not an address", None, 2, "--to: 'not an address' is not an email address SES sends to"),
+    ("me@example.org", "nobody@example.org", 1, "--as: no contact nobody@example.org"),
 ])
-def test_an_address_or_contact_refused_sends_nothing(stack, tester, capsys, to, as_contact, refused):
-    assert send(tester, to, as_contact=as_contact) == 1
+def test_an_address_or_contact_refused_sends_nothing(stack, tester, capsys, to, as_contact, code, refused):
+    assert send(tester, to, as_contact=as_contact) == code
 
     assert refused in capsys.readouterr().err
     assert simulator().outbox == []

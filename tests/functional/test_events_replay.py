@@ -61,11 +61,11 @@ def test_dry_run_parses_with_the_ingest_parser_and_sends_nothing(stack, target, 
 
 
 def test_a_missing_file_or_a_bad_line_is_named_and_nothing_is_sent(stack, target, tmp_path, capsys):
-    assert run(stack, tmp_path / "missing.json") == 1
+    assert run(stack, tmp_path / "missing.json") == 2
     assert "missing.json: cannot read it (No such file or directory)" in capsys.readouterr().err
     lines = tmp_path / "feedback.jsonl"
     lines.write_text('{"eventType": "Bounce"}\n{"eventType": \n')
-    assert run(stack, lines) == 1
+    assert run(stack, lines) == 2
     assert "feedback.jsonl: line 2: not JSON" in capsys.readouterr().err
     queue = stack.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["FeedbackQueueUrl"],
                                                       AttributeNames=["ApproximateNumberOfMessages"])

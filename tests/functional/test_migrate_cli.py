@@ -81,7 +81,8 @@ def test_a_dry_run_says_so_and_writes_nothing(stack, target, capsys):
     assert stack.client("dynamodb").scan(TableName=stack.outputs["MembershipsTableName"])["Count"] == 0
 
 
-def test_errors_are_one_line_and_exit_2(stack, target, monkeypatch, capsys):
+def test_errors_are_one_line_exit_2_for_a_bad_value_and_1_for_a_stack_that_cannot(stack, target, monkeypatch,
+                                                                                   capsys):
     args = parse("--segments", "41")
     assert args.func(args) == 2
     assert capsys.readouterr().err == "sesflow: --segments: must be 1 to 40, got 41\n"
@@ -90,11 +91,11 @@ def test_errors_are_one_line_and_exit_2(stack, target, monkeypatch, capsys):
         name="old-stack", region=stack.region, outputs={k: v for k, v in stack.outputs.items()
                                                         if k != "MigrateContactsStateMachineArn"}))
     args = parse()
-    assert args.func(args) == 2
+    assert args.func(args) == 1
     assert "stack old-stack has no output MigrateContactsStateMachineArn" in capsys.readouterr().err
 
 
-def test_a_failed_migration_is_named_with_its_error_and_exits_2(stack, target, monkeypatch, capsys):
+def test_a_failed_migration_is_named_with_its_error_and_exits_1(stack, target, monkeypatch, capsys):
     import app.migration
     from app.errors import ContractError
 
@@ -104,7 +105,7 @@ def test_a_failed_migration_is_named_with_its_error_and_exits_2(stack, target, m
     monkeypatch.setattr(app.migration, "migrate_segment", broken)
     args = parse("--segments", "1")
 
-    assert args.func(args) == 2
+    assert args.func(args) == 1
 
     err = capsys.readouterr().err
     assert "ended FAILED" in err and "ContractError" in err and "running it again goes on" in err
@@ -114,7 +115,7 @@ def test_a_failed_migration_is_named_with_its_error_and_exits_2(stack, target, m
 def test_without_an_engine_or_a_stack_it_says_how_to_start_one(tmp_path, monkeypatch, capsys):
     args = parse("--state-file", str(tmp_path / "local.json"))
 
-    assert args.func(args) == 2
+    assert args.func(args) == 1
     assert "no local engine is running: start one with `sesflow local up --serve`" in capsys.readouterr().err
 
 

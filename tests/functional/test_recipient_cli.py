@@ -108,6 +108,6 @@ def test_errors_speak_the_operators_language(stack, target, monkeypatch, capsys)
     assert run(target, monkeypatch, "suppress", reason="  ") == 1
     assert "reason: an operator's change needs a reason" in capsys.readouterr().err
     for action, reason in (("show", None), ("suppress", "asked to leave")):
-        assert run(target, monkeypatch, action, address="élodie@example.fr", reason=reason) == 1
-        assert "sesflow: 'élodie@example.fr' is not an email address (the part before the @ is not 7-bit ASCII" in (
-            capsys.readouterr().err)
+        assert run(target, monkeypatch, action, address="élodie@example.fr", reason=reason) == 2
+        assert "sesflow: 'élodie@example.fr' is not an email address SES sends to (the part before the @ is not " \
+               "7-bit ASCII" in capsys.readouterr().err

@@ -57,5 +57,5 @@ def test_ses_pushes_to_and_reads_from_the_account_suppression_list(stack, target
 
 
 def test_import_needs_a_file_or_from_ses(stack, target, capsys):
-    assert run("import") == 1
+    assert run("import") == 2
     assert "give a FILE or --from-ses" in capsys.readouterr().err

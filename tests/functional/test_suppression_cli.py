@@ -85,10 +85,10 @@ def test_export_writes_every_suppressed_recipient_by_address(stack, target, tmp_
 
 
 def test_a_missing_file_or_a_header_without_an_address_column_is_named(stack, target, tmp_path, capsys):
-    assert run("import", tmp_path / "missing.csv") == 1
+    assert run("import", tmp_path / "missing.csv") == 2
     assert "missing.csv: cannot read it (No such file or directory)" in capsys.readouterr().err
     path = tmp_path / "bad.csv"
     path.write_text("name,phone\nada,123\n")
-    assert run("import", path) == 1
+    assert run("import", path) == 2
     assert "bad.csv: line 1: a CSV header needs an `address` or `email` column (found: name, phone)" in (
         capsys.readouterr().err)

@@ -121,28 +121,28 @@ def test_preview_of_a_template_not_pushed_says_how_to_push_it(stack, target, tmp
         capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: shutil.rmtree(f), "templates: no such folder"),
+@pytest.mark.parametrize("damage, message, code", [
+    (lambda f: shutil.rmtree(f), "templates: no such folder", 2),
     (lambda f: (f / "flash-urgent" / "subject.txt").unlink(),
-     "templates/flash-urgent/subject.txt: missing: every template needs a subject"),
+     "templates/flash-urgent/subject.txt: missing: every template needs a subject", 2),
     (lambda f: (f / "flash-urgent" / "body.txt").write_bytes(b"caf\xe9"),
-     "templates/flash-urgent/body.txt: not UTF-8 text (byte 3)"),
+     "templates/flash-urgent/body.txt: not UTF-8 text (byte 3)", 2),
     (lambda f: (f / "flash-urgent" / "sample.json").write_text('{"first_name": "Ada",}'),
      "templates/flash-urgent/sample.json: not JSON (Expecting property name enclosed in double quotes at line 1, "
-     "column 22)"),
+     "column 22)", 2),
     (lambda f: (f / "flash-urgent" / "sample.json").write_text('["Ada"]'),
-     "templates/flash-urgent/sample.json: sample template data is a JSON object"),
+     "templates/flash-urgent/sample.json: sample template data is a JSON object", 2),
     (lambda f: (f / "flash-urgent" / "body.html").write_text("\n"),
-     "templates/flash-urgent/body.html: empty: give it content, or delete it to send without it"),
+     "templates/flash-urgent/body.html: empty: give it content, or delete it to send without it", 2),
     (lambda f: [(f / "flash-urgent" / n).unlink() for n in ("body.html", "body.txt")],
-     "templates/flash-urgent: needs body.html, body.txt or both (has neither)"),
+     "templates/flash-urgent: needs body.html, body.txt or both (has neither)", 2),
     (lambda f: (f / "flash-urgent" / "body.html").write_text("<p>{{#if first_name}}Hi</p>"),
-     "error: flash-urgent: html: does not parse: Template syntax error"),
+     "error: flash-urgent: html: does not parse: Template syntax error", 1),
 ])
-def test_bad_input_names_the_file_and_pushes_nothing(stack, target, folder, capsys, damage, message):
+def test_bad_input_names_the_file_and_pushes_nothing(stack, target, folder, capsys, damage, message, code):
     damage(folder)
 
-    assert sesflow("push", "--dir", str(folder)) == 1
+    assert sesflow("push", "--dir", str(folder)) == code  # 2: a folder it cannot read; 1: a template SES would fail
 
     assert message in capsys.readouterr().err
     assert stack.client("sesv2").list_email_templates()["TemplatesMetadata"] == []

@@ -117,8 +117,8 @@ def test_broken_line_of_json_lines_is_named(capsys, tmp_path):
 def test_unreadable_file_is_an_error_not_a_crash(capsys, tmp_path):
     missing = str(tmp_path / "nope.json")
     code, lines, err = parse(capsys, missing, str(BODIES / "sns_send.json"))
-    assert code == 1 and len(lines) == 1
-    assert err.startswith(f"{missing}: error: cannot read it")
+    assert code == 2 and len(lines) == 1  # the other file is still parsed
+    assert err.startswith(f"sesflow: {missing}: cannot read it")
 
 
 

@@ -562,6 +562,9 @@ def rejects_path(path: str | Path) -> Path:
     return Path(f"{path}.rejects.csv")
 
 
+REJECTS_COLUMNS = ("line", "reason")  # a rejects file's first columns: how one is told from any other file
+
+
 class RejectsWriter:
     """The rows refused, as CSV: `line`, `reason`, then the row as it was: the file's own columns (a CSV file's
     header, cells past it after them) or, for JSON Lines (columns None), one `record` column with the line."""
@@ -569,7 +572,7 @@ class RejectsWriter:
     def __init__(self, out: TextIO, columns: Sequence[str] | None) -> None:
         self._writer = csv.writer(out)
         self._columns = tuple(columns) if columns is not None else None
-        self._writer.writerow(["line", "reason", *(self._columns if self._columns is not None else ("record",))])
+        self._writer.writerow([*REJECTS_COLUMNS, *(self._columns if self._columns is not None else ("record",))])
         self.count = 0
 
     def write(self, problem: RowProblem) -> None:
