@@ -71,7 +71,13 @@ class Reweighting:
 
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.round, "metric": self.metric, "seed": self.seed, "draws": self.draws,
-                "weights": self.weights, "variants": [v.to_dict() for v in self.variants], "reason": self.reason}
+                "weights": self.weights, "variants": [v.to_dict() for v in self.variants], "reason": self.reason,
+                "stop": self.stop}
+
+    @property
+    def stop(self) -> bool:
+        """Every weight is 0: nothing more is sent."""
+        return not any(v.weight > 0 for v in self.variants)
 
 
 def seed(campaign_id: str, round_number: int) -> int:
