@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from app import campaign_breaker, campaign_control, clock, recipients, sends
 from app.clients import client
 from app.domain import lifecycle
+from app.domain.campaign import BANDIT, TEST_THEN_WINNER
 from app.domain.feedback import FeedbackEvent
 from app.domain.feedback_apply import EXACT_KINDS, tally
 from app.domain.lifecycle import Decision, Policy
@@ -207,11 +208,24 @@ class _Batch:
                     episode_token=before.episode_token if unit.episode == before.episode else None)
 
 
+def counts_unique_engagement(item: dict[str, Any]) -> bool:
+    """Whether a campaign (its control item, DynamoDB JSON, with its definition, decision and status) counts unique
+    openers and clickers now: a test-then-winner campaign until its decision, a bandit campaign until it ends
+    (COMPLETED or CANCELLED: no reweighting is to come)."""
+    definition = json.loads(item["definition"]["S"]) if "definition" in item else {}
+    mode = (definition.get("ab") or {}).get("mode")
+    if mode == TEST_THEN_WINNER:
+        return "decision" not in item
+    return mode == BANDIT and item.get("status", {}).get("S") not in (campaign_control.COMPLETED,
+                                                                       campaign_control.CANCELLED)
+
+
 def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> None:
-    """Test-then-winner compares unique openers or clickers per variant (an Apple Mail privacy proxy opens every
-    message, some people open ten times): while a campaign's test is open, the first open and the first click of
-    each recipient get a marker (EventsTable, conditional put) and count as unique_opens / unique_clicks. Other
-    campaigns skip this write. At most once: a crash between the marker and the counter loses that count."""
+    """Test-then-winner and bandit compare unique openers or clickers per variant (an Apple Mail privacy proxy opens
+    every message, some people open ten times): while a campaign decides on them (counts_unique_engagement), the
+    first open and the first click of each recipient get a marker (EventsTable, conditional put) and count as
+    unique_opens / unique_clicks. Other campaigns skip this write. At most once: a crash between the marker and the
+    counter loses that count."""
     engaged = {(e.campaign_id, e.recipient, e.kind): e for e in events
                if e.kind in ("open", "click") and e.campaign_id}
     if not engaged:
@@ -220,11 +234,9 @@ def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> 
     testing = {}
     for campaign_id in {c for c, _, _ in engaged}:
         item = ddb.get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
-                            ProjectionExpression="#d, decision", ExpressionAttributeNames={"#d": "definition"}
-                            ).get("Item", {})
-        definition = json.loads(item["definition"]["S"]) if "definition" in item else {}
-        testing[campaign_id] = (definition.get("ab") or {}).get("mode") == "test_then_winner" and \
-            "decision" not in item
+                            ProjectionExpression="#d, decision, #s",
+                            ExpressionAttributeNames={"#d": "definition", "#s": "status"}).get("Item", {})
+        testing[campaign_id] = counts_unique_engagement(item)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     expires = int((clock.now() + UNIQUE_MARKER_RETENTION).timestamp())
     for (campaign_id, recipient, kind), event in sorted(engaged.items()):

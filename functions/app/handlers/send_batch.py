@@ -41,11 +41,11 @@ from app.clients import client, client_without_retries
 from app.contracts import SendBatchInput
 from app.domain import deferral
 from app.domain.addresses import InvalidAddress
+from app.domain.bandit import round_variant
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.templates import UNSUBSCRIBE_URL
 from app.domain.token_bucket import Policy
-from app.domain.bandit import round_variant
 from app.domain.winner import remainder_variant
 from app.errors import DailyQuotaExhaustedError, GovernorBusyError, ManifestError, SendRefusedError
 from app.governor import Governor

@@ -6,8 +6,10 @@ of its lists a contact is on. Every other member is counted by why it was left o
 (or the holdout) deterministically from campaign and address. Split mode writes one phase ("all");
 test-then-winner writes the test cohort ("test", variants assigned) and the rest ("remainder", variant decided by
 the winner); bandit writes one phase per round ("round-1", variants assigned by the campaign's weights, then
-"round-2" and on, variants decided by each round's reweighting), a recipient's round drawn from its own hash. Batches hold at most 50 recipients (SendBulkEmail's limit) of one variant, so a batch is one SES call
-(two when it holds recipients on probation), and a phase's batches alternate the variants in proportion to their
+"round-2" and on, variants decided by each round's reweighting), a recipient's round drawn from its own hash.
+Batches hold at most 50 recipients (SendBulkEmail's limit) of one variant (a batch whose variants are decided later
+is grouped by variant when it is sent), so a batch is one SES call (two when it holds recipients on probation), and
+a phase's batches alternate the variants in proportion to their
 weights (app.domain.campaign.interleave): at any point of the send each variant has had its share, so the
 per-variant breaker sees a bad variant early, and an A/B comparison is not biased by the time of day.
 The manifests are frozen: a resume sends from the same batches, which is what makes
