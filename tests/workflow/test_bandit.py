@@ -4,19 +4,24 @@ time), ReweighVariants records the next round's weights, and each round's recipi
 
 import hashlib
 import json
+import os
 from collections import Counter
 
 import pytest
+from app import campaign_control
 from app.domain.bandit import reweigh, round_variant
 from app.domain.campaign import HOLDOUT, assign_variant, bandit_round, parse_campaign
 from app.domain.winner import VariantStats
 
+from sesflow import campaign_cli, report
 from sesflow.engine.ses import simulator
+from sesflow.target import Target
 from tests.workflow.feedback import Feedback
+from tests.workflow.test_campaign_faults import config
 from tests.workflow.test_campaign import LIST, seed
 from tests.workflow.test_test_then_winner import clicks
 
-RECIPIENTS = 3000
+RECIPIENTS = 2000
 ROUNDS = 5
 
 
@@ -38,6 +43,22 @@ def audience(stack):
     simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)  # a production account: not about pacing
     seed(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(RECIPIENTS)})
     return [f"user{i:04d}@example.org" for i in range(RECIPIENTS)]
+
+
+@pytest.fixture
+def target(stack):
+    """The stack as the operator's CLI sees it (sesflow campaign status, report)."""
+    saved = dict(os.environ)
+    yield Target(name="test-stack", region=stack.region, outputs=stack.outputs)
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def waits(stack, result, state="WaitRoundWindow"):
+    """How many times the execution entered `state`."""
+    pages = stack.client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=result.arn)
+    return sum(1 for page in pages for e in page["events"]
+               if e["type"] == "WaitStateEntered" and e["stateEnteredEventDetails"]["name"] == state)
 
 
 def control_item(stack):
@@ -63,7 +84,7 @@ def sent_by_round(campaign, audience):
     return variant, rounds
 
 
-def test_each_round_moves_its_share_toward_the_better_variant_and_everyone_gets_one_email(stack, audience):
+def test_each_round_moves_its_share_toward_the_better_variant_and_everyone_gets_one_email(stack, audience, target):
     raw = definition()
     campaign = parse_campaign(raw)
     with Feedback(stack, clicks({"a": 0.03, "b": 0.12})):
@@ -99,6 +120,48 @@ def test_each_round_moves_its_share_toward_the_better_variant_and_everyone_gets_
     # The first round's recipients count toward each variant's numbers as any others do.
     assert sum(v["sent"] for v in recorded[0]["variants"]) == sum(rounds[1].values())
     assert result.output["accounted"]["sent"] == len(variant)
+    assert waits(stack, result) == ROUNDS - 1
+    # What the operator sees: `sesflow campaign status` and the report.
+    assert campaign_cli.status(target, "bandit-sale")["bandit_rounds"] == recorded
+    table = report.render_table(report.collect(target, "bandit-sale"))
+    assert "bandit rounds" in table and recorded[0]["reason"] in table and "p_best" in table
+    assert recorded[-1]["reason"] in report.render_html(report.collect(target, "bandit-sale"))
+
+
+def test_a_resume_reads_the_recorded_rounds_back_without_their_waits(stack, audience, monkeypatch):
+    """Paused as round 3 begins, then resumed: rounds 2 and 3 keep their recorded weights (not decided again on the
+    later numbers), only rounds 4 and 5 wait their windows, and nobody gets two emails."""
+    import app.handlers.send_batch as send_batch
+
+    raw = definition()
+    campaign = parse_campaign(raw)
+    real_call, paused_at = send_batch.send_call, []
+
+    def send_call(campaign, variant, probation, addresses, batch, *rest):
+        if batch.startswith("round-3#") and not paused_at:  # the operator pauses as round 3 begins
+            paused_at.append(batch)
+            assert campaign_control.change_status("bandit-sale", campaign_control.PAUSED, config(stack))
+        return real_call(campaign, variant, probation, addresses, batch, *rest)
+
+    monkeypatch.setattr(send_batch, "send_call", send_call)
+    with Feedback(stack, clicks({"a": 0.03, "b": 0.12})):
+        paused = stack.run("CampaignStateMachine", raw)
+    assert paused.status == "SUCCEEDED" and paused.output["status"] == "PAUSED", (paused.error, paused.cause)
+    before = recorded_rounds(stack)
+    assert [r["round"] for r in before] == [2, 3]
+
+    with Feedback(stack, clicks({"a": 0.03, "b": 0.12})):
+        resumed = stack.run("CampaignStateMachine", {**raw, "resume": True})
+
+    assert resumed.status == "SUCCEEDED" and resumed.output["status"] == "COMPLETED", (resumed.error, resumed.cause)
+    after = recorded_rounds(stack)
+    assert after[:2] == before and [r["round"] for r in after] == [2, 3, 4, 5]
+    assert waits(stack, resumed) == 2  # after rounds 3 and 4 only
+    variant, _ = sent_by_round(campaign, audience)
+    for address, name in variant.items():
+        number = bandit_round(campaign, address)
+        if number > 1:
+            assert name == round_variant(campaign, after[number - 2]["weights"], address)
 
 
 def test_a_variant_shown_over_the_complaint_halt_level_is_never_sent_again(stack, audience):
