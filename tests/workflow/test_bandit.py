@@ -17,8 +17,8 @@ from sesflow import campaign_cli, report
 from sesflow.engine.ses import simulator
 from sesflow.target import Target
 from tests.workflow.feedback import Feedback
-from tests.workflow.test_campaign_faults import config
 from tests.workflow.test_campaign import LIST, seed
+from tests.workflow.test_campaign_faults import config
 from tests.workflow.test_test_then_winner import clicks
 
 RECIPIENTS = 2000

@@ -97,9 +97,10 @@ def sample(campaign: Campaign, assigned: Iterable[tuple[str, str]], per_variant:
 @dataclass(frozen=True)
 class Estimate:
     """How the send runs at the account's quota: `rate` sends a second (the campaign's share, as the governor
-    grants it), `sending_seconds` at that rate, `waiting_seconds` of the test-then-winner evaluation window (a bandit's round windows);
-    `daily_left` sends the stream may still make in this 24 hours and `daily_cap` per 24 hours (None: unlimited);
-    `days` of 24 hours the send spans (1 when the remaining quota suffices); `ses_usd` at SES's price."""
+    grants it), `sending_seconds` at that rate, `waiting_seconds` of the test-then-winner evaluation window (or
+    a bandit's round windows); `daily_left` sends the stream may still make in this 24 hours and `daily_cap` per
+    24 hours (None: unlimited); `days` of 24 hours the send spans (1 when the remaining quota suffices);
+    `ses_usd` at SES's price."""
 
     recipients: int
     rate: float
