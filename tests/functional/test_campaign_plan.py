@@ -253,3 +253,20 @@ def test_the_plan_warns_of_a_marketing_template_without_a_visible_unsubscribe_li
     warned = lines(shown, "warning")
     assert any("variant a: bare: html:" in w and "unsubscribe" in w for w in warned), warned
     assert any("variant a: bare: text:" in w and "unsubscribe" in w for w in warned), warned
+
+
+def test_a_bandit_plan_shows_its_rounds_and_counts_their_windows(stack, target, tmp_path, capsys):  # noqa: F811
+    bandit = {"mode": "bandit", "rounds": 4, "round_seconds": 1800}
+    path = write(tmp_path, campaign(ab=bandit))
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0 and shown["ok"], lines(shown, "problem")
+    rounds = shown["audience"]["phases"]
+    assert list(rounds) == ["round-1", "round-2", "round-3", "round-4"]
+    assert sum(rounds.values()) == shown["audience"]["recipients"]
+    assert shown["estimate"]["waiting_seconds"] == 3 * 1800
+    assert run("plan", file=path, json=False) == 0
+    text = capsys.readouterr().out
+    assert "4 rounds of " in text and "each later one reweighted toward the better variant" in text
+    assert "plus the 1 h 30 min rounds' windows" in text
