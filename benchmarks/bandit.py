@@ -1,7 +1,7 @@
 """Bandit against test-then-winner on the demo's population: the clicks each mode earns over the whole campaign, and
 how many emails of the worse variant it sends, on the embedded engine.
 
-    .venv/bin/python benchmarks/bandit.py [--recipients 10000] [--seeds 1,2,3]
+    .venv/bin/python benchmarks/bandit.py [--recipients 10000] [--seeds 1,2,3] [--rounds N] [--min-share X]
 
 (from a worktree whose code is not the one installed: PYTHONPATH=src:functions first)
 
@@ -12,7 +12,8 @@ stack through the real CampaignStateMachine with feedback ingested while it send
 
 - test_then_winner: events/campaign/newsletter_test_then_winner.json (20% test cohort, 4 hours, two-proportion test
   on clicks, the remainder to the winner);
-- bandit: events/campaign/newsletter_bandit.json (5 rounds an hour apart, Thompson sampling on clicks, 5% floor).
+- bandit: events/campaign/newsletter_bandit.json (5 rounds an hour apart, Thompson sampling on clicks, 5% floor;
+  --rounds and --min-share change its ab.rounds and ab.min_share).
 
 Both run under the same campaign id, so each person answers a variant the same way in both (the population draws
 per campaign id and address): the difference is which variant each person was sent. For scale, the clicks had
@@ -43,12 +44,13 @@ def clicked(model, message) -> bool:
     return any(r.get("eventType") == "Click" for r in model.records_for(message))
 
 
-def run(mode: str, recipients: int, seed: int) -> dict:
+def run(mode: str, recipients: int, seed: int, ab: dict | None = None) -> dict:
     from sesflow.demo import audience, first_names, population, run_scenario, seed_audience
     from sesflow.engine.ses import simulator
     from sesflow.engine.stack import LocalStack
 
     definition = {**json.loads(MODES[mode].read_text()), "id": CAMPAIGN_ID}
+    definition["ab"] = {**definition["ab"], **(ab or {})}
     statuses, model = audience(recipients, seed), population(seed)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory() as folder, \
@@ -82,13 +84,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--rounds", type=int, help="the bandit's ab.rounds (default: the sample's)")
+    parser.add_argument("--min-share", type=float, help="the bandit's ab.min_share (default: the sample's)")
     args = parser.parse_args()
+    tuned = {k: v for k, v in (("rounds", args.rounds), ("min_share", args.min_share)) if v is not None}
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = []
     for seed in seeds:
         for mode in MODES:
             print(f"seed {seed}: {mode} ...", file=sys.stderr, flush=True)
-            runs.append(run(mode, args.recipients, seed))
+            runs.append(run(mode, args.recipients, seed, tuned if mode == "bandit" else None))
             print(f"  {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     means = {}
     for mode in MODES:
@@ -101,7 +106,8 @@ def main() -> None:
             "clicks_had_all_plain": round(statistics.mean(r["clicks_had_all_plain"] for r in mine), 1),
             "virtual_hours": round(statistics.mean(r["virtual_hours"] for r in mine), 2),
         }
-    print(json.dumps({"recipients": args.recipients, "seeds": seeds, "runs": runs, "means": means}, indent=2))
+    print(json.dumps({"recipients": args.recipients, "seeds": seeds, "bandit_ab": tuned or "the sample's",
+                      "runs": runs, "means": means}, indent=2))
 
 
 if __name__ == "__main__":

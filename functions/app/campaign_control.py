@@ -143,13 +143,15 @@ def reweightings(item: dict[str, Any]) -> list[dict[str, Any]]:
 def record_reweighting(campaign_id: str, index: int, reweighting: dict[str, Any], settings: Settings
                        ) -> dict[str, Any]:
     """Append reweighting `index` (0 for round 2) to the campaign's bandit_rounds, once: if it is there already (a
-    retry, a resume, a race), the recorded one is returned and nothing is written."""
+    retry, a resume, a race), the recorded one is returned and nothing is written. LookupError: no such campaign;
+    ValueError: the reweighting before it is not recorded."""
     values: dict[str, Any] = {":entry": {"L": [{"S": json.dumps(reweighting, separators=(",", ":"))}]},
                               ":empty": {"L": []}}
     if index == 0:
-        condition = "attribute_not_exists(#r)"
+        condition = "attribute_exists(campaign_id) AND attribute_not_exists(#r)"
     else:
-        condition, values[":n"] = "size(#r) = :n", {"N": str(index)}
+        condition = "attribute_exists(campaign_id) AND attribute_exists(#r) AND size(#r) = :n"
+        values[":n"] = {"N": str(index)}
     try:
         client("dynamodb").update_item(
             TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
@@ -160,7 +162,10 @@ def record_reweighting(campaign_id: str, index: int, reweighting: dict[str, Any]
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-    recorded = reweightings(read(campaign_id, settings)[0])
+    item = read(campaign_id, settings)[0]
+    if not item:
+        raise LookupError(f"campaign {campaign_id}: no control item, so no round of it can be recorded")
+    recorded = reweightings(item)
     if len(recorded) <= index:
         raise ValueError(f"campaign {campaign_id}: bandit_rounds holds {len(recorded)} reweightings, so reweighting "
                          f"{index} cannot follow")

@@ -28,9 +28,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                             f"{campaign.id} (mode {campaign.ab.mode!r}, {campaign.ab.rounds} rounds)")
     config = settings()
     item, stats = campaign_control.read(campaign.id, config)
+    if not item:
+        raise LookupError(f"campaign {campaign.id}: no control item (the workflow claims it before any round)")
     recorded = campaign_control.reweightings(item)
     if len(recorded) >= number - 1:
         return ReweighVariantsResult.from_dict(recorded[number - 2]).to_dict()
+    if len(recorded) < number - 2:
+        raise ValueError(f"campaign {campaign.id}: bandit_rounds holds {len(recorded)} reweightings, so round "
+                         f"{number} cannot follow (round {len(recorded) + 2} comes first)")
     previous = recorded[-1]["weights"] if recorded else None
     result = ReweighVariantsResult.from_dict(
         reweigh(campaign, stats_from_counters(stats), number, previous).to_dict()).to_dict()
