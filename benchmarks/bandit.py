@@ -75,6 +75,7 @@ def run(mode: str, recipients: int, seed: int, ab: dict | None = None) -> dict:
         "clicks_by_variant": clicks, "clicks_had_all_teaser": had_all(BETTER), "clicks_had_all_plain": had_all(WORSE),
         "decision": (outcome.get("winner") or {}).get("reason"),
         "round_weights": [{"round": r["round"], **r["weights"]} for r in rounds],
+        "parent_history_events": outcome["parent_history_events"],
         "virtual_hours": round(outcome["virtual_seconds"] / 3600, 2),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
