@@ -2,6 +2,7 @@
 how many emails of the worse variant it sends, on the embedded engine.
 
     .venv/bin/python benchmarks/bandit.py [--recipients 10000] [--seeds 1,2,3] [--rounds N] [--min-share X]
+        [--modes test_then_winner,bandit]
 
 (from a worktree whose code is not the one installed: PYTHONPATH=src:functions first)
 
@@ -85,19 +86,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--modes", default=",".join(MODES), help="which modes to run (default: both)")
     parser.add_argument("--rounds", type=int, help="the bandit's ab.rounds (default: the sample's)")
     parser.add_argument("--min-share", type=float, help="the bandit's ab.min_share (default: the sample's)")
     args = parser.parse_args()
     tuned = {k: v for k, v in (("rounds", args.rounds), ("min_share", args.min_share)) if v is not None}
     seeds = [int(s) for s in args.seeds.split(",")]
+    modes = [m for m in MODES if m in args.modes.split(",")]
     runs = []
     for seed in seeds:
-        for mode in MODES:
+        for mode in modes:
             print(f"seed {seed}: {mode} ...", file=sys.stderr, flush=True)
             runs.append(run(mode, args.recipients, seed, tuned if mode == "bandit" else None))
             print(f"  {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     means = {}
-    for mode in MODES:
+    for mode in modes:
         mine = [r for r in runs if r["mode"] == mode]
         means[mode] = {
             "clicks": round(statistics.mean(r["clicks"] for r in mine), 1),
