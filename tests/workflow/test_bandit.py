@@ -121,6 +121,13 @@ def test_each_round_moves_its_share_toward_the_better_variant_and_everyone_gets_
     assert sum(v["sent"] for v in recorded[0]["variants"]) == sum(rounds[1].values())
     assert result.output["accounted"]["sent"] == len(variant)
     assert waits(stack, result) == ROUNDS - 1
+    # One SES call per variant in a later round's batch (its recipients grouped by their variant), not one per
+    # change of variant along the manifest.
+    calls: dict[str, set] = {}
+    for m in simulator().outbox:
+        calls.setdefault(m.tags["batch"], set()).add((m.tags["call"], m.tags["variant"]))
+    later = {b: c for b, c in calls.items() if not b.startswith("round-1-")}
+    assert later and all(len(c) == len({v for _, v in c}) for c in later.values())
     # What the operator sees: `sesflow campaign status` and the report.
     assert campaign_cli.status(target, "bandit-sale")["bandit_rounds"] == recorded
     table = report.render_table(report.collect(target, "bandit-sale"))
