@@ -2,7 +2,8 @@
 
 CampaignsTable holds, per campaign:
   <id>         the control item: status (RUNNING, PAUSED, HALTED, FAILED, CANCELLED, COMPLETED), definition
-               (JSON), execution_arn, audience (the frozen manifests), decision (test-then-winner), halt and warn
+               (JSON), execution_arn, audience (the frozen manifests), decision (test-then-winner), bandit_rounds
+               (a bandit's reweightings, JSON strings: element i holds round i + 2's weights), halt and warn
                details, failure (the SES error that stopped the send: code, message, batch, position, recipient),
                history (every start, halt, pause, resume, failure, cancel and completion, oldest first: a list of
                JSON strings, appended, never rewritten; a resume removes `halt` and `failure`, history keeps them),
@@ -43,6 +44,7 @@ EVENTS = {PAUSED: "paused", HALTED: "halted", FAILED: "failed", CANCELLED: "canc
 
 
 STATS_SUFFIX = "#stats"
+BANDIT_ROUNDS = "bandit_rounds"  # the control item's list of a bandit's reweightings
 
 
 def stats_key(campaign_id: str) -> dict[str, Any]:
@@ -132,6 +134,44 @@ def history(item: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(entry, dict):
             out.append(entry)
     return out
+
+
+def reweightings(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bandit's recorded reweightings (as read() gives the control item), element i for round i + 2."""
+    return [json.loads(element["S"] if isinstance(element, dict) else element)
+            for element in item.get(BANDIT_ROUNDS) or []]
+
+
+def record_reweighting(campaign_id: str, index: int, reweighting: dict[str, Any], settings: Settings
+                       ) -> dict[str, Any]:
+    """Append reweighting `index` (0 for round 2) to the campaign's bandit_rounds, once: if it is there already (a
+    retry, a resume, a race), the recorded one is returned and nothing is written. LookupError: no such campaign;
+    ValueError: the reweighting before it is not recorded."""
+    values: dict[str, Any] = {":entry": {"L": [{"S": json.dumps(reweighting, separators=(",", ":"))}]},
+                              ":empty": {"L": []}}
+    if index == 0:
+        condition = "attribute_exists(campaign_id) AND attribute_not_exists(#r)"
+    else:
+        condition = "attribute_exists(campaign_id) AND attribute_exists(#r) AND size(#r) = :n"
+        values[":n"] = {"N": str(index)}
+    try:
+        client("dynamodb").update_item(
+            TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
+            UpdateExpression="SET #r = list_append(if_not_exists(#r, :empty), :entry)",
+            ConditionExpression=condition, ExpressionAttributeNames={"#r": BANDIT_ROUNDS},
+            ExpressionAttributeValues=values)
+        return reweighting
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+    item = read(campaign_id, settings)[0]
+    if not item:
+        raise LookupError(f"campaign {campaign_id}: no control item, so no round of it can be recorded")
+    recorded = reweightings(item)
+    if len(recorded) <= index:
+        raise ValueError(f"campaign {campaign_id}: bandit_rounds holds {len(recorded)} reweightings, so reweighting "
+                         f"{index} cannot follow")
+    return recorded[index]
 
 
 def change_status(campaign_id: str, to: str, settings: Settings, details: dict[str, Any] | None = None,

@@ -254,16 +254,19 @@ class ZoneBatches(Contract):
 
 @dataclass(frozen=True)
 class Phase(Contract):
-    """One manifest: "all" (split), or "test" then "remainder" (test-then-winner). Under a send window the phase's
-    batches are grouped by zone (`zones`, in the order of their first opening), and the Map runs zone by zone."""
+    """One manifest: "all" (split), "test" then "remainder" (test-then-winner), or "round-1" to "round-N"
+    (bandit). Under a send window the phase's batches are grouped by zone (`zones`, in the order of their
+    first opening), and the Map runs zone by zone."""
 
     name: str
     manifest_key: str
     batches: int
     recipients: int
-    # The phase's recipients by variant; empty for the remainder, whose variant is the winner's.
+    # The phase's recipients by variant; empty for the remainder, whose variant is the winner's, and for a bandit's
+    # rounds after the first, whose variants their reweighting's weights decide.
     by_variant: dict[str, int] = field(default_factory=dict)
     zones: tuple[ZoneBatches, ...] = omitted_at_default(())
+    round: int | None = omitted_at_default(None)  # a bandit's round number, from 1
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,8 @@ class SnapshotAudienceResult(Contract):
 
 @dataclass(frozen=True)
 class Recipient(Contract):
-    """A manifest row. No variant in a remainder batch (the winner decides it); probation: in RECOVERY."""
+    """A manifest row. No variant in a remainder batch (the winner decides it) or in a bandit's later round (its
+    weights do); probation: in RECOVERY."""
 
     error: ClassVar[type[SesflowError]] = ManifestError
     address: str
@@ -343,19 +347,64 @@ class PickWinnerResult(Contract):
     alpha: float | None
 
 
+# ------------------------------------------------------------------------------ ReweighVariants
+
+
+@dataclass(frozen=True)
+class ReweighVariantsInput(Contract):
+    """round: the bandit round whose weights are decided (2 to ab.rounds), after the round before it."""
+
+    campaign: Campaign
+    round: int
+
+
+@dataclass(frozen=True)
+class VariantWeightNumbers(Contract):
+    """app.domain.bandit.VariantWeight as it travels."""
+
+    name: str
+    sent: int
+    delivered: int
+    successes: int
+    complaints: int
+    complaint_bound: float
+    alpha: int
+    beta: int
+    p_best: float
+    weight: float
+    note: str
+
+
+@dataclass(frozen=True)
+class ReweighVariantsResult(Contract):
+    """A round's reweighting (app.domain.bandit.Reweighting as it travels, as recorded on the campaign): the
+    workflow's $weights. stop: every weight is 0 (the complaint guard), so no later round is sent."""
+
+    round: int
+    metric: str
+    seed: int
+    draws: int
+    weights: dict[str, float]
+    variants: tuple[VariantWeightNumbers, ...]
+    reason: str
+    stop: bool
+
+
 # ------------------------------------------------------------------------------ SendBatch
 
 
 @dataclass(frozen=True)
 class SendBatchInput(Contract):
     """One item of the SendPhase Map (its ItemSelector), with the child's start. decision: the winner decision in
-    a remainder batch; {} (read as None) otherwise. child_started_at: when the EXPRESS child started (RFC 3339),
-    the start of its five minutes (app.domain.deferral); absent, the invocation's start."""
+    a remainder batch; {} (read as None) otherwise. weights: in a bandit's round after the first, the round's
+    weights (variant -> share); {} otherwise. child_started_at: when the EXPRESS child started (RFC 3339), the
+    start of its five minutes (app.domain.deferral); absent, the invocation's start."""
 
     campaign: Campaign
     batch: Batch
     phase: str = "all"
     decision: PickWinnerResult | None = field(default=None, metadata={_EMPTY_IS_NONE: True})
+    weights: dict[str, float] = field(default_factory=dict)
     child_started_at: str | None = None
     # When the phase became ready to send (RFC 3339): a send window's time of day (`at`) counts from it.
     ready_at: str | None = None

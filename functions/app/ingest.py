@@ -208,7 +208,7 @@ class _Batch:
 
 
 def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> None:
-    """Test-then-winner compares unique openers or clickers per variant (some people open ten times): while a
+    """Test-then-winner and bandit compare unique openers or clickers per variant (some people open ten times): while a
     campaign counts them (app.domain.engagement.counts_unique), the first human open and the first human click of
     each recipient get a marker (EventsTable, conditional put) and count as unique_opens / unique_clicks. A machine's
     open or click (engagement.is_machine: a scanner, Apple's privacy proxy) takes no marker, so the person's own
@@ -222,10 +222,11 @@ def count_unique_engagement(events: list[FeedbackEvent], settings: Settings) -> 
     testing = {}
     for campaign_id in {c for c, _, _ in engaged}:
         item = ddb.get_item(TableName=settings.campaigns_table, Key={"campaign_id": {"S": campaign_id}},
-                            ProjectionExpression="#d, decision", ExpressionAttributeNames={"#d": "definition"}
-                            ).get("Item", {})
+                            ProjectionExpression="#d, decision, #s",
+                            ExpressionAttributeNames={"#d": "definition", "#s": "status"}).get("Item", {})
         definition = json.loads(item["definition"]["S"]) if "definition" in item else {}
-        testing[campaign_id] = engagement.counts_unique(definition, decided="decision" in item)
+        ended = item.get("status", {}).get("S") in (campaign_control.COMPLETED, campaign_control.CANCELLED)
+        testing[campaign_id] = engagement.counts_unique(definition, decided="decision" in item, ended=ended)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     expires = int((clock.now() + UNIQUE_MARKER_RETENTION).timestamp())
     for (campaign_id, recipient, kind), event in sorted(engaged.items()):

@@ -97,6 +97,8 @@ def status(target: Target, campaign_id: str) -> dict[str, Any]:
         "waiting": view.deferral,
         "warnings": view.warnings,
         "decision": view.decision,
+        # a bandit's reweightings, one per round after the first: the weights and the numbers behind them
+        "bandit_rounds": view.bandit_rounds,
         "accounted": sends.summary(campaign_id, view.settings),
         # the recipients SES refused one by one, with SES's status and Error (the first 100)
         "refused": sends.refusals(campaign_id, view.settings),

@@ -26,6 +26,11 @@ def _json(value: Any) -> Any:
         return None
 
 
+def _strings(value: Any) -> list[str]:
+    """A DynamoDB list of strings as read() gives it ([{"S": ...}, ...]), as plain strings."""
+    return [e.get("S") if isinstance(e, dict) else e for e in value] if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class CampaignView:
     campaign_id: str
@@ -37,6 +42,7 @@ class CampaignView:
     halt: dict[str, Any] | None = None  # the current halt (a resume removes it; history keeps every one)
     failure: dict[str, Any] | None = None  # the SES error that stopped the send: code, message, batch, ...
     decision: dict[str, Any] | None = None  # test-then-winner's decision
+    bandit_rounds: list[dict[str, Any]] = field(default_factory=list)  # a bandit's reweightings, round 2 first
     deferral: dict[str, Any] | None = None  # the wait for the send rate or the daily quota, while it lasts
     history: list[dict[str, Any]] = field(default_factory=list)  # every start, halt, pause, ..., oldest first
     warnings: dict[str, Any] = field(default_factory=dict)  # warned_<metric>: the breaker's warn verdicts
@@ -65,6 +71,8 @@ def read_campaign(target: Target, campaign_id: str) -> CampaignView | None:
         halt=_json(item.get("halt")),
         failure=_json(item.get("failure")),
         decision=_json(item.get("decision")),
+        bandit_rounds=[entry for entry in (_json(e) for e in _strings(item.get(campaign_control.BANDIT_ROUNDS)))
+                       if isinstance(entry, dict)],
         deferral=_json(item.get("deferral")),
         history=campaign_control.history(item),
         warnings={k: _json(v) for k, v in item.items() if k.startswith("warned_")},

@@ -246,8 +246,13 @@ def check_audience(ctx: Context) -> list[Line]:
         lines.append(Line("audience", PROBLEM, f"nobody to send to on {', '.join(ctx.campaign.audience.lists)} "
                                                f"(holdout {len(split.holdout):,}; left out: {left})", shown))
     else:
-        phases = "" if set(cohorts) == {"all"} else (f"; test cohort {cohorts['test']:,} now, remainder "
-                                                     f"{cohorts['remainder']:,} gets the winner")
+        if set(cohorts) == {"all"}:
+            phases = ""
+        elif "test" in cohorts:
+            phases = f"; test cohort {cohorts['test']:,} now, remainder {cohorts['remainder']:,} gets the winner"
+        else:  # bandit: the weights above are round 1's; the later rounds' come from their reweighting
+            phases = (f"; {len(cohorts)} rounds of " + ", ".join(f"{n:,}" for n in cohorts.values()) +
+                      ", the first by these weights, each later one reweighted toward the better variant")
         lines.append(Line("audience", OK, f"{split.recipients:,} recipients: {variants}; holdout "
                                           f"{len(split.holdout):,}{phases}; left out: {left}", shown))
     return lines
@@ -418,7 +423,10 @@ def check_quota(ctx: Context) -> list[Line]:
                      sent_last_24h=float(quota.get("SentLast24Hours", 0)), price_per_email=price.usd,
                      transactional_reserve=reserve)
     ctx.plan.estimate = {**found.to_dict(), "ses_price": price.quoted, "ses_price_region": "us-east-1 list price"}
-    waiting = f" plus the {duration_text(found.waiting_seconds)} evaluation window" if found.waiting_seconds else ""
+    from app.domain.campaign import BANDIT
+
+    window = "rounds' windows" if ctx.campaign.ab.mode == BANDIT else "evaluation window"
+    waiting = f" plus the {duration_text(found.waiting_seconds)} {window}" if found.waiting_seconds else ""
     left = ("no 24-hour limit" if found.daily_left is None else
             f"24-hour quota left {found.daily_left:,} of {found.daily_cap:,}")
     took = duration_text(found.sending_seconds)

@@ -216,6 +216,7 @@ def collect(target: Any, campaign_id: str) -> dict[str, Any]:
         "history": history,
         "warnings": {k.removeprefix("warned_"): v for k, v in view.warnings.items()},
         "decision": view.decision,
+        "bandit_rounds": view.bandit_rounds,
         "audience_before": before,
         "audience_after": audience_after(lists, exclude_lists, settings) if lists else {},
         # the snapshot's count of the members it left out, by reason (None: no snapshot, or one before they were
@@ -288,6 +289,9 @@ def render_table(data: dict[str, Any]) -> str:
     lines += [f"  {_plain(line)}" for line in history_lines(data.get("history") or [])] or ["  not recorded"]
     lines += ["", "A/B decision"]
     lines += _decision_lines(data.get("decision"))
+    if data.get("bandit_rounds"):
+        lines += ["", "bandit rounds (the weights each round after the first was sent with)"]
+        lines += bandit_lines(data["bandit_rounds"])
     lines += ["", "left out of the audience (at the snapshot)"]
     rows = left_out_rows(data.get("left_out"))
     grid = _grid(["reason", "members"], [row[:2] for row in rows])
@@ -347,6 +351,21 @@ def left_out_rows(left_out: dict[str, Any] | None) -> list[list[str]]:
     known = dict(LEFT_OUT)
     reasons = [*known, *sorted(set(left_out) - set(known))]
     return [[reason, f"{int(left_out.get(reason) or 0):,}", known.get(reason, "")] for reason in reasons]
+
+
+BANDIT_COLUMNS = ("name", "sent", "delivered", "successes", "complaints", "complaint_bound", "alpha", "beta",
+                  "p_best", "weight", "note")
+
+
+def bandit_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """Each reweighting: its reason, then its numbers per variant."""
+    lines: list[str] = []
+    for entry in rounds:
+        lines.append(f"  {_plain(entry.get('reason') or 'round ' + str(entry.get('round', '?')))}"
+                     f" (seed {entry.get('seed', '?')}, {_number(entry.get('draws'))} draws)")
+        variants = [v for v in entry.get("variants") or [] if isinstance(v, dict)]
+        lines += _grid(list(BANDIT_COLUMNS), [[_number(v.get(k, "")) for k in BANDIT_COLUMNS] for v in variants])
+    return lines
 
 
 def _decision_lines(decision: Any) -> list[str]:
@@ -538,6 +557,9 @@ def render_html(data: dict[str, Any]) -> str:
         decision_html = "<pre>" + _e("\n".join(line[2:] for line in _decision_lines(decision))) + "</pre>"
     else:
         decision_html = "<p class=\"none\">No A/B decision (not a test-then-winner campaign, or not decided yet).</p>"
+    bandit_html = ("<h2>Bandit rounds</h2>\n<pre id=\"bandit-rounds\">" +
+                   _e("\n".join(line[2:] for line in bandit_lines(data["bandit_rounds"]))) + "</pre>"
+                   if data.get("bandit_rounds") else "")
     before, after = data.get("audience_before"), data.get("audience_after") or {}
     states = sorted(set(before or {}) | set(after))
     state_rows = [[s, "not recorded" if before is None else f"{before.get(s, 0):,}", f"{after.get(s, 0):,}"]
@@ -584,6 +606,7 @@ person's; the A/B decision below compares unique human openers or clickers, coun
 {history_html}
 <h2>A/B decision</h2>
 {decision_html}
+{bandit_html}
 <h2>Left out of the audience</h2>
 <p class="meta">The members of the campaign's lists the snapshot did not send to, by reason: each counted once, for
 the first reason that applies in this order.</p>

@@ -38,7 +38,8 @@ _PARENT_STATES = _STARTING | {"SendPhase", "CheckDeferral", "AfterPhaseStopped",
                               "ResumeAfterDeferral", "CheckCampaign", "AfterPhase", "WaitEvaluationWindow",
                               "PickWinner", "CheckCampaignAfterWindow", "AfterDecision", "NextPhase",
                               "FinalizeCampaign", "PauseAfterFailure", "ParkZone", "NextZone", "AdvanceZone",
-                              "TakeParkedZone", "WaitForZone"}
+                              "TakeParkedZone", "WaitForZone", "WaitRoundWindow", "ReweighVariants",
+                              "CheckCampaignAfterRound", "AfterReweighing"}
 DEFAULT_LEVELS = {"bounce": {"warn": 0.02, "halt": 0.04}, "complaint": {"warn": 0.0005, "halt": 0.0008}}
 
 
@@ -75,7 +76,7 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
         return {"campaign_id": campaign_id, "status": WAITING, "now": now, "where": target.name}
     item, stats, definition, audience = view.item, view.stats, view.definition, view.audience
     weights = {v["name"]: float(v.get("weight", 1.0)) for v in definition.get("variants", [])}
-    planned = planned_by_variant(audience, view.decision, weights)
+    planned = planned_by_variant(audience, view.decision, weights, view.bandit_rounds)
     status = item.get("status", "?")
     state = _current_state(target, item.get("execution_arn")) if status in LIVE else None
     return {
@@ -97,6 +98,7 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
         "rate_share": definition.get("rate_share", 1.0),
         "account_rate": _account_rate(view.settings),
         "decision": view.decision,
+        "bandit_rounds": view.bandit_rounds,
         "started_at": item.get("started_at"),
         "ended_at": item.get("status_changed_at") if status not in LIVE else None,
         "state": state,
@@ -107,10 +109,11 @@ def snapshot(target: Any, campaign_id: str, now: datetime | None = None) -> dict
 
 
 def planned_by_variant(audience: dict[str, Any], decision: dict[str, Any] | None,
-                       weights: dict[str, float]) -> dict[str, int]:
+                       weights: dict[str, float], bandit_rounds: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Each variant's emails to send: its recipients in the phases that name their variant, and the remainder
-    once the decision gives its variants (the winner; with several, by weight, near enough). An audience recorded before
-    phases carried their variants falls back on the assignment of every recipient."""
+    once the decision gives its variants (the winner; with several, by weight, near enough). A bandit's later
+    round counts by its reweighting's weights, or the latest known ones until it has its own (an estimate). An
+    audience recorded before phases carried their variants falls back on the assignment of every recipient."""
     phases = audience.get("phases", [])
     if not phases or any("by_variant" not in p for p in phases if p.get("name") != "remainder"):
         return {v: n for v, n in audience.get("by_variant", {}).items() if v != "holdout"}
@@ -120,9 +123,17 @@ def planned_by_variant(audience: dict[str, Any], decision: dict[str, Any] | None
             planned[variant] = planned.get(variant, 0) + count
     remainder = sum(p.get("recipients", 0) for p in phases if p.get("name") == "remainder")
     chosen = (decision or {}).get("remainder") or []
-    weights = {v: weights.get(v, 1.0) for v in chosen}
+    among = {v: weights.get(v, 1.0) for v in chosen}
     for variant in chosen:  # several (the split policy): each recipient keeps its weighted draw among them
-        planned[variant] = planned.get(variant, 0) + round(remainder * weights[variant] / sum(weights.values()))
+        planned[variant] = planned.get(variant, 0) + round(remainder * among[variant] / sum(among.values()))
+    known = {int(r.get("round", 0)): r.get("weights") or {} for r in bandit_rounds or []}
+    latest = weights
+    for phase in sorted((p for p in phases if int(p.get("round") or 0) > 1), key=lambda p: p["round"]):
+        latest = known.get(int(phase["round"]), latest)
+        total = sum(latest.values())
+        for variant, weight in latest.items():
+            if total > 0 and weight > 0:
+                planned[variant] = planned.get(variant, 0) + round(phase.get("recipients", 0) * weight / total)
     return planned
 
 
@@ -190,6 +201,8 @@ def phase(shown: dict[str, Any]) -> dict[str, Any]:
         return {"name": "deferred", "until": until, "text": f"waiting for {why}{left}"}
     if state == "WaitForZone":
         return {"name": "window", "until": None, "text": "waiting for the next zone's send window"}
+    if "round-1" in phases:
+        return _bandit_phase(shown, phases, state)
     if not two_phases:
         return {"name": "sending", "until": None, "text": f"sending to all {sum(phases.values()):,}"}
     if decision:
@@ -215,6 +228,32 @@ def phase(shown: dict[str, Any]) -> dict[str, Any]:
                     f"remainder ({phases.get('remainder', 0):,})"}
 
 
+def _bandit_phase(shown: dict[str, Any], phases: dict[str, int], state: str | None) -> dict[str, Any]:
+    """A bandit's round, or the window after it: the round being sent is the one after the last reweighting."""
+    now, count = shown["now"], len(phases)
+    rounds = shown.get("bandit_rounds") or []
+    current = len(rounds) + 1
+    weights = rounds[-1].get("weights") if rounds else None
+    shares = (", ".join(f"{name} {100 * float(w):.3g}%" for name, w in weights.items()) if weights
+              else "the campaign's weights")
+    if state in ("WaitRoundWindow", "ReweighVariants", "CheckCampaignAfterRound", "AfterReweighing"):
+        if state != "WaitRoundWindow":
+            return {"name": "evaluation", "until": None,
+                    "text": f"round {current} of {count} sent: deciding round {current + 1}'s weights"}
+        entered = _time((shown.get("state") or {}).get("entered"))
+        seconds = int((shown.get("ab") or {}).get("round_seconds") or 0)
+        if entered is None:
+            return {"name": "evaluation", "until": None,
+                    "text": f"round {current} of {count} sent: its window (the time left is not known)"}
+        until = entered + timedelta(seconds=seconds)
+        return {"name": "evaluation", "until": until,
+                "text": f"round {current} of {count} sent: its window, {duration(max(until - now, timedelta()))} "
+                        f"left, then round {current + 1} ({phases.get(f'round-{current + 1}', 0):,})"}
+    return {"name": "sending", "until": None,
+            "text": f"round {min(current, count)} of {count}: {phases.get(f'round-{min(current, count)}', 0):,} "
+                    f"recipients, {shares}"}
+
+
 def timing(shown: dict[str, Any], observed_rate: float | None = None) -> dict[str, Any]:
     """elapsed (since the execution started), the send rate (observed between two draws, else the average while
     sending), the campaign's share of the account's rate, and the ETA (None when not known or over)."""
@@ -231,6 +270,8 @@ def timing(shown: dict[str, Any], observed_rate: float | None = None) -> dict[st
         idle += (min(start_at, end) - started).total_seconds()
     if decision and ab.get("mode") == "test_then_winner":
         idle += float(ab.get("evaluation_seconds") or 0)
+    if ab.get("mode") == "bandit":  # the windows of the rounds already reweighted
+        idle += float(ab.get("round_seconds") or 0) * len(shown.get("bandit_rounds") or [])
     sending = elapsed.total_seconds() - idle if elapsed else 0.0
     sent = int(shown.get("sent") or 0)
     average = sent / sending if sending > 0 and sent else None
@@ -330,6 +371,10 @@ def render(shown: dict[str, Any], observed_rate: float | None = None) -> list[st
         decision = shown.get("decision")
         lines.append(f"  {'decision':<{width}}  "
                      f"{_decision_line(decision) if decision else 'not yet: after the evaluation window'}")
+    if (shown.get("ab") or {}).get("mode") == "bandit":
+        rounds = shown.get("bandit_rounds") or []
+        lines.append(f"  {'weights':<{width}}  "
+                     f"{rounds[-1].get('reason', '') if rounds else 'round 1 by the campaign weights'}")
     times = timing(shown, observed_rate)
     share = float(shown.get("rate_share") or 1.0)
     if times["share_rate"] is not None:

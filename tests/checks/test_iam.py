@@ -95,6 +95,12 @@ HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
         ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
     ],
+    "app.handlers.reweigh_variants": [
+        # app.campaign_control.read(): batch_get_item of the control and stats items; record_reweighting():
+        # update_item of the round's record
+        ("dynamodb:BatchGetItem", "{CampaignsTable.Arn}"),
+        ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),
+    ],
     "app.handlers.finalize_campaign": [
         # app.campaign_control: change_status() update_item, read() batch_get_item
         ("dynamodb:UpdateItem", "{CampaignsTable.Arn}"),

@@ -278,3 +278,18 @@ def test_the_plan_shows_when_each_zone_is_first_sent_under_a_send_window(stack, 
     assert line["detail"]["zone_defaulted"] == {"missing": 120, "invalid": 1}
     assert line["message"].startswith("mon-fri 09:00-18:00 local time: Asia/Tokyo 2 from 2030-12-02T05:00:00Z")
     assert "in the campaign's zone Europe/Paris: 1 with an invalid zone, 120 without a zone" in line["message"]
+def test_a_bandit_plan_shows_its_rounds_and_counts_their_windows(stack, target, tmp_path, capsys):  # noqa: F811
+    bandit = {"mode": "bandit", "rounds": 4, "round_seconds": 1800}
+    path = write(tmp_path, campaign(ab=bandit))
+
+    code, shown = plan(path, capsys)
+
+    assert code == 0 and shown["ok"], lines(shown, "problem")
+    rounds = shown["audience"]["phases"]
+    assert list(rounds) == ["round-1", "round-2", "round-3", "round-4"]
+    assert sum(rounds.values()) == shown["audience"]["recipients"]
+    assert shown["estimate"]["waiting_seconds"] == 3 * 1800
+    assert run("plan", file=path, json=False) == 0
+    text = capsys.readouterr().out
+    assert "4 rounds of " in text and "each later one reweighted toward the better variant" in text
+    assert "plus the 1 h 30 min rounds' windows" in text

@@ -125,6 +125,32 @@ def test_render_shows_the_test_cohort_then_the_evaluation_window_with_its_time_l
     assert line(remainder, "holdout") == "75 (recorded, not sent)"
 
 
+BANDIT = {"mode": "bandit", "metric": "click", "rounds": 3, "round_seconds": 3600, "min_share": 0.05}
+ROUND_2 = {"round": 2, "weights": {"a": 0.2, "b": 0.8}, "reason": "round 2: a 20% (...), b 80% (...)"}
+
+
+def test_render_shows_a_bandit_s_round_its_window_and_the_weights_it_sends_with():
+    phases = {"round-1": 500, "round-2": 500, "round-3": 500}
+    first = watch.render(live(ab=BANDIT, phases=phases, bandit_rounds=[]))
+    assert line(first, "phase") == "round 1 of 3: 500 recipients, the campaign's weights"
+    assert line(first, "weights") == "round 1 by the campaign weights"
+    entered = (NOW - timedelta(minutes=15)).isoformat()
+    window = watch.render(live(ab=BANDIT, phases=phases, bandit_rounds=[],
+                               state={"name": "WaitRoundWindow", "entered": entered}))
+    assert line(window, "phase") == "round 1 of 3 sent: its window, 45 min 00 s left, then round 2 (500)"
+    second = watch.render(live(ab=BANDIT, phases=phases, bandit_rounds=[ROUND_2]))
+    assert line(second, "phase") == "round 2 of 3: 500 recipients, a 20%, b 80%"
+    assert line(second, "weights") == ROUND_2["reason"]
+
+
+def test_a_bandit_s_planned_emails_follow_each_round_s_weights():
+    audience = {"phases": [{"name": "round-1", "recipients": 100, "by_variant": {"a": 50, "b": 50}, "round": 1},
+                           {"name": "round-2", "recipients": 100, "by_variant": {}, "round": 2},
+                           {"name": "round-3", "recipients": 100, "by_variant": {}, "round": 3}]}
+    assert watch.planned_by_variant(audience, None, {"a": 1.0, "b": 1.0}, []) == {"a": 150, "b": 150}
+    assert watch.planned_by_variant(audience, None, {"a": 1.0, "b": 1.0}, [ROUND_2]) == {"a": 90, "b": 210}
+
+
 def test_render_shows_the_send_rate_against_the_share_elapsed_time_and_the_eta():
     lines = watch.render(live(sent=150), observed_rate=5.0)
     assert line(lines, "send rate") == "5/s (its share: 50% of the account's 14/s = 7/s)"

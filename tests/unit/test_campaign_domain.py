@@ -283,7 +283,8 @@ BAD = [
     ({"holdout_percent": "10"}, "holdout_percent: must be a number from 0 to below 100, got '10'"),
     # ab
     ({"ab": "split"}, "ab: must be an object, got 'split'"),
-    ({"ab": {"mode": "bandit"}}, "ab.mode: must be one of 'split', 'test_then_winner', got 'bandit'"),
+    ({"ab": {"mode": "epsilon_greedy"}},
+     "ab.mode: must be one of 'split', 'test_then_winner', 'bandit', got 'epsilon_greedy'"),
     ({"ab": {"test_percent": 20}}, "ab.test_percent: only for mode 'test_then_winner'"),
     ({"ab": {"mode": "test_then_winner"}, "variants": [{"name": "a", "template": "t"}]},
      "ab.mode: test_then_winner needs at least 2 variants, got 1"),
@@ -300,6 +301,22 @@ BAD = [
     ({"ab": {"mode": "test_then_winner", "confidence": 1}}, "ab.confidence: must be a number from 0.5 to 0.999"),
     ({"ab": {"mode": "test_then_winner", "no_winner": "random"}},
      "ab.no_winner: must be one of 'send_control', 'split', 'stop', got 'random'"),
+    ({"ab": {"mode": "test_then_winner", "rounds": 3}}, "ab.rounds: only for mode 'bandit'"),
+    ({"ab": {"metric": "click"}}, "ab.metric: only for mode 'test_then_winner' or 'bandit'"),
+    # bandit
+    ({"ab": {"mode": "bandit"}, "variants": [{"name": "a", "template": "t"}]},
+     "ab.mode: bandit needs at least 2 variants, got 1"),
+    ({"ab": {"mode": "bandit", "test_percent": 20}}, "ab.test_percent: only for mode 'test_then_winner'"),
+    ({"ab": {"mode": "bandit", "no_winner": "stop"}}, "ab.no_winner: only for mode 'test_then_winner'"),
+    ({"ab": {"mode": "bandit", "rounds": 1}}, "ab.rounds: must be a whole number from 2 to 20, got 1"),
+    ({"ab": {"mode": "bandit", "rounds": 21}}, "ab.rounds: must be a whole number from 2 to 20, got 21"),
+    ({"ab": {"mode": "bandit", "round_seconds": 30}},
+     "ab.round_seconds: must be a whole number from 60 to 31536000, got 30"),
+    ({"ab": {"mode": "bandit", "metric": "revenue"}}, "ab.metric: must be one of 'open', 'click', got 'revenue'"),
+    ({"ab": {"mode": "bandit", "min_share": -0.1}},
+     "ab.min_share: must be a fraction from 0 to below 1 / variants (0.5 for 2), got -0.1"),
+    ({"ab": {"mode": "bandit", "min_share": 0.5}},
+     "ab.min_share: must be a fraction from 0 to below 1 / variants (0.5 for 2), got 0.5"),
     # thresholds
     ({"thresholds": {"bounce": {"warn": 0.05, "halt": 0.04}}}, "thresholds.bounce: warn (0.05) must be below halt"),
     ({"thresholds": {"complaint": {"halt": 0.0004}}},
@@ -316,6 +333,8 @@ BAD = [
     ({"stream": "transactional"}, "holdout_percent: must be 0 for a transactional campaign"),
     ({"stream": "transactional", "holdout_percent": 0, "ab": {"mode": "test_then_winner"}},
      "ab.mode: test_then_winner holds the remainder back"),
+    ({"stream": "transactional", "holdout_percent": 0, "ab": {"mode": "bandit"}},
+     "ab.mode: bandit holds later rounds back"),
     # personalization
     ({"personalization": {"fields": ["first_name"]}},
      "personalization.fields[0]: 'first_name' needs a non-blank value in personalization.defaults"),
@@ -439,7 +458,7 @@ def test_each_example_campaign_parses_and_round_trips(path):
 
 def test_examples_show_each_mode_and_stream():
     campaigns = [parse_campaign(json.loads(p.read_text())) for p in EXAMPLES]
-    assert {c.ab.mode for c in campaigns} == {"split", "test_then_winner"}
+    assert {c.ab.mode for c in campaigns} == {"split", "test_then_winner", "bandit"}
     assert {c.stream for c in campaigns} == {"marketing", "transactional"}
     assert any(v.inline for c in campaigns for v in c.variants)
 

@@ -108,3 +108,9 @@ def test_unique_engagement_is_counted_while_a_test_then_winner_test_is_open():
     assert not counts_unique({"ab": {"mode": "test_then_winner"}}, decided=True)
     assert not counts_unique({"ab": {"mode": "split"}}, decided=False)
     assert not counts_unique({}, decided=False)
+
+
+def test_a_bandit_counts_unique_engagement_until_it_ends():
+    assert counts_unique({"ab": {"mode": "bandit"}}, decided=False)
+    assert counts_unique({"ab": {"mode": "bandit"}}, decided=False, ended=False)
+    assert not counts_unique({"ab": {"mode": "bandit"}}, decided=False, ended=True)

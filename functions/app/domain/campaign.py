@@ -1,4 +1,5 @@
-"""Campaign definitions, variant assignment and test-then-winner cohorts: pure functions, no AWS, no environment.
+"""Campaign definitions, variant assignment, test-then-winner cohorts and bandit rounds: pure functions, no AWS, no
+environment.
 
 The schema is docs/campaign-schema.md. parse_campaign validates a definition at the boundary and reports every
 problem at once as "path: what is wrong"; Campaign.to_dict() is the normalised definition with every default
@@ -40,12 +41,14 @@ ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$")
 HOLDOUT = "holdout"
 MARKETING, TRANSACTIONAL = "marketing", "transactional"
 STREAMS = (MARKETING, TRANSACTIONAL)
-SPLIT, TEST_THEN_WINNER = "split", "test_then_winner"
-AB_MODES = (SPLIT, TEST_THEN_WINNER)
+SPLIT, TEST_THEN_WINNER, BANDIT = "split", "test_then_winner", "bandit"
+AB_MODES = (SPLIT, TEST_THEN_WINNER, BANDIT)
 METRICS = ("open", "click")
 SEND_CONTROL, STOP = "send_control", "stop"
 NO_WINNER_POLICIES = (SEND_CONTROL, SPLIT, STOP)
 TEST, REMAINDER = "test", "remainder"
+ROUND_PREFIX = "round-"  # a bandit's phases: "round-1", "round-2", ...
+MAX_ROUNDS = 20  # each round adds a wait and a Map Run to the parent's history (25,000 events)
 
 # The definition rides in every batch's input (Step Functions: 256 KiB) and in the claim item (DynamoDB: 400 KB);
 # bodies bigger than this belong in an SES template.
@@ -125,7 +128,8 @@ class Audience:
 
 @dataclass(frozen=True)
 class AbTest:
-    """How variants are chosen: split (every recipient gets its weighted variant now) or test_then_winner."""
+    """How variants are chosen: split (every recipient gets its weighted variant now), test_then_winner, or bandit
+    (the send in rounds, the weights moved toward the better variant between them: app.domain.bandit)."""
 
     mode: str = SPLIT
     test_percent: float = 20.0  # of the audience not held out
@@ -134,10 +138,16 @@ class AbTest:
     min_sample_per_variant: int = 500
     confidence: float = 0.95
     no_winner: str = SEND_CONTROL
+    rounds: int = 5  # bandit: the audience not held out, cut into this many rounds of equal size
+    round_seconds: int = 3_600  # bandit: the wait after each round but the last, for its feedback
+    min_share: float = 0.05  # bandit: the least weight a variant keeps (not one over the complaint guard)
 
     def to_dict(self) -> dict[str, Any]:
         if self.mode == SPLIT:
             return {"mode": SPLIT}
+        if self.mode == BANDIT:
+            return {"mode": BANDIT, "metric": self.metric, "rounds": self.rounds,
+                    "round_seconds": self.round_seconds, "min_share": self.min_share}
         return {"mode": self.mode, "test_percent": self.test_percent, "evaluation_seconds": self.evaluation_seconds,
                 "metric": self.metric, "min_sample_per_variant": self.min_sample_per_variant,
                 "confidence": self.confidence, "no_winner": self.no_winner}
@@ -395,6 +405,9 @@ def parse_campaign(raw: Any, allowed_configuration_sets: Collection[str] | None 
                                   "a transactional campaign cannot wait (use split)")
         if send_window is not None:
             check.fail("send_window", "a transactional campaign cannot wait for a window: leave it out")
+        if ab.mode == BANDIT:
+            check.fail("ab.mode", "bandit holds later rounds back for their feedback, and a transactional "
+                                  "campaign cannot wait (use split)")
 
     if check.problems:
         raise CampaignDefinitionError("; ".join(check.problems))
@@ -717,17 +730,29 @@ def json_value(value: Any) -> Any:
     return value
 
 
+# The ab fields each mode takes besides `mode` (split takes none).
+_AB_FIELDS = {
+    SPLIT: (),
+    TEST_THEN_WINNER: ("test_percent", "evaluation_seconds", "metric", "min_sample_per_variant", "confidence",
+                       "no_winner"),
+    BANDIT: ("metric", "rounds", "round_seconds", "min_share"),
+}
+
+
 def _ab(check: _Check, raw: Any, variant_count: int) -> AbTest:
     ab = check.obj("ab", raw, tuple(AbTest.__dataclass_fields__))
     mode = check.choice("ab.mode", ab.get("mode"), SPLIT, AB_MODES)
+    for key in sorted(set(ab) - {"mode"}):
+        if key in AbTest.__dataclass_fields__ and key not in _AB_FIELDS.get(mode, ()):
+            modes = " or ".join(repr(m) for m, keys in _AB_FIELDS.items() if key in keys)
+            check.fail(f"ab.{key}", f"only for mode {modes}")
     if mode == SPLIT:
-        for key in sorted(set(ab) - {"mode"}):
-            if key in AbTest.__dataclass_fields__:
-                check.fail(f"ab.{key}", "only for mode 'test_then_winner'")
         return AbTest()
     if variant_count < 2:
-        check.fail("ab.mode", f"test_then_winner needs at least 2 variants, got {variant_count}")
+        check.fail("ab.mode", f"{mode} needs at least 2 variants, got {variant_count}")
     defaults = AbTest()
+    if mode == BANDIT:
+        return _bandit(check, ab, variant_count, defaults)
     return AbTest(
         mode=mode,
         test_percent=check.number("ab.test_percent", ab.get("test_percent"), defaults.test_percent,
@@ -806,6 +831,20 @@ def _days(check: _Check, raw: Any) -> tuple[int, ...]:
         else:
             days.append(windows.DAYS.index(day))
     return tuple(sorted(days)) or tuple(range(7))
+def _bandit(check: _Check, ab: dict[str, Any], variant_count: int, defaults: AbTest) -> AbTest:
+    # Below an even share, or every variant's floor would fix the weights for good.
+    count = max(variant_count, 2)
+    most = 1 / count
+    return AbTest(
+        mode=BANDIT,
+        metric=check.choice("ab.metric", ab.get("metric"), defaults.metric, METRICS),
+        rounds=check.whole("ab.rounds", ab.get("rounds"), defaults.rounds, 2, MAX_ROUNDS),
+        round_seconds=check.whole("ab.round_seconds", ab.get("round_seconds"), defaults.round_seconds, 60,
+                                  MAX_EVALUATION_SECONDS),
+        min_share=check.number("ab.min_share", ab.get("min_share"), defaults.min_share,
+                               lambda v: 0 <= v < most,
+                               f"a fraction from 0 to below 1 / variants ({most:.4g} for {count})"),
+    )
 
 
 def _confidence(check: _Check, path: str, value: Any, default: float) -> float:
@@ -930,14 +969,25 @@ def cohort(campaign: Campaign, address: str) -> str:
     return TEST if _point("cohort\x00", campaign, address) < campaign.ab.test_percent else REMAINDER
 
 
+def bandit_round(campaign: Campaign, address: str) -> int:
+    """A bandit's round (1 to ab.rounds) for a recipient not held out: stable, of equal sizes, and independent of
+    its variant (a salt of its own)."""
+    return min(int(_point("round\x00", campaign, address) / 100 * campaign.ab.rounds), campaign.ab.rounds - 1) + 1
+
+
+def round_phase(number: int) -> str:
+    return f"{ROUND_PREFIX}{number}"
+
+
 @dataclass(frozen=True)
 class Split:
     """Who of a campaign's eligible contacts goes where: what the snapshot freezes and the plan shows.
 
     assigned: (address, variant or HOLDOUT) of every eligible contact not on the account's SES suppression list;
     cohorts: phase name -> (address, variant) of those sent to ("all" in split mode; "test" and "remainder" in
-    test_then_winner, where the remainder's variant is replaced by the winner's); ses_suppressed: how many eligible
-    contacts the SES suppression list holds back."""
+    test_then_winner, where the remainder's variant is replaced by the winner's; "round-1" to "round-N" in bandit,
+    where the variant of every round after the first is replaced by its reweighting's); ses_suppressed: how many
+    eligible contacts the SES suppression list holds back."""
 
     assigned: tuple[tuple[str, str], ...]
     cohorts: dict[str, tuple[tuple[str, str], ...]]
@@ -968,6 +1018,10 @@ def split_audience(campaign: Campaign, eligible: Collection[str], suppressed: Co
     if campaign.ab.mode == TEST_THEN_WINNER:
         cohorts = {TEST: tuple(m for m in sendable if cohort(campaign, m[0]) == TEST),
                    REMAINDER: tuple(m for m in sendable if cohort(campaign, m[0]) == REMAINDER)}
+    elif campaign.ab.mode == BANDIT:  # round 1 by the campaign's weights; later rounds by their reweighting's
+        rounds = [bandit_round(campaign, a) for a, _ in sendable]
+        cohorts = {round_phase(n): tuple(m for m, r in zip(sendable, rounds, strict=True) if r == n)
+                   for n in range(1, campaign.ab.rounds + 1)}
     else:
         cohorts = {"all": sendable}
     return Split(assigned, cohorts, len(eligible) - len(assigned))

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from app.domain.campaign import BANDIT, TEST_THEN_WINNER
 from app.domain.feedback import FeedbackEvent
 
 ENGAGEMENT_KINDS = frozenset({"open", "click"})
@@ -74,12 +75,15 @@ def is_machine(event: FeedbackEvent) -> str | None:
     return None
 
 
-def counts_unique(definition: Mapping[str, Any], decided: bool) -> bool:
+def counts_unique(definition: Mapping[str, Any], decided: bool, ended: bool = False) -> bool:
     """Whether a campaign counts each recipient's first human open and click now (`unique_opens`, `unique_clicks`,
-    what the A/B decision compares): a test-then-winner campaign until its decision is recorded. Other campaigns
-    skip the write it costs."""
+    what the A/B decision and the bandit's reweighting compare): a test-then-winner campaign until its decision is
+    recorded, a bandit campaign until it has `ended` (COMPLETED or CANCELLED: no reweighting is to come). Other
+    campaigns skip the write it costs."""
     ab = definition.get("ab") if isinstance(definition.get("ab"), Mapping) else {}
-    return ab.get("mode") == "test_then_winner" and not decided
+    if ab.get("mode") == TEST_THEN_WINNER:
+        return not decided
+    return ab.get("mode") == BANDIT and not ended
 
 
 def _moment(text: str) -> datetime | None:

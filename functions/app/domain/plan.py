@@ -15,7 +15,7 @@ from typing import Any
 
 from app.domain import send_window
 from app.domain import token_bucket as tb
-from app.domain.campaign import HOLDOUT, TEST_THEN_WINNER, Audience, Campaign
+from app.domain.campaign import BANDIT, HOLDOUT, TEST_THEN_WINNER, Audience, Campaign
 
 SAMPLE_PER_VARIANT = 20
 
@@ -98,9 +98,10 @@ def sample(campaign: Campaign, assigned: Iterable[tuple[str, str]], per_variant:
 @dataclass(frozen=True)
 class Estimate:
     """How the send runs at the account's quota: `rate` sends a second (the campaign's share, as the governor
-    grants it), `sending_seconds` at that rate, `waiting_seconds` of the test-then-winner evaluation window;
-    `daily_left` sends the stream may still make in this 24 hours and `daily_cap` per 24 hours (None: unlimited);
-    `days` of 24 hours the send spans (1 when the remaining quota suffices); `ses_usd` at SES's price."""
+    grants it), `sending_seconds` at that rate, `waiting_seconds` of the test-then-winner evaluation window (or
+    a bandit's round windows); `daily_left` sends the stream may still make in this 24 hours and `daily_cap` per
+    24 hours (None: unlimited); `days` of 24 hours the send spans (1 when the remaining quota suffices);
+    `ses_usd` at SES's price."""
 
     recipients: int
     rate: float
@@ -138,7 +139,8 @@ def estimate(campaign: Campaign, recipients: int, *, max_send_rate: float, max_2
     """The send's duration, the quota it needs and its SES cost. Max24HourSend -1 is an unlimited quota (SES API
     SendQuota). Days: the remaining quota today, then a full quota every 24 hours, if nothing else sends."""
     rate = campaign_rate(campaign, max_send_rate, transactional_reserve)
-    waiting = campaign.ab.evaluation_seconds if campaign.ab.mode == TEST_THEN_WINNER else 0
+    waiting = (campaign.ab.evaluation_seconds if campaign.ab.mode == TEST_THEN_WINNER else
+               (campaign.ab.rounds - 1) * campaign.ab.round_seconds if campaign.ab.mode == BANDIT else 0)
     if max_24h_send < 0:
         left = cap = None
         days = 1

@@ -44,6 +44,7 @@ from app.contracts import SendBatchInput
 from app.domain import deferral, send_window
 from app.domain import frequency as frequency_rules
 from app.domain.addresses import InvalidAddress
+from app.domain.bandit import round_variant
 from app.domain.campaign import Campaign
 from app.domain.feedback import CAMPAIGN_HEADER, VARIANT_HEADER
 from app.domain.templates import UNSUBSCRIBE_URL
@@ -91,10 +92,13 @@ def governor(config: Settings) -> Governor:
 
 
 def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str, Any] | None,
-                  ) -> list[tuple[str, str, bool]]:
+                  weights: dict[str, float] | None = None) -> list[tuple[str, str, bool]]:
     """(address, variant, on probation) of each recipient the batch sends to, in manifest order. In a remainder
     batch the variant comes from the winner decision (none: the policy stopped the campaign, or the address is
-    held out)."""
+    held out). In a bandit's later round it comes from the round's weights, and the batch is put in the order of
+    the variants (on probation last within each, as in the manifest), so it takes one SES call per variant and
+    configuration set, not one per change of variant: the order is a pure function of the batch and the weights,
+    so a retry or a resume finds each recipient at the same position."""
     names = {v.name for v in campaign.variants}
     out: list[tuple[str, str, bool]] = []
     for position, recipient in enumerate(batch["recipients"]):
@@ -105,9 +109,16 @@ def recipients_of(campaign: Campaign, batch: dict[str, Any], decision: dict[str,
             variant = remainder_variant(campaign, decision.get("remainder") or (), recipient["address"])
             if variant is None:
                 continue
+        elif weights:  # a bandit's later round: the round's weights
+            variant = round_variant(campaign, weights, recipient["address"])
+            if variant is None:
+                continue
         if variant not in names:
             raise ManifestError(f"batch {batch.get('index')}: variant {variant!r} is not in the campaign")
         out.append((recipient["address"], variant, recipient.get("probation") is True))
+    if weights:
+        order = {v.name: i for i, v in enumerate(campaign.variants)}
+        out.sort(key=lambda r: (order[r[1]], r[2]))  # stable: manifest order within a variant
     return out
 
 
@@ -247,7 +258,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     campaign = request.campaign
     key = sends.batch_key(request.phase, request.batch.index)
     config = settings()
-    todo = recipients_of(campaign, event["batch"], event.get("decision"))
+    todo = recipients_of(campaign, event["batch"], event.get("decision"), request.weights)
     result: dict[str, Any] = {"batch": key, "recipients": len(todo), "sent": 0, "failed": 0}  # capped, if any
     if not todo:
         return result

@@ -5,8 +5,11 @@ ACTIVE or RECOVERY, matching its filters, and not on the account's SES suppressi
 of its lists a contact is on. Every other member is counted by why it was left out. Each recipient gets its variant
 (or the holdout) deterministically from campaign and address. Split mode writes one phase ("all");
 test-then-winner writes the test cohort ("test", variants assigned) and the rest ("remainder", variant decided by
-the winner). Batches hold at most 50 recipients (SendBulkEmail's limit) of one variant, so a batch is one SES call
-(two when it holds recipients on probation), and a phase's batches alternate the variants in proportion to their
+the winner); bandit writes one phase per round ("round-1", variants assigned by the campaign's weights, then
+"round-2" and on, variants decided by each round's reweighting), a recipient's round drawn from its own hash.
+Batches hold at most 50 recipients (SendBulkEmail's limit) of one variant (a batch whose variants are decided later
+is grouped by variant when it is sent), so a batch is one SES call (two when it holds recipients on probation), and
+a phase's batches alternate the variants in proportion to their
 weights (app.domain.campaign.interleave): at any point of the send each variant has had its share, so the
 per-variant breaker sees a bad variant early, and an A/B comparison is not biased by the time of day.
 The manifests are frozen: a resume sends from the same batches, which is what makes
@@ -27,7 +30,7 @@ from app import clock
 from app.clients import client
 from app.contracts import Batch, Phase, Recipient, SnapshotAudienceInput, SnapshotAudienceResult, ZoneBatches
 from app.domain import audience, send_window
-from app.domain.campaign import REMAINDER, Campaign, batches, interleave, split_audience
+from app.domain.campaign import REMAINDER, ROUND_PREFIX, Campaign, batches, interleave, split_audience
 from app.domain.deferral import rfc3339
 from app.observability import logger, metrics, tracer
 from app.settings import settings
@@ -50,7 +53,7 @@ def phase_chunks(campaign: Campaign, name: str, members: list[tuple[str, str]], 
     # Recipients on probation go out through the probation configuration set (the only one that publishes
     # Delivery events, which end probation), so they are grouped after the others of their variant: one
     # extra SES call per variant at most, not one per probationer.
-    if name == REMAINDER:  # their variant is the winner's, decided after the test
+    if name == REMAINDER or round_after_first(name):  # their variant is decided later: the winner's, or the round's
         members = sorted(members, key=lambda m: (statuses[m[0]] == "RECOVERY", m[0]))
         return batches([row(a, None, statuses[a]) for a, _ in members], BATCH_SIZE)
     # each variant's own batches, interleaved in proportion to the variants' sizes
@@ -59,6 +62,11 @@ def phase_chunks(campaign: Campaign, name: str, members: list[tuple[str, str]], 
                  sorted((m for m in members if m[1] == variant.name),
                         key=lambda m: (statuses[m[0]] == "RECOVERY", m[0]))], BATCH_SIZE)
         for variant in campaign.variants])
+
+
+def round_after_first(name: str) -> bool:
+    """Whether a phase is a bandit's round after the first, whose variants its reweighting decides."""
+    return name.startswith(ROUND_PREFIX) and int(name.removeprefix(ROUND_PREFIX)) > 1
 
 
 def by_zone(campaign: Campaign, members: tuple[tuple[str, str], ...], zones: dict[str, str],
@@ -101,6 +109,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     phases = []
     for name, members in split.cohorts.items():
+        # A bandit's round number, from its phase's name; None in the other modes.
+        number = int(name.removeprefix(ROUND_PREFIX)) if name.startswith(ROUND_PREFIX) else None
         key = f"{prefix}/{name}.json"
         if window is None:
             chunks = phase_chunks(campaign, name, list(members), candidates)
@@ -120,7 +130,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         write(bucket, key, manifest)
         per_variant = Counter(r.variant for chunk in chunks for r in chunk if r.variant is not None)
         phases.append(Phase(name, key, len(manifest), sum(map(len, chunks)), dict(sorted(per_variant.items())),
-                            parts))
+                            parts, round=number))
     write(bucket, f"{prefix}/holdout.json", holdout)
 
     metrics.add_metric(name="AudienceRecipients", unit="Count", value=len(split.assigned))
