@@ -401,6 +401,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _capped(counts: Counter[str]) -> dict[str, int]:
     return {"capped": counts["capped"]} if counts["capped"] else {}
+
+
 def window_wait(request: SendBatchInput) -> deferral.Wait | None:
     """The wait for the batch's zone's send window (app.domain.send_window), if it may not be sent now. Checked
     just before each SES call, so no call starts outside the window."""
