@@ -225,3 +225,22 @@ def test_a_variant_that_draws_complaints_halts_the_campaign_early_because_the_va
     assert sent["c"] >= 100  # the breaker's minimum, reached while a and b had their shares
     for name, weight in (("a", 0.5), ("b", 0.3), ("c", 0.2)):
         assert abs(sent[name] - weight * sum(sent.values())) <= 10 * 50 + 50  # MaxConcurrency batches in flight
+
+
+def test_each_variant_keeps_its_share_all_along_the_send(stack):
+    """Over the course of a whole send, in the order SES was called, each variant has had its weight's share of the
+    emails so far, give or take the batches in flight at once (MaxConcurrency 10): sent in turn, a would have had
+    everything up to the middle of the send."""
+    simulator().configure(max_send_rate=1000, max_24h_send=1_000_000)
+    seed(stack, {f"user{i:04d}@example.org": "ACTIVE" for i in range(4000)})
+
+    result = stack.run("CampaignStateMachine", campaign(holdout_percent=0))
+
+    assert result.status == "SUCCEEDED", result.cause
+    order = [m.tags["variant"] for m in simulator().outbox]
+    assert len(order) == 4000
+    slack = 10 * 50 + 50  # the batches in flight at once, and one more
+    for upto in range(250, 4001, 250):
+        so_far = Counter(order[:upto])
+        for name, weight in (("a", 0.5), ("b", 0.3), ("c", 0.2)):
+            assert abs(so_far[name] - weight * upto) <= slack, (upto, dict(so_far))
