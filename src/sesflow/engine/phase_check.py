@@ -68,8 +68,10 @@ def run_send_phase(batches: int, template: Path = ROOT / "template.yaml") -> dic
         audience = {"phases": [{"name": "all", "manifest_key": key, "batches": batches,
                                 "recipients": batches * BATCH_SIZE}], "holdout": 0}
         definition = {"QueryLanguage": "JSONata", "StartAt": "Given", "States": {
+            # The variables SendPhase reads, as ValidateCampaign assigns them for a split campaign.
             "Given": {"Type": "Pass", "Next": "SendPhase", "Assign": {
-                "campaign": campaign(), "audience": audience, "phase": 0, "decision": {}}},
+                "campaign": campaign(), "audience": audience, "phase": 0, "decision": {}, "zone": 0, "weights": {},
+                "ready_at": "{% $states.context.Execution.StartTime %}"}},
             "SendPhase": {**send_phase, "End": True}}}
         machine = sfn.create_state_machine(name="SendPhaseSizeCheck", definition=json.dumps(definition),
                                            roleArn=deployed["roleArn"])["stateMachineArn"]
